@@ -1,0 +1,1 @@
+"""Kring's shared library: event contract, messaging, storage, logging. No business rules."""

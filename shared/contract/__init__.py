@@ -1,0 +1,1 @@
+"""The event contract: catalogue, envelope, JSON Schemas, compatibility rules."""

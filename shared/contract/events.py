@@ -1,0 +1,353 @@
+"""The event catalogue: the single source of truth of what travels between services.
+
+One pydantic model per event. The model is the event's `data`; the CloudEvents
+envelope around it lives in `shared.contract.envelope`. Rules:
+- changes are additive: a new field is optional (has a default); removing, retyping
+  or requiring a field is a breaking change and needs a new `version` of the event
+  (tests/unit/test_contract.py compares against the checked-in JSON Schemas);
+- readers are tolerant (unknown fields are ignored) so producers can add fields first;
+- no personal data: a pseudonymous case id, codes, counts and age bands only
+  (tests/unit/test_contract.py checks every field name against the personal-data list).
+"""
+
+from datetime import date
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+
+from .vocabulary import (
+    AgeBand,
+    AgreementKind,
+    CancellationReason,
+    CaseId,
+    ChildOutcome,
+    ConcernCategory,
+    ConsentingParty,
+    ConsentState,
+    CoordinatorPreferences,
+    ExecutionStatus,
+    Identifier,
+    LanguageCode,
+    Ratings,
+    ReferrerType,
+    Region,
+    RoleCounts,
+    StatutoryContext,
+    Urgency,
+    WithdrawalReason,
+)
+
+TYPE_PREFIX = "nl.kring."
+
+
+class Channel(StrEnum):
+    """Which exchange an event is published on (see shared.messaging.topology)."""
+
+    EVENTS = "events"  # internal, between Kring services
+    PARTNER = "partner"  # anonymised, contract-stable, for funders
+
+
+class Event(BaseModel):
+    """Base of every event. Subclasses set `name` (= routing key) and `version`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    channel: ClassVar[Channel] = Channel.EVENTS
+
+    @classmethod
+    def type_name(cls) -> str:
+        """The CloudEvents `type`, e.g. ``nl.kring.referral.received.v1``."""
+        return f"{TYPE_PREFIX}{cls.name}.v{cls.version}"
+
+    @classmethod
+    def binding_key(cls) -> str:
+        """Routing key pattern a subscriber binds with to receive this event."""
+        return cls.name if cls.version == 1 else f"{cls.name}.v{cls.version}"
+
+    def routing_key(self) -> str:
+        return self.binding_key()
+
+    def subject(self) -> str:
+        raise NotImplementedError
+
+
+class CaseEvent(Event):
+    """An event about one case; the case id is the CloudEvents subject."""
+
+    case_id: CaseId
+
+    def subject(self) -> str:
+        return self.case_id
+
+
+# --- referral ---------------------------------------------------------------------
+
+
+class ReferralReceived(CaseEvent):
+    """A referral was accepted as a case. Only what downstream services need."""
+
+    name: ClassVar[str] = "referral.received"
+
+    received_at: AwareDatetime
+    referrer_type: ReferrerType
+    referrer_organisation_id: Identifier | None = None
+    funder_id: Identifier
+    region: Region
+    language: LanguageCode
+    interpreter_needed: bool = False
+    coordinator_preferences: CoordinatorPreferences = CoordinatorPreferences()
+    concern_categories: list[ConcernCategory] = Field(min_length=1)
+    child_age_bands: list[AgeBand] = []
+    statutory_context: StatutoryContext
+    urgency: Urgency = Urgency.NORMAL
+    consent: ConsentState
+    bottom_line_requirements_set: bool = False
+
+
+class RejectedField(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    field: str
+    problem: str
+
+
+class ReferralRejected(Event):
+    """A bureau's intake command could not be accepted. Names every invalid field."""
+
+    name: ClassVar[str] = "referral.rejected"
+
+    source_organisation_id: Identifier
+    external_reference: str = Field(min_length=1, max_length=100)
+    rejected_at: AwareDatetime
+    errors: list[RejectedField] = Field(min_length=1)
+
+    def subject(self) -> str:
+        return f"{self.source_organisation_id}:{self.external_reference}"
+
+
+class ConsentRecorded(CaseEvent):
+    name: ClassVar[str] = "referral.consent-recorded"
+
+    consent: ConsentState
+    given_by: list[ConsentingParty] = []
+    recorded_at: AwareDatetime
+
+
+class ReferralWithdrawn(CaseEvent):
+    name: ClassVar[str] = "referral.withdrawn"
+
+    withdrawn_at: AwareDatetime
+    reason: WithdrawalReason
+
+
+# --- scheduling -------------------------------------------------------------------
+
+
+class CoordinatorAssigned(CaseEvent):
+    name: ClassVar[str] = "scheduling.coordinator-assigned"
+
+    coordinator_id: Identifier
+    assigned_at: AwareDatetime
+    region: Region
+    manual: bool = False
+    previous_coordinator_id: Identifier | None = None
+
+
+class ConferenceScheduled(CaseEvent):
+    name: ClassVar[str] = "scheduling.conference-scheduled"
+
+    meeting_number: PositiveInt = 1
+    conference_date: date
+    region: Region
+    funder_id: Identifier
+    coordinator_id: Identifier
+    days_since_referral: NonNegativeInt
+    invited_by_role: RoleCounts
+    interpreter_arranged: bool = False
+
+
+class ConferenceRescheduled(CaseEvent):
+    name: ClassVar[str] = "scheduling.conference-rescheduled"
+
+    meeting_number: PositiveInt = 1
+    previous_date: date
+    conference_date: date
+    days_since_referral: NonNegativeInt
+
+
+class ConferenceHeld(CaseEvent):
+    name: ClassVar[str] = "scheduling.conference-held"
+
+    meeting_number: PositiveInt = 1
+    held_on: date
+    region: Region
+    funder_id: Identifier
+    days_since_referral: NonNegativeInt
+    attended_by_role: RoleCounts
+    all_parents_with_responsibility_attended: bool
+
+
+class ConferenceCancelled(CaseEvent):
+    name: ClassVar[str] = "scheduling.conference-cancelled"
+
+    meeting_number: PositiveInt = 1
+    cancelled_at: AwareDatetime
+    reason: CancellationReason
+
+
+# --- plans ------------------------------------------------------------------------
+
+
+class AgreementCounts(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    network_support: NonNegativeInt = 0
+    professional_help: NonNegativeInt = 0
+
+
+class PlanPresented(CaseEvent):
+    name: ClassVar[str] = "plans.plan-presented"
+
+    meeting_number: PositiveInt = 1
+    presented_at: AwareDatetime
+    agreements: AgreementCounts
+    requested_service_categories: list[str] = []
+    bottom_line_requirements: NonNegativeInt = 0
+    requirements_all_met: bool
+    review_required: bool
+
+
+class PlanAccepted(CaseEvent):
+    name: ClassVar[str] = "plans.plan-accepted"
+
+    meeting_number: PositiveInt = 1
+    accepted_at: AwareDatetime
+    agreements: AgreementCounts
+    reviewed_by_professional: bool
+    accepted_with_justification: bool = False
+
+
+class PlanRevisionRequested(CaseEvent):
+    name: ClassVar[str] = "plans.plan-revision-requested"
+
+    meeting_number: PositiveInt = 1
+    requested_at: AwareDatetime
+    unmet_requirement_ids: list[Identifier] = Field(min_length=1)
+
+
+class SecondMeetingNeeded(CaseEvent):
+    name: ClassVar[str] = "plans.second-meeting-needed"
+
+    meeting_number: PositiveInt = 1  # the meeting that did not finish the plan
+    recorded_at: AwareDatetime
+    reason_category: str = Field(max_length=60)
+
+
+class NoPlanReached(CaseEvent):
+    name: ClassVar[str] = "plans.no-plan-reached"
+
+    meeting_number: PositiveInt = 1
+    recorded_at: AwareDatetime
+    reason_category: str = Field(max_length=60)
+
+
+# --- follow-up --------------------------------------------------------------------
+
+
+class FollowUpDue(CaseEvent):
+    name: ClassVar[str] = "followup.due"
+
+    due_at: AwareDatetime
+    plan_accepted_at: AwareDatetime
+
+
+class AgreementProgress(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    agreement_id: Identifier
+    kind: AgreementKind
+    status: ExecutionStatus
+
+
+class FollowUpCompleted(CaseEvent):
+    name: ClassVar[str] = "followup.completed"
+
+    completed_at: AwareDatetime
+    execution_status: ExecutionStatus
+    agreements: list[AgreementProgress] = []
+    ratings: Ratings = Ratings()
+    child_outcomes: list[ChildOutcome] = []
+    new_conference_requested: bool = False
+
+
+class OutcomeRecorded(CaseEvent):
+    """What a funder learns about one case. Published on the partner exchange only."""
+
+    name: ClassVar[str] = "outcome.recorded"
+    channel: ClassVar[Channel] = Channel.PARTNER
+
+    funder_id: Identifier
+    region: Region
+    period: str = Field(pattern=r"^[0-9]{4}-Q[1-4]$")
+    concern_categories: list[ConcernCategory]
+    meeting_count: NonNegativeInt
+    execution_status: ExecutionStatus
+    ratings: Ratings = Ratings()
+    child_outcomes: list[ChildOutcome] = []
+
+    @classmethod
+    def binding_key(cls) -> str:
+        return cls.funder_binding_key()
+
+    @classmethod
+    def funder_binding_key(cls, funder_id: str = "*", province: str = "*") -> str:
+        """``outcome.recorded.<funder>.<province>.<municipality>``; bind ``…F1.NH.#``."""
+        return f"{cls.name}.{funder_id}.{province}.#"
+
+    def routing_key(self) -> str:
+        municipality = self.region.municipality or "none"
+        return f"{self.name}.{self.funder_id}.{self.region.province}.{municipality}"
+
+
+CATALOGUE: tuple[type[Event], ...] = (
+    ReferralReceived,
+    ReferralRejected,
+    ConsentRecorded,
+    ReferralWithdrawn,
+    CoordinatorAssigned,
+    ConferenceScheduled,
+    ConferenceRescheduled,
+    ConferenceHeld,
+    ConferenceCancelled,
+    PlanPresented,
+    PlanAccepted,
+    PlanRevisionRequested,
+    SecondMeetingNeeded,
+    NoPlanReached,
+    FollowUpDue,
+    FollowUpCompleted,
+    OutcomeRecorded,
+)
+
+BY_TYPE: dict[str, type[Event]] = {event.type_name(): event for event in CATALOGUE}
+
+
+def event_type(type_name: str) -> type[Event]:
+    """The catalogue entry for a CloudEvents type, or KeyError for unknown/unsupported."""
+    return BY_TYPE[type_name]
+
+
+__all__ = [cls.__name__ for cls in CATALOGUE] + [
+    "CATALOGUE",
+    "BY_TYPE",
+    "AgreementCounts",
+    "AgreementProgress",
+    "CaseEvent",
+    "Channel",
+    "Event",
+    "RejectedField",
+    "event_type",
+]

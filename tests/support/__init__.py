@@ -1,0 +1,1 @@
+"""Test support: real servers, isolated namespaces, a cuttable database link."""
