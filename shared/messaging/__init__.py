@@ -1,0 +1,1 @@
+"""RabbitMQ plumbing: topology, confirmed persistent publishing, the consumer policy."""

@@ -1,0 +1,157 @@
+"""How every Kring subscriber treats a message: the delivery policy.
+
+- Decoding: CloudEvents headers + JSON body become an `Envelope[SomeEvent]`
+  (`envelope_decoder`); the handler's parameter type validates it.
+- Invalid message (bad headers, broken JSON, wrong type or version, schema errors):
+  a copy goes to the queue's DLQ with the reason in a header, the original is acked.
+  Reasons name fields, never values: data may be personal.
+- Transient fault (database unreachable): retried in-process with exponential backoff,
+  the message held unacked meanwhile; after `retry_give_up_seconds` it is requeued.
+- Any other error: requeued (counts towards the queue's delivery limit); on the last
+  allowed delivery it is dead-lettered with the error type as reason.
+- Success: acked, after the handler's state change is stored.
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pydantic
+from fast_depends.exceptions import ValidationError as ArgumentValidationError
+from faststream import AckPolicy, BaseMiddleware
+from faststream.rabbit import RabbitBroker, RabbitMessage, RabbitQueue, RabbitRouter
+from pymongo.errors import ConnectionFailure
+
+from shared.contract.envelope import HEADER_PREFIX, InvalidMessage, envelope_from_amqp
+from shared.contract.events import Event
+from shared.logging import bind_message_context, get_logger
+from shared.settings import KringSettings
+
+from .publisher import EventPublisher
+from .topology import DELIVERY_LIMIT, Topology
+
+log = get_logger("kring.consumer")
+
+
+class TransientFault(Exception):
+    """Raise (or wrap) for a fault that will pass: the message is retried, not dead-lettered."""
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionFailure, TransientFault)
+
+
+async def envelope_decoder(message: RabbitMessage, _default: Callable[..., Any]) -> dict[str, Any]:
+    raw = message.raw_message
+    return envelope_from_amqp(raw.headers, raw.body, raw.content_type)
+
+
+def describe_invalid(error: Exception) -> str:
+    """Why a message is invalid, naming fields but never their values."""
+    if isinstance(error, ArgumentValidationError):
+        error = error.original_error
+    if isinstance(error, pydantic.ValidationError):
+        problems = [
+            f"{'.'.join(str(part) for part in item['loc']) or '(message)'}: {item['msg']}"
+            for item in error.errors(include_input=False, include_url=False, include_context=False)
+        ]
+        return "invalid message: " + "; ".join(problems)
+    return f"invalid message: {error}"
+
+
+def _is_invalid(error: Exception) -> bool:
+    return isinstance(error, (InvalidMessage, pydantic.ValidationError, ArgumentValidationError))
+
+
+class DeliveryPolicy:
+    """Broker middleware factory applying the policy above to every subscriber."""
+
+    def __init__(self, publisher: EventPublisher, settings: KringSettings) -> None:
+        self.publisher = publisher
+        self.settings = settings
+
+    def __call__(self, msg: Any, /, *, context: Any) -> BaseMiddleware:
+        return _DeliveryPolicyScope(msg, context=context, policy=self)
+
+    async def handle(self, call_next: Callable[[Any], Awaitable[Any]], message: RabbitMessage, queue: str) -> Any:
+        started = time.monotonic()
+        delay = self.settings.retry_initial_seconds
+        while True:
+            try:
+                result = await call_next(message)
+            except Exception as error:
+                if _is_invalid(error):
+                    await self._dead_letter(message, queue, describe_invalid(error))
+                    return None
+                if isinstance(error, TRANSIENT_ERRORS):
+                    if time.monotonic() - started < self.settings.retry_give_up_seconds:
+                        log.warning("transient fault, retrying", error=type(error).__name__, retry_in=delay)
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, self.settings.retry_max_seconds)
+                        continue
+                    log.error("transient fault persists, requeueing", error=type(error).__name__)
+                    await message.nack(requeue=True)
+                    return None
+                await self._failed(message, queue, error)
+                return None
+            await message.ack()
+            return result
+
+    async def _failed(self, message: RabbitMessage, queue: str, error: Exception) -> None:
+        deliveries = 1 + int((message.raw_message.headers or {}).get("x-delivery-count") or 0)
+        if deliveries > DELIVERY_LIMIT:
+            reason = f"handler failed on {deliveries} deliveries: {type(error).__name__}"
+            await self._dead_letter(message, queue, reason)
+            return
+        log.error("handler failed, requeueing", error=type(error).__name__, delivery=deliveries, exc_info=error)
+        await message.nack(requeue=True)
+
+    async def _dead_letter(self, message: RabbitMessage, queue: str, reason: str) -> None:
+        log.warning("message dead-lettered", reason=reason)
+        await self.publisher.dead_letter(message.raw_message, queue, reason)
+        await message.ack()
+
+
+class _DeliveryPolicyScope(BaseMiddleware):
+    def __init__(self, msg: Any, /, *, context: Any, policy: DeliveryPolicy) -> None:
+        super().__init__(msg, context=context)
+        self.policy = policy
+
+    async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: RabbitMessage) -> Any:
+        queue = self.context.get_local("handler_").queue.name
+        headers = msg.raw_message.headers or {}
+        with bind_message_context(
+            queue=queue,
+            event_id=_text(headers.get(f"{HEADER_PREFIX}id")),
+            event_type=_text(headers.get(f"{HEADER_PREFIX}type")),
+            correlation_id=_text(headers.get(f"{HEADER_PREFIX}correlationid")),
+        ):
+            return await self.policy.handle(call_next, msg, queue)
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")[:100]
+    return None if value is None else str(value)[:100]
+
+
+def subscribe(
+    registrator: RabbitBroker | RabbitRouter,
+    topology: Topology,
+    service: str,
+    event: type[Event],
+    *,
+    queue: RabbitQueue | None = None,
+) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
+    """Decorator: subscribe a handler to `event` with its own quorum queue.
+
+        @subscribe(service.broker, service.topology, "scheduling", ReferralReceived)
+        async def on_referral_received(envelope: Envelope[ReferralReceived]) -> None: ...
+    """
+    return registrator.subscriber(
+        queue or topology.queue(service, event.binding_key()),
+        topology.exchange_for(event.channel),
+        ack_policy=AckPolicy.MANUAL,
+        decoder=envelope_decoder,
+        title=f"{service}:{event.type_name()}",
+    )

@@ -1,0 +1,110 @@
+"""Confirmed, persistent, mandatory publishing of events and dead letters.
+
+The broker's default channel must be `Channel(on_return_raises=True)` (see
+shared.runtime.create_broker): then a message no queue would receive raises
+`Unroutable` here instead of vanishing, and a broker nack raises `PublishFailed`.
+"""
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.exceptions import DeliveryError
+from faststream.rabbit import RabbitBroker, RabbitExchange
+from pamqp.commands import Basic
+
+from shared.contract.envelope import CONTENT_TYPE, Envelope, amqp_body, amqp_headers
+from shared.contract.events import Channel
+
+from .topology import Topology
+
+REASON_HEADER = "x-kring-dead-letter-reason"
+QUEUE_HEADER = "x-kring-dead-letter-queue"
+ORIGINAL_EXCHANGE_HEADER = "x-kring-original-exchange"
+ORIGINAL_ROUTING_KEY_HEADER = "x-kring-original-routing-key"
+DEAD_LETTERED_AT_HEADER = "x-kring-dead-lettered-at"
+MAX_REASON_LENGTH = 1000
+
+
+class PublishFailed(Exception):
+    """The broker did not take the message (nack); it was not published."""
+
+
+class Unroutable(PublishFailed):
+    """No queue is bound for this message; it was returned, not published."""
+
+
+def stored_form(envelope: Envelope[Any]) -> dict[str, Any]:
+    """How an event waits in an outbox: everything needed to publish it, as plain data."""
+    return {
+        "channel": envelope.channel,
+        "routing_key": envelope.routing_key,
+        "envelope": envelope.model_dump(mode="json"),
+    }
+
+
+class EventPublisher:
+    def __init__(self, broker: RabbitBroker, topology: Topology) -> None:
+        self.broker = broker
+        self.topology = topology
+
+    async def publish(self, envelope: Envelope[Any]) -> None:
+        await self.publish_stored(stored_form(envelope))
+
+    async def publish_stored(self, entry: Mapping[str, Any]) -> None:
+        envelope = entry["envelope"]
+        await self._send(
+            self.topology.exchange_for(Channel(entry["channel"])),
+            entry["routing_key"],
+            amqp_body(envelope),
+            headers=amqp_headers(envelope),
+            content_type=CONTENT_TYPE,
+            message_id=envelope["id"],
+            correlation_id=envelope["correlation_id"],
+            timestamp=datetime.fromisoformat(envelope["time"]),
+            message_type=envelope["type"],
+        )
+
+    async def send_command(self, routing_key: str, body: bytes, **properties: Any) -> None:
+        """Publish a command on the intake exchange (used by bureaus' clients and tests)."""
+        await self._send(self.topology.intake, routing_key, body, **properties)
+
+    async def dead_letter(self, message: AbstractIncomingMessage, queue: str, reason: str) -> None:
+        """Put a copy of `message` in `queue`'s DLQ with the reason; the caller then acks it."""
+        headers = dict(message.headers or {})
+        headers.update(
+            {
+                REASON_HEADER: reason[:MAX_REASON_LENGTH],
+                QUEUE_HEADER: queue,
+                ORIGINAL_EXCHANGE_HEADER: message.exchange or "",
+                ORIGINAL_ROUTING_KEY_HEADER: message.routing_key or "",
+                DEAD_LETTERED_AT_HEADER: datetime.now(UTC).isoformat(),
+            }
+        )
+        await self._send(
+            self.topology.dead_letter,
+            queue,
+            message.body,
+            headers=headers,
+            content_type=message.content_type,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            timestamp=message.timestamp,
+            message_type=message.type,
+        )
+
+    async def _send(self, exchange: RabbitExchange, routing_key: str, body: bytes, **properties: Any) -> None:
+        try:
+            await self.broker.publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                persist=True,
+                mandatory=True,
+                **properties,
+            )
+        except DeliveryError as error:
+            if isinstance(error.frame, Basic.Return):
+                raise Unroutable(f"no queue bound for {exchange.name} / {routing_key}") from None
+            raise PublishFailed(f"broker refused {exchange.name} / {routing_key}") from None

@@ -1,0 +1,54 @@
+"""MongoDB access: client factory, index bootstrap, ping.
+
+PyMongo's native asyncio client (`AsyncMongoClient`). Works against MongoDB and
+against FerretDB v1, so no multi-document transactions, change streams, $lookup or
+$facet: every state change is a single-document update (see shared.store).
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from .settings import KringSettings
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    collection: str
+    keys: Sequence[tuple[str, int]]
+    unique: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return "_".join(f"{key}_{direction}" for key, direction in self.keys)
+
+
+def create_client(settings: KringSettings) -> AsyncMongoClient:
+    """A client that has not connected yet (it connects on first use)."""
+    return AsyncMongoClient(
+        settings.mongodb_url,
+        tz_aware=True,
+        appname=f"kring-{settings.service_name}",
+        serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
+        connectTimeoutMS=settings.mongodb_timeout_ms,
+    )
+
+
+async def ensure_indexes(db: AsyncDatabase, specs: Iterable[IndexSpec]) -> None:
+    """Create missing indexes; idempotent, safe to run from every replica at start."""
+    for spec in specs:
+        await db[spec.collection].create_index(
+            list(spec.keys), name=spec.name, unique=spec.unique, **spec.options
+        )
+
+
+async def ping(client: AsyncMongoClient) -> bool:
+    try:
+        await client.admin.command("ping")
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,43 @@
+"""Configuration from environment variables (pydantic-settings).
+
+Broker and database come from RABBITMQ_URL / MONGODB_URL (the names tests and CI
+use); everything else is KRING_<FIELD>, e.g. KRING_HTTP_PORT=8081.
+"""
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KringSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KRING_", extra="ignore")
+
+    service_name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    rabbitmq_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        validation_alias=AliasChoices("RABBITMQ_URL", "KRING_RABBITMQ_URL"),
+    )
+    mongodb_url: str = Field(
+        default="mongodb://127.0.0.1:27017/",
+        validation_alias=AliasChoices("MONGODB_URL", "KRING_MONGODB_URL"),
+    )
+    mongodb_database: str | None = Field(default=None, description="default: kring_<service>")
+    mongodb_timeout_ms: int = Field(default=5_000, gt=0)
+    amqp_prefix: str = Field(default="kring", pattern=r"^[a-z][a-z0-9_-]*$")
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    prefetch: int = Field(default=32, gt=0, description="unacked messages per consumer")
+    relay_sweep_seconds: float = Field(default=5.0, gt=0, description="outbox crash-recovery sweep")
+    relay_lease_seconds: float = Field(default=30.0, gt=0, description="outbox claim lifetime")
+    retry_initial_seconds: float = Field(default=0.2, gt=0)
+    retry_max_seconds: float = Field(default=10.0, gt=0)
+    retry_give_up_seconds: float = Field(
+        default=1200.0,
+        gt=0,
+        description="stop retrying a transient fault in-process and requeue (below the "
+        "broker's 30-minute consumer timeout)",
+    )
+
+    @property
+    def database_name(self) -> str:
+        return self.mongodb_database or f"kring_{self.service_name.replace('-', '_')}"
