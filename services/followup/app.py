@@ -1,0 +1,15 @@
+"""Wiring point of the followup service: settings, subscribers, stores, HTTP."""
+
+from faststream.asgi import AsgiFastStream
+
+from shared.runtime import KringService
+from shared.settings import KringSettings
+
+SERVICE = "followup"
+DESCRIPTION = "The three-month follow-up, outcomes and what funders see."
+
+
+def create_app(settings: KringSettings | None = None) -> AsgiFastStream:
+    settings = settings or KringSettings(service_name=SERVICE)
+    service = KringService(settings, description=DESCRIPTION)
+    return service.asgi()

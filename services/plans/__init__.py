@@ -1,0 +1,1 @@
+"""Kring plans service: The family's plan, bottom-line requirements and professional acceptance."""

@@ -1,0 +1,1 @@
+"""Kring scheduling service: Independent coordinators, assignment, preparation and the conference date."""

@@ -1,0 +1,34 @@
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.support import servers
+from tests.support.harness import Harness
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    with servers.rabbitmq_url() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mongodb_url() -> Iterator[str]:
+    with servers.mongodb_url() as url:
+        yield url
+
+
+@pytest.fixture
+async def kring(rabbitmq_url: str, mongodb_url: str) -> AsyncIterator[Harness]:
+    """In-process services on the real servers, in a namespace of this test's own."""
+    harness = Harness(rabbitmq_url, mongodb_url)
+    await harness.open()
+    try:
+        yield harness
+    finally:
+        await harness.close()

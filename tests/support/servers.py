@@ -1,0 +1,63 @@
+"""Where the real RabbitMQ and MongoDB-protocol servers come from.
+
+1. RABBITMQ_URL / MONGODB_URL when set (CI and scripts/test.sh always set them);
+2. else testcontainers (rabbitmq:3.10-management, mongo:7) when a Docker engine answers;
+3. else the integration tests are skipped, saying why — except under CI=true, where a missing
+   server is a failure: CI must never go green by skipping the real-server tests.
+"""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+SKIP_REASON = (
+    "no {what}: set {env} (scripts/infra.sh starts a local server and prints it) "
+    "or make a Docker engine available for testcontainers"
+)
+
+
+def _unavailable(what: str, env: str) -> None:
+    reason = SKIP_REASON.format(what=what, env=env)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+@contextmanager
+def rabbitmq_url() -> Iterator[str]:
+    if url := os.environ.get("RABBITMQ_URL"):
+        yield url
+        return
+    if not _docker_available():
+        _unavailable("RabbitMQ", "RABBITMQ_URL")
+    from testcontainers.rabbitmq import RabbitMqContainer
+
+    with RabbitMqContainer("rabbitmq:3.10-management") as container:
+        host = container.get_container_host_ip()
+        port = container.get_exposed_port(container.port)
+        yield f"amqp://{container.username}:{container.password}@{host}:{port}/"
+
+
+@contextmanager
+def mongodb_url() -> Iterator[str]:
+    if url := os.environ.get("MONGODB_URL"):
+        yield url
+        return
+    if not _docker_available():
+        _unavailable("MongoDB-protocol server", "MONGODB_URL")
+    from testcontainers.mongodb import MongoDbContainer
+
+    with MongoDbContainer("mongo:7") as container:
+        yield container.get_connection_url()
