@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command: sets up the virtualenv and the servers, then runs pytest.
+#   scripts/test.sh                 everything
+#   scripts/test.sh tests/unit -x   any pytest arguments
+# Servers: RABBITMQ_URL / MONGODB_URL when set; else testcontainers when a Docker engine answers;
+# else local RabbitMQ + FerretDB started by scripts/infra.sh.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+source scripts/venv.sh
+
+if [ -z "${RABBITMQ_URL:-}" ] || [ -z "${MONGODB_URL:-}" ]; then
+    if docker info >/dev/null 2>&1; then
+        echo "[test] Docker engine found: tests start servers with testcontainers" >&2
+    else
+        eval "$(scripts/infra.sh)"
+    fi
+fi
+
+set +e
+"$venv/bin/python" -m pytest "$@"
+status=$?
+set -e
+# pytest exits 5 when it collected nothing: a test command that tested nothing has failed.
+[ "$status" -eq 5 ] && echo "[test] no tests were collected" >&2 && exit 1
+exit "$status"
