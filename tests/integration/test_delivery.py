@@ -3,6 +3,7 @@
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -12,7 +13,13 @@ from shared.contract.envelope import Envelope, amqp_body, amqp_headers
 from shared.contract.events import ConsentRecorded, ReferralReceived
 from shared.contract.vocabulary import ConsentState
 from shared.messaging.consumer import subscribe
-from shared.messaging.publisher import ORIGINAL_ROUTING_KEY_HEADER, QUEUE_HEADER, REASON_HEADER, Unroutable
+from shared.messaging.publisher import (
+    ORIGINAL_ROUTING_KEY_HEADER,
+    QUEUE_HEADER,
+    REASON_HEADER,
+    EventPublisher,
+    Unroutable,
+)
 from shared.messaging.topology import DELIVERY_LIMIT
 from shared.outbox import COUNT, OutboxRelay
 from shared.runtime import KringService
@@ -204,6 +211,18 @@ async def test_with_the_database_unreachable_a_message_is_retried_and_applied_on
     assert await kring.depth(kring.topology.dead_letter_queue(consumer.queue).name) == 0
 
 
+class Unhurried:
+    """Publishes like `publisher` but yields a moment first, so that two relays draining at
+    once surely overlap instead of the first finishing before the second starts."""
+
+    def __init__(self, publisher: EventPublisher) -> None:
+        self.publisher = publisher
+
+    async def publish_stored(self, entry: dict[str, Any]) -> None:
+        await asyncio.sleep(0.005)
+        await self.publisher.publish_stored(entry)
+
+
 async def test_two_relays_over_one_outbox_publish_each_event_once_in_effect(kring: Harness) -> None:
     consumer = Consumer(kring.service("scheduling"))
     await kring.start(consumer.service)
@@ -213,7 +232,7 @@ async def test_two_relays_over_one_outbox_publish_each_event_once_in_effect(krin
     await producer.relay.stop()  # only the two relays below publish
 
     envelopes = [await record_referral(store) for _ in range(100)]
-    relays = [OutboxRelay(producer.publisher, [store.collection]) for _ in range(2)]
+    relays = [OutboxRelay(Unhurried(producer.publisher), [store.collection]) for _ in range(2)]
     published = await asyncio.gather(*(relay.drain() for relay in relays))
     assert sum(published) == 100 and all(published), f"both relays worked: {published}"
 
