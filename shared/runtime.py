@@ -2,21 +2,23 @@
 
 Each service has ONE wiring point (`services/<name>/app.py`) that builds a
 `KringService`, registers its subscribers on `service.broker` (shared.messaging.
-consumer.subscribe) and its stores (`aggregate_store`), and returns `service.asgi()`.
+consumer.subscribe) and its stores (`aggregate_store`), and returns
+`service.http_app(*routers)` (a FastAPI app, see shared.http).
 Nothing connects until the app starts.
 """
 
-import json
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from fastapi import APIRouter, FastAPI
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.contract.events import Event
+from shared.http import create_http_app
 from shared.logging import get_logger
 from shared.messaging.consumer import DeliveryPolicy
 from shared.messaging.publisher import EventPublisher
@@ -27,6 +29,7 @@ from shared.settings import KringSettings
 from shared.store import AggregateStore
 
 S = TypeVar("S", bound=BaseModel)
+API_VERSION = "1.0.0"
 
 log = get_logger("kring.runtime")
 
@@ -89,32 +92,28 @@ class KringService:
     async def readiness(self) -> dict[str, bool]:
         return {"broker": await self.broker.ping(timeout=2), "database": await ping(self.mongo)}
 
-    def asgi(self) -> AsgiFastStream:
-        @get(include_in_schema=False)
-        async def live(scope: Any) -> AsgiResponse:
-            return _json({"status": "alive", "service": self.name}, 200)
+    def documents(self, *events: type[Event]) -> None:
+        """Describe in this service's AsyncAPI document that it publishes `events`
+        (they are sent through the outbox; this only registers their description)."""
+        for event in events:
+            self.broker.publisher(
+                event.binding_key(),
+                exchange=self.topology.exchange_for(event.channel),
+                schema=event,
+                title=f"{self.name}:{event.type_name()}",
+                description=(event.__doc__ or "").strip() or None,
+                persist=True,
+            )
 
-        @get(include_in_schema=False)
-        async def ready(scope: Any) -> AsgiResponse:
-            checks = await self.readiness()
-            ok = all(checks.values())
-            return _json({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
+    def asyncapi(self) -> AsyncAPI:
+        return AsyncAPI(self.broker, title=f"Kring {self.name} service", version=API_VERSION, description=self.description)
 
-        return AsgiFastStream(
-            self.broker,
-            logger=get_logger("faststream.app"),
-            asgi_routes=[("/health/live", live), ("/health/ready", ready)],
-            specification=AsyncAPI(title=f"Kring {self.name} service", version="0.1.0", description=self.description),
-            on_startup=[self.start],
-            on_shutdown=[self.stop],
-        )
-
-
-def _json(body: dict[str, Any], status: int) -> AsgiResponse:
-    return AsgiResponse(json.dumps(body).encode(), status_code=status, headers={"content-type": "application/json"})
+    def http_app(self, *routers: APIRouter) -> FastAPI:
+        """The service's process: HTTP routes plus broker consumers, relay and health."""
+        return create_http_app(self, routers, version=API_VERSION)
 
 
-def run(app: AsgiFastStream, settings: KringSettings) -> None:
+def run(app: FastAPI, settings: KringSettings) -> None:
     """Serve the service (broker consumers + HTTP) until SIGINT/SIGTERM."""
     import uvicorn
 

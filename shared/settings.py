@@ -4,8 +4,11 @@ Broker and database come from RABBITMQ_URL / MONGODB_URL (the names tests and CI
 use); everything else is KRING_<FIELD>, e.g. KRING_HTTP_PORT=8081.
 """
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+DEVELOPMENT_SECRET = "kring-development-only-secret-change-me"
 
 
 class KringSettings(BaseSettings):
@@ -25,6 +28,13 @@ class KringSettings(BaseSettings):
     amqp_prefix: str = Field(default="kring", pattern=r"^[a-z][a-z0-9_-]*$")
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=0, le=65535)
+    http_max_body_bytes: int = Field(default=256 * 1024, gt=0, description="larger requests get 413")
+    public_rate_limit: str = Field(
+        default="30/minute", description="per client address, on unauthenticated writes (limits syntax)"
+    )
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_SECRET), description="HS256 key shared by the services; set it in production"
+    )
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     prefetch: int = Field(default=32, gt=0, description="unacked messages per consumer")
     relay_sweep_seconds: float = Field(default=5.0, gt=0, description="outbox crash-recovery sweep")

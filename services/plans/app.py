@@ -1,6 +1,6 @@
 """Wiring point of the plans service: settings, subscribers, stores, HTTP."""
 
-from faststream.asgi import AsgiFastStream
+from fastapi import FastAPI
 
 from shared.runtime import KringService
 from shared.settings import KringSettings
@@ -9,7 +9,7 @@ SERVICE = "plans"
 DESCRIPTION = "The family's plan, bottom-line requirements and professional acceptance."
 
 
-def create_app(settings: KringSettings | None = None) -> AsgiFastStream:
+def create_app(settings: KringSettings | None = None) -> FastAPI:
     settings = settings or KringSettings(service_name=SERVICE)
     service = KringService(settings, description=DESCRIPTION)
-    return service.asgi()
+    return service.http_app()

@@ -7,10 +7,15 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from collections.abc import Callable
+
 import aio_pika
+import httpx
+from fastapi import FastAPI
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from pymongo import AsyncMongoClient
 
+from shared.auth import Role, issue_token
 from shared.messaging.topology import Topology
 from shared.runtime import KringService
 from shared.settings import KringSettings
@@ -61,6 +66,21 @@ class Harness:
         }
         values.update(overrides)
         return KringSettings(**values)
+
+    def app(self, create_app: Callable[[KringSettings], FastAPI], name: str, **overrides: Any) -> FastAPI:
+        """A service built by its own wiring point, in this test's namespace; start it
+        with `await kring.start(app.state.kring)` and call it with `kring.http(app)`."""
+        app = create_app(self.settings(name, **overrides))
+        self.services.append(app.state.kring)
+        return app
+
+    def http(self, app: FastAPI, token: str | None = None) -> httpx.AsyncClient:
+        """An HTTP client talking to `app` in-process (its lifespan is the harness's job)."""
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kring.test", headers=headers)
+
+    def token(self, role: Role, subject: str = "someone", **claims: Any) -> str:
+        return issue_token(self.settings("auth"), subject=subject, role=role, **claims)
 
     def service(self, name: str, **overrides: Any) -> KringService:
         service = KringService(self.settings(name, **overrides))
