@@ -73,6 +73,11 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
     return app
 
 
+def invalid_field(location: tuple[str, ...], problem: str) -> RequestValidationError:
+    """A 422 in the common shape, for a rule a route checks itself."""
+    return RequestValidationError([{"loc": ("body", *location), "msg": problem, "type": "value_error"}])
+
+
 def field_errors(errors: Iterable[Any]) -> list[dict[str, str]]:
     """Pydantic errors as [{field, problem}], without the offending values."""
     fields = []

@@ -46,6 +46,7 @@ class Channel(StrEnum):
 
     EVENTS = "events"  # internal, between Kring services
     PARTNER = "partner"  # anonymised, contract-stable, for funders
+    REPLIES = "replies"  # answers to bureaus' intake commands, routed by organisation
 
 
 class Event(BaseModel):
@@ -114,18 +115,45 @@ class RejectedField(BaseModel):
     problem: str
 
 
-class ReferralRejected(Event):
-    """A bureau's intake command could not be accepted. Names every invalid field."""
+class IntakeReply(Event):
+    """An answer to a bureau's SubmitReferral command, on the replies exchange with routing
+    key `<name>.<source organisation>`: a bureau binds `referral.*.<its organisation id>`.
+    Its subject and AMQP correlation id are `<organisation>:<external reference>`."""
 
-    name: ClassVar[str] = "referral.rejected"
+    channel: ClassVar[Channel] = Channel.REPLIES
 
     source_organisation_id: Identifier
     external_reference: str = Field(min_length=1, max_length=100)
-    rejected_at: AwareDatetime
-    errors: list[RejectedField] = Field(min_length=1)
+
+    @classmethod
+    def binding_key(cls) -> str:
+        return f"{cls.name}.*"
+
+    def routing_key(self) -> str:
+        return f"{self.name}.{self.source_organisation_id}"
 
     def subject(self) -> str:
         return f"{self.source_organisation_id}:{self.external_reference}"
+
+
+class ReferralAccepted(IntakeReply):
+    """The command was accepted: the case id to use from now on. A resubmission of the same
+    (source organisation, external reference) answers the existing case id again."""
+
+    name: ClassVar[str] = "referral.accepted"
+
+    case_id: CaseId
+    accepted_at: AwareDatetime
+    resubmission: bool = False
+
+
+class ReferralRejected(IntakeReply):
+    """The command could not be accepted. Names every invalid field, never its value."""
+
+    name: ClassVar[str] = "referral.rejected"
+
+    rejected_at: AwareDatetime
+    errors: list[RejectedField] = Field(min_length=1)
 
 
 class ConsentRecorded(CaseEvent):
@@ -314,6 +342,7 @@ class OutcomeRecorded(CaseEvent):
 
 CATALOGUE: tuple[type[Event], ...] = (
     ReferralReceived,
+    ReferralAccepted,
     ReferralRejected,
     ConsentRecorded,
     ReferralWithdrawn,
@@ -348,6 +377,7 @@ __all__ = [cls.__name__ for cls in CATALOGUE] + [
     "CaseEvent",
     "Channel",
     "Event",
+    "IntakeReply",
     "RejectedField",
     "event_type",
 ]

@@ -13,6 +13,7 @@
 """
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,7 +24,7 @@ from faststream import AckPolicy, BaseMiddleware
 from faststream.rabbit import RabbitBroker, RabbitMessage, RabbitQueue, RabbitRouter
 from pymongo.errors import ConnectionFailure
 
-from shared.contract.envelope import HEADER_PREFIX, InvalidMessage, envelope_from_amqp
+from shared.contract.envelope import CONTENT_TYPE, HEADER_PREFIX, InvalidMessage, envelope_from_amqp
 from shared.contract.events import Event
 from shared.logging import bind_message_context, get_logger
 from shared.settings import KringSettings
@@ -44,6 +45,20 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionFailure, Transien
 async def envelope_decoder(message: RabbitMessage, _default: Callable[..., Any]) -> dict[str, Any]:
     raw = message.raw_message
     return envelope_from_amqp(raw.headers, raw.body, raw.content_type)
+
+
+async def command_decoder(message: RabbitMessage, _default: Callable[..., Any]) -> dict[str, Any]:
+    """A command from outside Kring (a bureau's system): a JSON object, no envelope."""
+    raw = message.raw_message
+    if raw.content_type not in (None, CONTENT_TYPE):
+        raise InvalidMessage(f"content type {raw.content_type!r} is not {CONTENT_TYPE}")
+    try:
+        body = json.loads(raw.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidMessage(f"body is not valid JSON ({type(error).__name__})") from None
+    if not isinstance(body, dict):
+        raise InvalidMessage("body is not a JSON object")
+    return body
 
 
 def describe_invalid(error: Exception) -> str:
@@ -154,4 +169,24 @@ def subscribe(
         ack_policy=AckPolicy.MANUAL,
         decoder=envelope_decoder,
         title=f"{service}:{event.type_name()}",
+    )
+
+
+def subscribe_command(
+    registrator: RabbitBroker | RabbitRouter,
+    topology: Topology,
+    service: str,
+    binding_key: str,
+    *,
+    description: str | None = None,
+) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
+    """Decorator: subscribe a handler to commands on the intake exchange; the handler gets
+    the decoded JSON object and validates it itself (so it can answer what is wrong)."""
+    return registrator.subscriber(
+        topology.queue(service, binding_key),
+        topology.intake,
+        ack_policy=AckPolicy.MANUAL,
+        decoder=command_decoder,
+        title=f"{service}:{binding_key}",
+        description=description,
     )

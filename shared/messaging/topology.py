@@ -4,7 +4,9 @@
 - `<prefix>.intake`   topic, commands from bureaus (e.g. referral.submit);
 - `<prefix>.partner`  topic, anonymised outcome events for funders
                       (routing key outcome.recorded.<funder>.<province>.<municipality>);
-- `<prefix>.unrouted` fanout, alternate exchange of events/partner: an event nobody
+- `<prefix>.replies`  topic, answers to intake commands (referral.accepted.<organisation>,
+                      referral.rejected.<organisation>);
+- `<prefix>.unrouted` fanout, alternate exchange of events/partner/replies: an event nobody
                       has bound yet is parked in queue `<prefix>.unrouted`, not dropped;
 - `<prefix>.dead-letter` direct, routing key = the source queue's name, one DLQ
                       (`<queue>.dlq`) per queue.
@@ -30,15 +32,16 @@ class Topology:
         parked = {"alternate-exchange": self.unrouted.name}
         self.events = RabbitExchange(f"{prefix}.events", type=ExchangeType.TOPIC, arguments=parked)
         self.partner = RabbitExchange(f"{prefix}.partner", type=ExchangeType.TOPIC, arguments=parked)
+        self.replies = RabbitExchange(f"{prefix}.replies", type=ExchangeType.TOPIC, arguments=parked)
         self.intake = RabbitExchange(f"{prefix}.intake", type=ExchangeType.TOPIC)
         self.dead_letter = RabbitExchange(f"{prefix}.dead-letter", type=ExchangeType.DIRECT)
         self.unrouted_queue = RabbitQueue(f"{prefix}.unrouted", queue_type=QueueType.QUORUM)
 
     def exchanges(self) -> tuple[RabbitExchange, ...]:
-        return (self.unrouted, self.events, self.partner, self.intake, self.dead_letter)
+        return (self.unrouted, self.events, self.partner, self.replies, self.intake, self.dead_letter)
 
     def exchange_for(self, channel: Channel) -> RabbitExchange:
-        return {Channel.EVENTS: self.events, Channel.PARTNER: self.partner}[channel]
+        return {Channel.EVENTS: self.events, Channel.PARTNER: self.partner, Channel.REPLIES: self.replies}[channel]
 
     def queue_name(self, service: str, binding_key: str) -> str:
         return f"{self.prefix}.{service}.{binding_key}"

@@ -1,0 +1,99 @@
+"""The referral service's consumers: bureaus' intake commands, and the coordinator
+assignment it must know to let that coordinator read the family's contact details."""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pydantic
+from faststream.rabbit.annotations import RabbitMessage
+
+from shared.contract.envelope import Envelope, InvalidMessage
+from shared.contract.events import CoordinatorAssigned, ReferralRejected, RejectedField
+from shared.contract.vocabulary import Identifier
+from shared.logging import get_logger
+from shared.messaging.consumer import subscribe, subscribe_command
+from shared.runtime import KringService
+
+from . import domain
+from .storage import Referrals
+
+log = get_logger("kring.referral")
+
+SUBMIT = "referral.submit"
+
+
+class _Sender(pydantic.BaseModel):
+    """Enough of a command to know whom to answer."""
+
+    source_organisation_id: Identifier
+    external_reference: str = pydantic.Field(min_length=1, max_length=100)
+
+
+def rejected_fields(error: pydantic.ValidationError) -> list[RejectedField]:
+    return [
+        RejectedField(field=".".join(str(part) for part in item["loc"]) or "(command)", problem=item["msg"])
+        for item in error.errors(include_input=False, include_url=False, include_context=False)
+    ]
+
+
+def register(service: KringService, referrals: Referrals, clock: Callable[[], datetime]) -> None:
+    @subscribe_command(
+        service.broker,
+        service.topology,
+        service.name,
+        SUBMIT,
+        description="A bureau submits a referral (JSON body: docs/asyncapi/submit-referral.schema.json). "
+        "Answered on the replies exchange with referral.accepted.<organisation> or "
+        "referral.rejected.<organisation>; the answer's subject and correlation id are "
+        "<organisation>:<external reference>.",
+    )
+    async def on_submit_referral(body: dict[str, Any], message: RabbitMessage) -> None:
+        try:
+            command = domain.SubmitReferral.model_validate(body)
+        except pydantic.ValidationError as error:
+            await reject(body, error)
+            return
+        case_id = await referrals.case_for_reference(command.source_organisation_id, command.external_reference)
+        now = clock()
+        request = domain.ReferralRequest.model_validate(command.model_dump(include=set(domain.ReferralRequest.model_fields)))
+        new = domain.received(
+            case_id,
+            request,
+            now=now,
+            channel="amqp",
+            recorded_by_role="bureau",
+            source_organisation_id=command.source_organisation_id,
+            external_reference=command.external_reference,
+        )
+        mutation = await referrals.change(
+            case_id, lambda existing: domain.submit(existing, new, now=now), dedup_id=message.message_id
+        )
+        log.info("referral command handled", case_id=case_id, result=mutation.result)
+
+    async def reject(body: dict[str, Any], error: pydantic.ValidationError) -> None:
+        try:
+            sender = _Sender.model_validate(body, strict=False)
+        except pydantic.ValidationError:
+            # Nobody to answer: the DLQ keeps it, with the reasons, for operations.
+            raise InvalidMessage(
+                "cannot answer: source_organisation_id/external_reference missing or invalid"
+            ) from error
+        rejection = ReferralRejected(
+            source_organisation_id=sender.source_organisation_id,
+            external_reference=sender.external_reference,
+            rejected_at=clock(),
+            errors=rejected_fields(error),
+        )
+        # Nothing is stored for a rejected command: answer directly (confirmed; a failure
+        # requeues the command, so the answer is sent at least once).
+        await service.publisher.publish(Envelope.wrap(rejection, source=service.source))
+        log.info("referral command rejected", fields=[e.field for e in rejection.errors])
+
+    @subscribe(service.broker, service.topology, service.name, CoordinatorAssigned)
+    async def on_coordinator_assigned(envelope: Envelope[CoordinatorAssigned]) -> None:
+        await referrals.change(
+            envelope.subject,
+            lambda referral: domain.assign_coordinator(referral, envelope.data.coordinator_id),
+            cause=envelope,
+        )

@@ -1,0 +1,253 @@
+"""HTTP of the referral service.
+
+Who may do what:
+- bureau, referrer: submit referrals for their own organisation; read, give consent for,
+  withdraw the referrals of their organisation;
+- anyone (rate-limited): self-referral as family member or the family itself, JSON or the
+  HTML form; the answer carries a family access token for that one case;
+- family (token for its case): read its case (with the bottom-line requirements), give or
+  withdraw consent;
+- coordinator: the same for the cases assigned to them, and the contact person;
+- ops: read any case's non-personal summary, withdraw.
+"""
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pydantic
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import HTMLResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.auth import Principal, Role, authorised, issue_token
+from shared.contract.vocabulary import (
+    AgeBand,
+    ConcernCategory,
+    ConsentingParty,
+    ConsentState,
+    CoordinatorPreferences,
+    ReferrerType,
+    Region,
+    StatutoryContext,
+    Urgency,
+    WithdrawalReason,
+)
+from shared.http import field_errors, invalid_field, rate_limited
+from shared.settings import KringSettings
+from shared.store import Result
+
+from . import domain, forms
+from .storage import Referrals, new_case_id
+
+FAMILY_TOKEN_TTL = timedelta(days=180)
+PROFESSIONAL_ROLES = (Role.BUREAU, Role.REFERRER)
+
+
+class ReferralSubmission(domain.ReferralRequest):
+    external_reference: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,99}$",
+        description="your own reference; submitting it again answers the same case",
+    )
+
+
+class CaseCreated(BaseModel):
+    case_id: str
+    resubmission: bool = False
+    family_access_token: str | None = Field(default=None, description="lets the family read its own case and plan")
+
+
+class ConsentView(BaseModel):
+    state: ConsentState
+    given_by: list[ConsentingParty]
+    recorded_at: AwareDatetime
+
+
+class CaseView(BaseModel):
+    """A case without the family's personal data, for everyone allowed to see the case."""
+
+    case_id: str
+    received_at: AwareDatetime
+    active: bool
+    withdrawn_at: AwareDatetime | None
+    withdrawal_reason: WithdrawalReason | None
+    referrer_type: ReferrerType
+    region: Region
+    language: str
+    interpreter_needed: bool
+    coordinator_preferences: CoordinatorPreferences
+    child_age_bands: list[AgeBand]
+    statutory_context: StatutoryContext
+    concern_categories: list[ConcernCategory]
+    urgency: Urgency
+    consent: ConsentView
+    consent_history: list[ConsentView]
+    bottom_line_requirements: list[str] = Field(description="visible to the family before the conference")
+    coordinator_id: str | None
+
+
+class ContactView(BaseModel):
+    """What the assigned coordinator needs to start: personal data, for them only."""
+
+    case_id: str
+    contact: domain.ContactPerson
+    description: str
+    children: list[domain.Child]
+    language: str
+    interpreter_needed: bool
+
+
+class Withdrawal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: WithdrawalReason
+
+
+def case_view(referral: domain.Referral) -> CaseView:
+    request = referral.request
+    history = [ConsentView(state=e.state, given_by=e.given_by, recorded_at=e.recorded_at) for e in referral.consent]
+    return CaseView(
+        case_id=referral.case_id,
+        received_at=referral.received_at,
+        active=referral.active,
+        withdrawn_at=referral.withdrawn_at,
+        withdrawal_reason=referral.withdrawal_reason,
+        referrer_type=request.referrer.type,
+        region=request.region,
+        language=request.language,
+        interpreter_needed=request.interpreter_needed,
+        coordinator_preferences=request.coordinator_preferences,
+        child_age_bands=[child.age_band for child in request.children],
+        statutory_context=request.statutory_context,
+        concern_categories=request.concern_categories,
+        urgency=request.urgency,
+        consent=history[-1],
+        consent_history=history,
+        bottom_line_requirements=request.bottom_line_requirements,
+        coordinator_id=referral.coordinator_id,
+    )
+
+
+def may_see(caller: Principal, referral: domain.Referral) -> bool:
+    match caller.role:
+        case Role.OPS:
+            return True
+        case Role.FAMILY:
+            return caller.case_id == referral.case_id
+        case Role.COORDINATOR:
+            return referral.coordinator_id == caller.subject
+        case Role.BUREAU | Role.REFERRER:
+            organisations = {referral.source_organisation_id, referral.request.referrer.organisation_id}
+            return caller.organisation_id is not None and caller.organisation_id in organisations
+    return False
+
+
+def router(referrals: Referrals, settings: KringSettings, clock: Callable[[], datetime]) -> APIRouter:
+    api = APIRouter()
+    public_limit = rate_limited(settings.public_rate_limit)
+    anyone_on_the_case = authorised(Role.BUREAU, Role.REFERRER, Role.FAMILY, Role.COORDINATOR, Role.OPS)
+
+    async def visible_case(case_id: str, caller: Principal) -> domain.Referral:
+        referral = await referrals.get(case_id)
+        if referral is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such case")
+        if not may_see(caller, referral):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this case is not yours to see")
+        return referral
+
+    async def open_case(request: domain.ReferralRequest, *, channel: str, role: str, organisation: str | None, reference: str | None) -> CaseCreated:
+        case_id = await referrals.case_for_reference(organisation, reference) if organisation and reference else new_case_id()
+        new = domain.received(
+            case_id, request, now=clock(), channel=channel, recorded_by_role=role,
+            source_organisation_id=organisation, external_reference=reference,
+        )  # fmt: skip
+        mutation = await referrals.change(case_id, lambda existing: domain.open_case(existing, new))
+        return CaseCreated(case_id=case_id, resubmission=mutation.result is Result.UNCHANGED)
+
+    def family_token(case_id: str) -> str:
+        return issue_token(settings, subject=f"family-{case_id}", role=Role.FAMILY, case_id=case_id, ttl=FAMILY_TOKEN_TTL)
+
+    async def change(case_id: str, caller: Principal, decide: Callable[[domain.Referral | None], Any]) -> CaseView:
+        await visible_case(case_id, caller)
+        try:
+            mutation = await referrals.change(case_id, decide)
+        except domain.RuleViolation as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
+        except ValueError as error:
+            raise invalid_field((), str(error)) from None
+        assert mutation.state is not None
+        return case_view(mutation.state)
+
+    @api.post("/referrals", status_code=201, response_model=CaseCreated, tags=["referrals"])
+    async def submit_referral(
+        submission: ReferralSubmission, caller: Principal = Depends(authorised(*PROFESSIONAL_ROLES))
+    ) -> CaseCreated:
+        """A bureau or professional referrer refers a family."""
+        if submission.referrer.organisation_id != caller.organisation_id:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may refer only for your own organisation")
+        request = domain.ReferralRequest.model_validate(submission.model_dump(exclude={"external_reference"}))
+        return await open_case(
+            request, channel="http", role=caller.role, organisation=caller.organisation_id,
+            reference=submission.external_reference,
+        )  # fmt: skip
+
+    @api.post("/self-referrals", status_code=201, response_model=CaseCreated, tags=["referrals"], dependencies=[Depends(public_limit)])
+    async def self_referral(request: domain.ReferralRequest) -> CaseCreated:
+        """A family member or the family itself asks for a conference (no account needed)."""
+        if request.referrer.type not in domain.NON_PROFESSIONAL:
+            raise invalid_field(("referrer", "type"), "must be family_member or self here; professionals use POST /referrals")
+        created = await open_case(request, channel="http", role="family", organisation=None, reference=None)
+        return created.model_copy(update={"family_access_token": family_token(created.case_id)})
+
+    @api.get("/self-referral", response_class=HTMLResponse, tags=["form"])
+    async def self_referral_form() -> HTMLResponse:
+        return HTMLResponse(forms.render_form())
+
+    @api.post("/self-referral", response_class=HTMLResponse, tags=["form"], dependencies=[Depends(public_limit)])
+    async def self_referral_form_sent(http_request: Request) -> HTMLResponse:
+        form = await http_request.form()
+        values = {key: form.getlist(key) for key in form.keys()}
+        try:
+            request = forms.parse(values)
+        except pydantic.ValidationError as error:
+            return HTMLResponse(forms.render_form(values, forms.errors_by_input(field_errors(error.errors()))), 422)
+        created = await open_case(request, channel="form", role="family", organisation=None, reference=None)
+        return HTMLResponse(forms.render_thanks(created.case_id, family_token(created.case_id)), 201)
+
+    @api.get("/cases/{case_id}", response_model=CaseView, tags=["cases"])
+    async def read_case(case_id: str, caller: Principal = Depends(anyone_on_the_case)) -> CaseView:
+        return case_view(await visible_case(case_id, caller))
+
+    @api.get("/cases/{case_id}/contact", response_model=ContactView, tags=["cases"])
+    async def read_contact(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> ContactView:
+        """The family's contact person, for the coordinator assigned to the case only."""
+        referral = await visible_case(case_id, caller)
+        request = referral.request
+        return ContactView(
+            case_id=case_id, contact=request.contact, description=request.description,
+            children=request.children, language=request.language,
+            interpreter_needed=request.interpreter_needed,
+        )  # fmt: skip
+
+    @api.post("/cases/{case_id}/consent", response_model=CaseView, tags=["consent"])
+    async def give_consent(
+        case_id: str, consent: domain.ConsentGiven, caller: Principal = Depends(anyone_on_the_case)
+    ) -> CaseView:
+        """Record who consented to the conference (parents with responsibility, the young person)."""
+        now = clock()
+        return await change(case_id, caller, lambda r: domain.give_consent(r, consent, now=now, role=caller.role))
+
+    @api.post("/cases/{case_id}/withdrawal", response_model=CaseView, tags=["consent"])
+    async def withdraw(case_id: str, withdrawal: Withdrawal, caller: Principal = Depends(anyone_on_the_case)) -> CaseView:
+        """Withdraw the referral, at any time; `consent_withdrawn` records the family's no."""
+        now = clock()
+        return await change(case_id, caller, lambda r: domain.withdraw(r, withdrawal.reason, now=now, role=caller.role))
+
+    @api.post("/cases/{case_id}/family-access", response_model=CaseCreated, tags=["cases"])
+    async def family_access(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS))) -> CaseCreated:
+        """A token for the family's contact person to read its own case and plan."""
+        await visible_case(case_id, caller)
+        return CaseCreated(case_id=case_id, family_access_token=family_token(case_id))
+
+    return api
+

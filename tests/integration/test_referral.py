@@ -1,0 +1,248 @@
+"""The referral service on the real servers: bureaus over AMQP, referrers and families over
+HTTP, consent and withdrawal, and who may see what."""
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from services.referral.app import create_app
+from shared.auth import Role
+from shared.contract.envelope import Envelope
+from shared.contract.events import CoordinatorAssigned
+from shared.contract.vocabulary import Region
+from shared.messaging.publisher import REASON_HEADER
+from tests.support.harness import Harness
+from tests.support.referrals import PERSONAL_VALUES, referral_request, self_referral, submit_referral
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+BUREAU = "bjz-utrecht"
+
+
+async def started(kring: Harness, **overrides: Any) -> FastAPI:
+    app = kring.app(create_app, "referral", **overrides)
+    await kring.start(app.state.kring)
+    return app
+
+
+async def send(app: FastAPI, body: Any, *, content_type: str = "application/json") -> str:
+    message_id = str(uuid.uuid4())
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    await app.state.kring.publisher.send_command("referral.submit", raw, content_type=content_type, message_id=message_id)
+    return message_id
+
+
+def data(message: Any) -> dict[str, Any]:
+    return json.loads(message.body)
+
+
+def assert_no_personal_data(messages: list[Any]) -> None:
+    for message in messages:
+        raw = message.body.decode() + json.dumps({k: str(v) for k, v in (message.headers or {}).items()})
+        for value in PERSONAL_VALUES:
+            assert value not in raw, f"personal data in {message.routing_key}"
+
+
+async def test_a_bureau_command_becomes_a_case_and_the_bus_carries_no_personal_data(kring: Harness) -> None:
+    app = await started(kring)
+    events = await kring.probe(kring.topology.events.name, "referral.#")
+    replies = await kring.probe(kring.topology.replies.name, f"referral.*.{BUREAU}")
+
+    command = submit_referral(BUREAU)
+    await send(app, command)
+
+    [reply] = await kring.drain(replies.name, settle=1.0) or [None]
+    assert reply is not None and reply.routing_key == f"referral.accepted.{BUREAU}"
+    accepted = data(reply)
+    assert accepted["external_reference"] == command["external_reference"] and not accepted["resubmission"]
+    [received] = await kring.drain(events.name)
+    assert received.routing_key == "referral.received"
+    event = data(received)
+    assert event["case_id"] == accepted["case_id"]
+    assert event["consent"] == "given"
+    assert event["child_age_bands"] == ["4-11", "4-11", "12-15"]
+    assert event["referrer_organisation_id"] == BUREAU and event["bottom_line_requirements_set"] is True
+    assert_no_personal_data([reply, received])
+
+
+async def test_a_resubmission_answers_the_same_case_and_opens_no_second_one(kring: Harness) -> None:
+    app = await started(kring)
+    events = await kring.probe(kring.topology.events.name, "referral.received")
+    replies = await kring.probe(kring.topology.replies.name, f"referral.accepted.{BUREAU}")
+
+    command = submit_referral(BUREAU, reference="BJZ/2026/0042")
+    await send(app, command)
+    await eventually(lambda: kring.depth(replies.name), what="first answer")
+    await send(app, command)
+    await eventually(lambda: kring.depth(replies.name), what="second answer")  # first was not taken yet
+    answers = [data(m) for m in await kring.drain(replies.name, settle=1.0)]
+    assert len(answers) == 2
+    assert answers[0]["case_id"] == answers[1]["case_id"]
+    assert [a["resubmission"] for a in answers] == [False, True]
+    assert len(await kring.drain(events.name)) == 1
+
+
+async def test_an_invalid_command_is_rejected_naming_every_bad_field(kring: Harness) -> None:
+    app = await started(kring)
+    replies = await kring.probe(kring.topology.replies.name, f"referral.rejected.{BUREAU}")
+    command = submit_referral(BUREAU, children=[{"age": -1}], language="Dutch", concern_categories=[])
+    del command["contact"]
+    command["region"]["province"] = "XX"
+    await send(app, command)
+
+    [reply] = await kring.drain(replies.name, settle=1.5)
+    rejection = data(reply)
+    assert rejection["external_reference"] == command["external_reference"]
+    assert {e["field"] for e in rejection["errors"]} == {
+        "contact", "children.0.age", "language", "concern_categories", "region.province",
+    }  # fmt: skip
+    assert "Dutch" not in reply.body.decode() and "XX" not in reply.body.decode()
+
+
+async def test_a_command_nobody_can_be_answered_for_goes_to_the_dlq_and_intake_goes_on(kring: Harness) -> None:
+    app = await started(kring)
+    replies = await kring.probe(kring.topology.replies.name, "referral.#")
+    queue = kring.topology.queue_name("referral", "referral.submit")
+    broken = await send(app, b'{"source_organisation_id": "bjz-', content_type="application/json")
+    anonymous = await send(app, {"children": []})
+    await send(app, submit_referral(BUREAU))
+
+    dead = await kring.drain(kring.topology.dead_letter_queue(queue).name, settle=1.5)
+    assert {m.message_id for m in dead} == {broken, anonymous}
+    assert all(m.headers[REASON_HEADER].startswith("invalid message") for m in dead)
+    assert [m.routing_key for m in await kring.drain(replies.name)] == [f"referral.accepted.{BUREAU}"]
+
+
+async def test_a_family_refers_itself_and_reads_its_case_with_its_own_token(kring: Harness) -> None:
+    app = await started(kring)
+    events = await kring.probe(kring.topology.events.name, "referral.received")
+    async with kring.http(app) as http:
+        response = await http.post("/self-referrals", json=self_referral())
+        assert response.status_code == 201, response.text
+        created = response.json()
+        family = {"authorization": f"Bearer {created['family_access_token']}"}
+        case = (await http.get(f"/cases/{created['case_id']}", headers=family)).json()
+        other = (await http.post("/self-referrals", json=self_referral())).json()
+        assert (await http.get(f"/cases/{other['case_id']}", headers=family)).status_code == 403
+    assert case["consent"]["state"] == "pending" and case["referrer_type"] == "self"
+    received = next(m for m in await kring.drain(events.name) if data(m)["case_id"] == created["case_id"])
+    assert data(received)["funder_id"] == "GM0344", "a family need not know who pays: its municipality"
+    assert data(received)["consent"] == "pending"
+    assert_no_personal_data([received])
+
+
+async def test_a_professional_cannot_use_the_self_referral_route(kring: Harness) -> None:
+    app = await started(kring)
+    async with kring.http(app) as http:
+        response = await http.post("/self-referrals", json=self_referral(referrer={"type": "gp", "organisation_id": "gp-1"}, funder_id="gm-utrecht"))
+    assert response.status_code == 422
+    assert [f["field"] for f in response.json()["fields"]] == ["referrer.type"]
+
+
+async def test_the_html_form_shows_problems_and_accepts_a_complete_request(kring: Harness) -> None:
+    app = await started(kring)
+    async with kring.http(app) as http:
+        form = await http.get("/self-referral")
+        assert form.status_code == 200 and '<label for="contact_name">' in form.text
+        incomplete = await http.post("/self-referral", data={"referrer_type": "self", "children": "4, tien"})
+        assert incomplete.status_code == 422
+        assert 'aria-invalid="true"' in incomplete.text and "Please check these answers" in incomplete.text
+        complete = await http.post(
+            "/self-referral",
+            data={
+                "referrer_type": "family_member", "contact_name": "Oma Jansen", "contact_relation": "grandmother",
+                "contact_phone": "06 12345678", "province": "UT", "language": "nl", "children": "4, 9",
+                "concern_categories": ["parenting", "housing"], "description": "Ik maak me zorgen.",
+                "consent": "parent_with_responsibility",
+            },
+        )  # fmt: skip
+    assert complete.status_code == 201, complete.text
+    assert "Thank you" in complete.text and "case-" in complete.text
+
+
+async def test_consent_then_withdrawal_is_recorded_and_announced(kring: Harness) -> None:
+    app = await started(kring)
+    events = await kring.probe(kring.topology.events.name, "referral.#")
+    async with kring.http(app) as http:
+        created = (await http.post("/self-referrals", json=self_referral())).json()
+        family = {"authorization": f"Bearer {created['family_access_token']}"}
+        path = f"/cases/{created['case_id']}"
+        too_young = await http.post(f"{path}/consent", json={"given_by": ["parent_with_responsibility"]}, headers=family)
+        assert too_young.status_code == 200
+        again = await http.post(f"{path}/consent", json={"given_by": ["parent_with_responsibility"]}, headers=family)
+        assert again.status_code == 200
+        withdrawn = await http.post(f"{path}/withdrawal", json={"reason": "consent_withdrawn"}, headers=family)
+        assert withdrawn.status_code == 200 and withdrawn.json()["active"] is False
+        twice = await http.post(f"{path}/withdrawal", json={"reason": "consent_withdrawn"}, headers=family)
+        assert twice.status_code == 409
+        after = await http.post(f"{path}/consent", json={"given_by": ["parent_with_responsibility"]}, headers=family)
+        assert after.status_code == 409
+    history = [c["state"] for c in withdrawn.json()["consent_history"]]
+    assert history == ["pending", "given", "withdrawn"]
+    seen = [(m.routing_key, data(m).get("consent")) for m in await kring.drain(events.name, settle=1.0)]
+    assert seen == [
+        ("referral.received", "pending"),
+        ("referral.consent-recorded", "given"),
+        ("referral.consent-recorded", "withdrawn"),
+        ("referral.withdrawn", None),
+    ]
+
+
+async def test_a_young_person_of_sixteen_must_consent_themselves(kring: Harness) -> None:
+    app = await started(kring)
+    token = kring.token(Role.BUREAU, organisation_id=BUREAU)
+    async with kring.http(app, token) as http:
+        response = await http.post("/referrals", json=referral_request(children=[{"age": 16}]))
+    assert response.status_code == 422
+    assert "young person" in response.json()["fields"][0]["problem"]
+
+
+async def test_who_may_see_and_do_what(kring: Harness) -> None:
+    app = await started(kring)
+    bureau = kring.token(Role.BUREAU, organisation_id=BUREAU)
+    async with kring.http(app, bureau) as http:
+        body = referral_request(external_reference="BJZ/2026/7")
+        created = await http.post("/referrals", json=body)
+        assert created.status_code == 201, created.text
+        case_id = created.json()["case_id"]
+        case = await http.get(f"/cases/{case_id}")
+        assert case.status_code == 200
+        assert case.json()["bottom_line_requirements"] == ["De kinderen gaan elke dag naar school."]
+        assert "contact" not in case.json()
+        assert (await http.get(f"/cases/{case_id}/contact")).status_code == 403
+
+    async def status(method: str, path: str, token: str | None, **kwargs: Any) -> int:
+        async with kring.http(app, token) as http:
+            return (await http.request(method, path, **kwargs)).status_code
+
+    other_bureau = kring.token(Role.BUREAU, organisation_id="bjz-gelderland")
+    funder = kring.token(Role.FUNDER, organisation_id="prov-utrecht")
+    coordinator = kring.token(Role.COORDINATOR, subject="coord-7")
+    assert await status("GET", f"/cases/{case_id}", None) == 401
+    assert await status("GET", f"/cases/{case_id}", "forged.token.value") == 401
+    assert await status("GET", f"/cases/{case_id}", funder) == 403
+    assert await status("GET", f"/cases/{case_id}", other_bureau) == 403
+    assert await status("GET", f"/cases/{case_id}", coordinator) == 403
+    assert await status("GET", f"/cases/{case_id}/contact", coordinator) == 403
+    assert await status("POST", "/referrals", other_bureau, json=body) == 403, "only for one's own organisation"
+    assert await status("POST", "/referrals", funder, json=body) == 403
+    assert await status("GET", "/cases/case-doesnotexist00", bureau) == 404
+
+    assigned = CoordinatorAssigned(
+        case_id=case_id, coordinator_id="coord-7", assigned_at=case.json()["received_at"], region=Region(province="UT")
+    )
+    await app.state.kring.publisher.publish(Envelope.wrap(assigned, source="kring/scheduling"))
+
+    async def coordinator_reads_contact() -> bool:
+        return await status("GET", f"/cases/{case_id}/contact", coordinator) == 200
+
+    await eventually(coordinator_reads_contact, what="the assigned coordinator to read the contact person")
+    async with kring.http(app, coordinator) as http:
+        contact = (await http.get(f"/cases/{case_id}/contact")).json()
+    assert contact["contact"]["name"] == body["contact"]["name"]
+    assert await status("GET", f"/cases/{case_id}/contact", kring.token(Role.COORDINATOR, subject="coord-8")) == 403
+
+

@@ -1,0 +1,51 @@
+"""Referral requests as referrers send them (personal data included: these never leave
+the referral service, which is what the tests check)."""
+
+import uuid
+from typing import Any
+
+CONTACT_NAME = "Fatima Jansen-El Amrani"
+CONTACT_PHONE = "+31 6 12345678"
+CONTACT_EMAIL = "fatima.jansen@example.nl"
+DESCRIPTION = "Moeder Fatima zorgt alleen voor drie kinderen sinds vader vertrok; schulden lopen op."
+PERSONAL_VALUES = (CONTACT_NAME, CONTACT_PHONE, CONTACT_EMAIL, DESCRIPTION, "Jansen", "Fatima")
+
+
+def referral_request(**overrides: Any) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "referrer": {"type": "youth_care_bureau", "organisation_id": "bjz-utrecht"},
+        "funder_id": "prov-utrecht",
+        "region": {"province": "UT", "municipality": "GM0344"},
+        "language": "nl",
+        "interpreter_needed": False,
+        "coordinator_preferences": {"language": "ar", "gender": "female"},
+        "contact": {"name": CONTACT_NAME, "relation": "mother", "phone": CONTACT_PHONE, "email": CONTACT_EMAIL},
+        "children": [{"age": 4}, {"age": 9}, {"age": 13}],
+        "statutory_context": "supervision_order",
+        "concern_categories": ["income_debt", "parenting"],
+        "description": DESCRIPTION,
+        "urgency": "normal",
+        "consent": {"given_by": ["parent_with_responsibility"]},
+        "bottom_line_requirements": ["De kinderen gaan elke dag naar school."],
+    }
+    request.update(overrides)
+    return request
+
+
+def submit_referral(organisation: str = "bjz-utrecht", reference: str | None = None, **overrides: Any) -> dict[str, Any]:
+    return {
+        **referral_request(**overrides),
+        "source_organisation_id": organisation,
+        "external_reference": reference or f"BJZ/{uuid.uuid4().hex[:10]}",
+    }
+
+
+def self_referral(**overrides: Any) -> dict[str, Any]:
+    defaults: dict[str, Any] = {
+        "referrer": {"type": "self"},
+        "funder_id": None,
+        "statutory_context": "none",
+        "bottom_line_requirements": [],
+        "consent": None,
+    }
+    return referral_request(**(defaults | overrides))
