@@ -23,7 +23,8 @@ class KringSettings(BaseSettings):
         default="mongodb://127.0.0.1:27017/",
         validation_alias=AliasChoices("MONGODB_URL", "KRING_MONGODB_URL"),
     )
-    mongodb_database: str | None = Field(default=None, description="default: kring_<service>")
+    mongodb_database: str | None = Field(default=None, description="default: <prefix>_<service>")
+    mongodb_database_prefix: str = Field(default="kring", pattern=r"^[a-z][a-z0-9_]*$")
     mongodb_timeout_ms: int = Field(default=5_000, gt=0)
     amqp_prefix: str = Field(default="kring", pattern=r"^[a-z][a-z0-9_-]*$")
     http_host: str = "0.0.0.0"
@@ -50,4 +51,4 @@ class KringSettings(BaseSettings):
 
     @property
     def database_name(self) -> str:
-        return self.mongodb_database or f"kring_{self.service_name.replace('-', '_')}"
+        return self.mongodb_database or f"{self.mongodb_database_prefix}_{self.service_name.replace('-', '_')}"

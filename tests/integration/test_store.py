@@ -17,12 +17,8 @@ def add_one(tally: Tally | None) -> Change[Tally]:
 
 
 async def test_concurrent_writers_on_one_aggregate_lose_no_change(kring: Harness) -> None:
-    # Two "replicas": separate clients, as two processes would have.
-    stores = [
-        kring.service(f"replica{n}", mongodb_database=f"kring_{kring.namespace.replace('-', '_')}_shared")
-        .aggregate_store("tallies", Tally)
-        for n in range(2)
-    ]
+    # Two replicas of one service: separate clients, as two processes would have.
+    stores = [kring.service("scheduling").aggregate_store("tallies", Tally) for _ in range(2)]
     key = case_id()
 
     async def writer(store: AggregateStore[Tally], n: int) -> list[Result]:

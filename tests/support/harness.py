@@ -51,14 +51,14 @@ class Harness:
         self.channel = await self.connection.channel()
 
     def settings(self, service: str, **overrides: Any) -> KringSettings:
-        database = f"kring_{self.namespace.replace('-', '_')}_{service}"
-        self.databases.add(database)
+        prefix = f"kring_{self.namespace.replace('-', '_')}"
+        self.databases.add(f"{prefix}_{service.replace('-', '_')}")
         values: dict[str, Any] = {
             "RABBITMQ_URL": self.rabbitmq_url,
             "MONGODB_URL": self.mongodb_url,
             "service_name": service,
             "amqp_prefix": self.namespace,
-            "mongodb_database": database,
+            "mongodb_database_prefix": prefix,
             "relay_sweep_seconds": 0.5,
             "retry_initial_seconds": 0.05,
             "retry_max_seconds": 0.5,

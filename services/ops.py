@@ -1,0 +1,222 @@
+"""kring-ops: what operations needs to see and repair, from the command line.
+
+    kring-ops queues                          depth, consumers and DLQ depth of every queue
+    kring-ops outbox                          events waiting in each service's outbox
+    kring-ops dlq list                        dead-letter queues that hold messages
+    kring-ops dlq show QUEUE [--limit N] [--body]
+                                              why each message was dead-lettered
+    kring-ops dlq redrive QUEUE [--limit N] [--message-id ID]
+                                              put messages back on QUEUE, to be consumed again
+
+QUEUE is a subscriber queue (e.g. kring.scheduling.referral.received); its DLQ is
+QUEUE.dlq. Servers and namespace come from RABBITMQ_URL, MONGODB_URL, KRING_AMQP_PREFIX.
+Message bodies may hold personal data (a bureau's command): `--body` shows them, on purpose.
+"""
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel
+
+from services.asyncapi import SERVICES
+from shared.messaging.publisher import (
+    DEAD_LETTERED_AT_HEADER,
+    ORIGINAL_ROUTING_KEY_HEADER,
+    QUEUE_HEADER,
+    REASON_HEADER,
+)
+from shared.mongo import create_client
+from shared.outbox import COUNT
+from shared.runtime import KringService
+from shared.settings import KringSettings
+
+# Headers that describe a delivery, not the message: a redriven message starts afresh.
+DELIVERY_HEADERS = ("x-delivery-count", "x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason")
+
+
+@dataclass(frozen=True)
+class QueueState:
+    name: str
+    messages: int
+    consumers: int
+    dead_letters: int
+
+
+def wired_services(settings: KringSettings) -> Iterator[KringService]:
+    """Each service as its wiring point builds it (nothing connects)."""
+    for name in SERVICES:
+        module = importlib.import_module(f"services.{name}.app")
+        own = settings.model_copy(update={"service_name": name, "mongodb_database": None})
+        yield module.create_app(own).state.kring
+
+
+def subscriber_queues(settings: KringSettings) -> list[str]:
+    return sorted(sub.queue.name for service in wired_services(settings) for sub in service.broker.subscribers)
+
+
+async def depth(channel: AbstractChannel, queue: str) -> tuple[int, int]:
+    """(messages, consumers); (-1, 0) if the queue does not exist yet."""
+    underlay = await channel.get_underlay_channel()
+    try:
+        declared = await underlay.queue_declare(queue, passive=True)
+    except aio_pika.exceptions.ChannelClosed:
+        await channel.reopen()
+        return -1, 0
+    return declared.message_count, declared.consumer_count
+
+
+async def queue_states(settings: KringSettings) -> list[QueueState]:
+    connection = await aio_pika.connect_robust(settings.rabbitmq_url)
+    try:
+        channel = await connection.channel()
+        states = []
+        for queue in subscriber_queues(settings):
+            messages, consumers = await depth(channel, queue)
+            dead, _ = await depth(channel, f"{queue}.dlq")
+            states.append(QueueState(queue, messages, consumers, dead))
+        return states
+    finally:
+        await connection.close()
+
+
+async def outbox_backlog(settings: KringSettings) -> dict[str, int]:
+    backlog = {}
+    for service in wired_services(settings):
+        client = create_client(service.settings)
+        try:
+            for collection, _ in service.relay.collections.values():
+                pending = 0
+                async for document in client[collection.database.name][collection.name].find({COUNT: {"$gt": 0}}, {COUNT: 1}):
+                    pending += document[COUNT]
+                backlog[f"{service.name}:{collection.name}"] = pending
+        finally:
+            await client.close()
+    return backlog
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+async def dead_letters(settings: KringSettings, queue: str, limit: int) -> list[dict[str, Any]]:
+    """A look at up to `limit` dead letters of `queue`, leaving them where they are."""
+    connection = await aio_pika.connect_robust(settings.rabbitmq_url)
+    try:
+        channel = await connection.channel()
+        dlq = await channel.get_queue(f"{queue}.dlq", ensure=False)
+        seen, taken = [], []
+        while len(seen) < limit and (message := await dlq.get(no_ack=False, fail=False)) is not None:
+            taken.append(message)
+            headers = message.headers or {}
+            seen.append(
+                {
+                    "message_id": message.message_id,
+                    "type": message.type,
+                    "reason": _text(headers.get(REASON_HEADER, "")),
+                    "queue": _text(headers.get(QUEUE_HEADER, queue)),
+                    "original_routing_key": _text(headers.get(ORIGINAL_ROUTING_KEY_HEADER, message.routing_key or "")),
+                    "dead_lettered_at": _text(headers.get(DEAD_LETTERED_AT_HEADER, "")),
+                    "bytes": len(message.body),
+                    "body": message.body,
+                }
+            )
+        for message in taken:  # give them back, in order
+            await message.nack(requeue=True)
+        return seen
+    finally:
+        await connection.close()
+
+
+async def redrive(settings: KringSettings, queue: str, *, limit: int, message_id: str | None = None) -> int:
+    """Move dead letters of `queue` back onto it (confirmed, persistent), then drop them
+    from the DLQ. Returns how many were moved."""
+    connection = await aio_pika.connect_robust(settings.rabbitmq_url)
+    moved = 0
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        dlq = await channel.get_queue(f"{queue}.dlq", ensure=False)
+        skipped = []
+        while moved < limit and (message := await dlq.get(no_ack=False, fail=False)) is not None:
+            if message_id is not None and message.message_id != message_id:
+                skipped.append(message)
+                continue
+            headers = {
+                key: value
+                for key, value in (message.headers or {}).items()
+                if not key.startswith("x-kring-") and key not in DELIVERY_HEADERS
+            }
+            await channel.default_exchange.publish(
+                aio_pika.Message(
+                    message.body,
+                    headers=headers,
+                    content_type=message.content_type,
+                    message_id=message.message_id,
+                    correlation_id=message.correlation_id,
+                    timestamp=message.timestamp,
+                    type=message.type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                routing_key=queue,
+                mandatory=True,
+            )
+            await message.ack()
+            moved += 1
+        for message in skipped:
+            await message.nack(requeue=True)
+        return moved
+    finally:
+        await connection.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kring-ops", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("queues", help="depth, consumers and DLQ depth of every queue")
+    commands.add_parser("outbox", help="events waiting in each service's outbox")
+    dlq = commands.add_parser("dlq", help="dead-letter queues").add_subparsers(dest="action", required=True)
+    dlq.add_parser("list", help="DLQs holding messages")
+    show = dlq.add_parser("show", help="why each message was dead-lettered")
+    show.add_argument("queue")
+    show.add_argument("--limit", type=int, default=20)
+    show.add_argument("--body", action="store_true", help="print bodies too (may be personal data)")
+    again = dlq.add_parser("redrive", help="put messages back on their queue")
+    again.add_argument("queue")
+    again.add_argument("--limit", type=int, default=1000)
+    again.add_argument("--message-id")
+    args = parser.parse_args(argv)
+    settings = KringSettings(service_name="ops")
+
+    if args.command == "queues":
+        states = asyncio.run(queue_states(settings))
+        print(f"{'queue':60} {'messages':>9} {'consumers':>9} {'dead':>6}")
+        for state in states:
+            print(f"{state.name:60} {state.messages:>9} {state.consumers:>9} {state.dead_letters:>6}")
+    elif args.command == "outbox":
+        for where, pending in asyncio.run(outbox_backlog(settings)).items():
+            print(f"{where:50} {pending:>8} pending")
+    elif args.action == "list":
+        holding = [s for s in asyncio.run(queue_states(settings)) if s.dead_letters > 0]
+        for state in holding:
+            print(f"{state.name}.dlq {state.dead_letters}")
+        if not holding:
+            print("no dead letters")
+    elif args.action == "show":
+        for letter in asyncio.run(dead_letters(settings, args.queue, args.limit)):
+            body = letter.pop("body")
+            print(" ".join(f"{key}={value}" for key, value in letter.items()))
+            if args.body:
+                print(f"  body: {body.decode(errors='replace')}")
+    elif args.action == "redrive":
+        moved = asyncio.run(redrive(settings, args.queue, limit=args.limit, message_id=args.message_id))
+        print(f"{moved} message(s) moved back to {args.queue}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

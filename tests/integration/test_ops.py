@@ -1,0 +1,48 @@
+"""kring-ops against the real servers: queue depths, outbox backlog, DLQ inspection and redrive."""
+
+import json
+import uuid
+
+import pytest
+
+from services import ops
+from services.referral.app import create_app
+from shared.messaging.publisher import REASON_HEADER
+from tests.support.harness import Harness
+from tests.support.referrals import submit_referral
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+
+async def test_a_dead_letter_is_shown_with_its_reason_and_redriven_to_be_consumed(kring: Harness) -> None:
+    app = kring.app(create_app, "referral")
+    service = app.state.kring
+    await kring.start(service)
+    settings = service.settings
+    queue = kring.topology.queue_name("referral", "referral.submit")
+    replies = await kring.probe(kring.topology.replies.name, "referral.accepted.#")
+
+    # A good command that was dead-lettered (say, during an outage of a dependency).
+    message_id = str(uuid.uuid4())
+    command = json.dumps(submit_referral("bjz-ops")).encode()
+    await service.publisher._send(
+        kring.topology.dead_letter, queue, command,
+        headers={REASON_HEADER: "handler failed on 6 deliveries: TimeoutError", "x-delivery-count": 5},
+        content_type="application/json", message_id=message_id,
+    )  # fmt: skip
+    await eventually(lambda: kring.depth(f"{queue}.dlq"), what="the dead letter")
+
+    states = {state.name: state for state in await ops.queue_states(settings)}
+    assert states[queue].dead_letters == 1 and states[queue].consumers == 1
+    [letter] = await ops.dead_letters(settings, queue, limit=10)
+    assert letter["message_id"] == message_id and letter["reason"].startswith("handler failed")
+    await eventually(lambda: kring.depth(f"{queue}.dlq"), what="showing to leave it in place")
+
+    assert await ops.redrive(settings, queue, limit=10, message_id="not-this-one") == 0
+    assert await ops.redrive(settings, queue, limit=10) == 1
+    [reply] = await kring.drain(replies.name, settle=1.5)
+    assert json.loads(reply.body)["source_organisation_id"] == "bjz-ops"
+    assert await kring.depth(f"{queue}.dlq") == 0
+    backlog = await ops.outbox_backlog(settings)
+    assert backlog["referral:referrals"] == 0, backlog
