@@ -71,7 +71,7 @@ class KringService:
     def aggregate_store(self, collection: str, state_type: type[S]) -> AggregateStore[S]:
         """A store whose events the relay publishes, with its indexes registered."""
         store = AggregateStore(self.db[collection], state_type, source=self.source, on_events=self.relay.notify)
-        self.relay.watch(store.collection, store.settle)
+        self.relay.watch(store.collection)
         self.indexes += AggregateStore.indexes(collection)
         return store
 
@@ -81,7 +81,7 @@ class KringService:
         await self.broker.connect()
         await self.topology.declare(self.broker, [sub.queue for sub in self.broker.subscribers])
         self.relay.start()
-        self.relay.notify()  # publish what a previous run left behind
+        self.relay.notify()  # sweep now: publish what a previous run left behind
         log.info("service started", service=self.name)
 
     async def stop(self) -> None:

@@ -14,24 +14,26 @@ atomic is an insert with a unique `_id`, on FerretDB and on MongoDB alike. So:
   gets a duplicate key, re-reads and decides again on the new state;
 - a redelivered or republished message finds its id in the latest `applied` and
   changes nothing;
-- a superseded version is reduced to a tombstone (`_id`, key, version) once its
-  outbox is empty, and the tombstone is deleted after TOMBSTONE_HOURS. Deleting at
-  once would free its `_id` for a writer that read the version before it (ABA): that
-  writer would then "win" a version that is already superseded. A writer that took
-  longer than MAX_DECISION_SECONDS between reading and inserting reads again, so
-  such a writer would need its insert in flight for an hour;
-- queries over current state use `find_current`, which skips superseded versions.
+- versions are never deleted: the chain is the aggregate's history, and deleting a
+  version would free its `_id` for a writer that read the version before it (ABA),
+  which would then "win" a version that is already superseded;
+- the hot path only inserts and reads by `_id`: FerretDB v1 on SQLite answers `_id`
+  lookups and inserts from its index but scans the collection for every other filter
+  and for every update or delete (measured at 3,000 documents: insert 0.7 ms, find by
+  _id 0.6 ms, update by _id 10 ms, conditional update 87 ms, growing with the
+  collection). The latest version is found by probing `key:<v>` from the highest
+  version this process has seen (versions only grow), else by doubling then bisecting;
+- queries over current state use `find_current`, which skips superseded versions
+  (a scan: for lists and sweeps, not for the hot path).
 """
 
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from pymongo import DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -50,8 +52,6 @@ APPLIED = "applied"
 # hours, never after a thousand later changes to the same aggregate.
 MAX_APPLIED = 1000
 MAX_DECISION_SECONDS = 60.0
-TOMBSTONE_HOURS = 1.0
-SUPERSEDED = "superseded"
 
 
 def version_id(key: str, version: int) -> str:
@@ -93,7 +93,7 @@ class AggregateStore(Generic[S]):
         state_type: type[S],
         *,
         source: str,
-        on_events: Callable[[], None] = lambda: None,
+        on_events: Callable[[AsyncCollection, str], None] = lambda collection, document_id: None,
         clock: Callable[[], Any] = utc_now,
     ) -> None:
         self.collection = collection
@@ -101,13 +101,46 @@ class AggregateStore(Generic[S]):
         self.source = source
         self.on_events = on_events
         self.clock = clock
+        self._seen: dict[str, int] = {}  # key -> a version known to exist (a lower bound of the latest)
 
     @staticmethod
     def indexes(collection: str) -> list[IndexSpec]:
         return [IndexSpec(collection, [(KEY, 1), (VERSION, -1)]), *outbox_indexes(collection)]
 
     async def latest(self, key: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({KEY: key}, sort=[(VERSION, DESCENDING)])
+        known = self._seen.get(key, 0) or await self._highest_by_search(key)
+        if known == 0:
+            return None
+        document = await self._version(key, known)
+        assert document is not None, "versions are never deleted"
+        while (newer := await self._version(key, known + 1)) is not None:
+            document, known = newer, known + 1
+        self._remember(key, known)
+        return document
+
+    async def _version(self, key: str, version: int) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": version_id(key, version)})
+
+    async def _highest_by_search(self, key: str) -> int:
+        """The highest existing version with O(log n) `_id` probes (versions are 1..n)."""
+        if await self._version(key, 1) is None:
+            return 0
+        low, high = 1, 2
+        while await self._version(key, high) is not None:
+            low, high = high, high * 2
+        while high - low > 1:  # low exists, high does not
+            middle = (low + high) // 2
+            if await self._version(key, middle) is not None:
+                low = middle
+            else:
+                high = middle
+        return low
+
+    def _remember(self, key: str, version: int) -> None:
+        if len(self._seen) > 100_000:
+            self._seen.clear()
+        if version > self._seen.get(key, 0):
+            self._seen[key] = version
 
     async def get(self, key: str) -> S | None:
         document = await self.latest(key)
@@ -171,28 +204,12 @@ class AggregateStore(Generic[S]):
                 )
             except DuplicateKeyError:  # another writer took version + 1: decide again
                 continue
+            self._remember(key, version + 1)
             if envelopes:
-                self.on_events()
-            await self.prune(key, version + 1)
+                self.on_events(self.collection, version_id(key, version + 1))
             result = Result.APPLIED if change is not None else Result.UNCHANGED
             return Mutation(result, new_state, version + 1, envelopes)
         raise ConcurrencyConflict(f"aggregate {key} changed {self.MAX_ATTEMPTS} times while deciding")
-
-    async def prune(self, key: str, below_version: int) -> None:
-        """Tombstone superseded versions whose events are all published; delete old tombstones."""
-        now = self.clock()
-        await self.collection.update_many(
-            {KEY: key, VERSION: {"$lt": below_version}, COUNT: 0, SUPERSEDED: {"$exists": False}},
-            {"$unset": {STATE: "", APPLIED: "", OUTBOX: ""}, "$set": {SUPERSEDED: now}},
-        )
-        expired = now - timedelta(hours=TOMBSTONE_HOURS)
-        await self.collection.delete_many({KEY: key, SUPERSEDED: {"$lt": expired}})
-
-    async def settle(self, collection: AsyncCollection, document: Mapping[str, Any]) -> None:
-        """After the relay published a version's events: tombstone it if superseded."""
-        newer = await collection.find_one({KEY: document[KEY], VERSION: {"$gt": document[VERSION]}}, {"_id": 1})
-        if newer is not None:
-            await self.prune(document[KEY], document[VERSION] + 1)
 
     def _state(self, document: Mapping[str, Any]) -> S:
         return self.state_type.model_validate(document[STATE])

@@ -39,15 +39,24 @@ async def test_duplicates_are_recognised_across_writers(kring: Harness) -> None:
     assert (await store.get(key)).effects == 1
 
 
-async def test_find_current_ignores_superseded_versions(kring: Harness) -> None:
+async def test_find_current_ignores_superseded_versions_and_history_is_kept(kring: Harness) -> None:
     service = kring.service("scheduling")
     store = service.aggregate_store("tallies", Tally)
     key = case_id()
     await store.mutate(key, add_one)
     await store.mutate(key, add_one)
-    # Version 1 is a tombstone (its events are published); a leftover would not count either:
-    await store.collection.insert_one({"_id": f"{key}:0000000000", "key": key, "version": 0, "state": {"effects": 0}, COUNT: 0})
     assert [(k, t.effects) async for k, t in store.find_current({"state.effects": {"$lte": 2}})] == [(key, 2)]
-    assert [k async for k, _ in store.find_current({"state.effects": 0})] == []
-    tombstone = await store.collection.find_one({"key": key, "version": 1})
-    assert "state" not in tombstone and "superseded" in tombstone
+    assert [k async for k, _ in store.find_current({"state.effects": 1})] == [], "version 1 is superseded"
+    history = [d["state"]["effects"] async for d in store.collection.find({"key": key}).sort("version", 1)]
+    assert history == [1, 2]
+
+
+async def test_a_fresh_process_finds_the_latest_of_many_versions(kring: Harness) -> None:
+    writer = kring.service("scheduling").aggregate_store("tallies", Tally)
+    key = case_id()
+    for _ in range(37):
+        await writer.mutate(key, add_one)
+    reader = kring.service("scheduling").aggregate_store("tallies", Tally)  # knows no version yet
+    latest = await reader.latest(key)
+    assert latest is not None and latest["version"] == 37 and latest["state"]["effects"] == 37
+    assert await reader.latest(case_id()) is None
