@@ -7,7 +7,8 @@ consumer.subscribe) and its stores (`aggregate_store`), and returns
 Nothing connects until the app starts.
 """
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI
@@ -63,6 +64,13 @@ class KringService:
             lease_seconds=settings.relay_lease_seconds,
         )
         self.indexes: list[IndexSpec] = []
+        self._periodic: list[tuple[float, Callable[[], Awaitable[Any]]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def every(self, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
+        """Run `job` at start and then every `seconds` while the service runs (sweeps,
+        timers). A failing run is logged and the next one comes as planned."""
+        self._periodic.append((seconds, job))
 
     @property
     def db(self) -> AsyncDatabase:
@@ -82,9 +90,22 @@ class KringService:
         await self.topology.declare(self.broker, [sub.queue for sub in self.broker.subscribers])
         self.relay.start()
         self.relay.notify()  # sweep now: publish what a previous run left behind
+        self._tasks = [asyncio.create_task(self._repeat(seconds, job)) for seconds, job in self._periodic]
         log.info("service started", service=self.name)
 
+    async def _repeat(self, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            try:
+                await job()
+            except Exception as error:
+                log.warning("periodic job failed", job=getattr(job, "__name__", "job"), error=type(error).__name__)
+            await asyncio.sleep(seconds)
+
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         await self.relay.stop()
         await self.mongo.close()
         log.info("service stopped", service=self.name)

@@ -1,0 +1,103 @@
+"""Assigning coordinators without ever over-filling a caseload, with any number of replicas.
+
+A place in a caseload is taken on the coordinator's aggregate first (`reserve`: the
+insert-compare-and-set of shared.store lets one of two racing replicas through, the other
+re-decides on the new caseload and moves on if it is full), then the case records the
+assignment and announces it. A crash between the two leaves a reservation that the next
+attempt for the case finds and completes; a case that was withdrawn meanwhile gives it back.
+"""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from shared.contract.envelope import Envelope
+from shared.logging import get_logger
+from shared.store import AggregateStore
+
+from . import domain
+from .domain import Case, CaseloadFull, Coordinator, Stage
+
+log = get_logger("kring.scheduling")
+
+
+class Assignments:
+    def __init__(self, cases: AggregateStore[Case], coordinators: AggregateStore[Coordinator], clock: Callable[[], datetime]) -> None:
+        self.cases = cases
+        self.coordinators = coordinators
+        self.clock = clock
+
+    async def all_coordinators(self) -> list[Coordinator]:
+        return [coordinator async for _, coordinator in self.coordinators.find_current({})]
+
+    async def try_assign(self, case_id: str, cause: Envelope[Any] | None = None) -> Case | None:
+        case = await self.cases.get(case_id)
+        if case is None or not case.needs_coordinator:
+            return case
+        coordinators = await self.all_coordinators()
+        holder = next((c for c in coordinators if case_id in c.active_cases), None)
+        candidates, reason = ([holder], "") if holder else domain.ranked(coordinators, case, self.clock().date())
+        for coordinator in candidates:
+            try:
+                await self.coordinators.mutate(coordinator.coordinator_id, lambda c: domain.reserve(c, case_id))
+            except CaseloadFull:
+                reason = "no eligible coordinator (caseload full)"
+                continue
+            return await self._record(case_id, coordinator.coordinator_id, cause)
+        await self.cases.mutate(case_id, lambda c: domain.waiting(c, reason or "no eligible coordinator"))
+        log.info("case waits for a coordinator", case_id=case_id, reason=reason)
+        return await self.cases.get(case_id)
+
+    async def _record(self, case_id: str, coordinator_id: str, cause: Envelope[Any] | None, *, manual: bool = False) -> Case | None:
+        now = self.clock()
+        mutation = await self.cases.mutate(
+            case_id,
+            lambda c: domain.assigned(c, coordinator_id, now, manual=manual),
+            cause=cause,
+            dedup_id=f"{cause.id}:assign" if cause else None,
+        )
+        case = mutation.state
+        if case is None or case.coordinator_id != coordinator_id or not case.open:
+            await self.release(case_id, coordinator_id)  # withdrawn or assigned elsewhere meanwhile
+        return case
+
+    async def reassign(self, case_id: str, coordinator_id: str) -> Case:
+        """Operations moves a case to another coordinator (eligibility still applies)."""
+        case = await self.cases.get(case_id)
+        if case is None:
+            raise LookupError("no such case")
+        if not case.open:
+            raise domain.RuleViolation(f"the case is {case.stage}")
+        coordinator = await self.coordinators.get(coordinator_id)
+        if coordinator is None:
+            raise LookupError("no such coordinator")
+        why_not = domain.eligible(coordinator, case, self.clock().date())
+        if why_not is not None:
+            raise domain.RuleViolation(f"{coordinator_id} cannot take this case: {why_not}")
+        try:
+            await self.coordinators.mutate(coordinator_id, lambda c: domain.reserve(c, case_id))
+        except CaseloadFull:
+            raise domain.RuleViolation(f"{coordinator_id}'s caseload is full") from None
+        previous = case.coordinator_id
+        updated = await self._record(case_id, coordinator_id, None, manual=True)
+        if previous and previous != coordinator_id:
+            await self.release(case_id, previous)
+        assert updated is not None
+        return updated
+
+    async def release(self, case_id: str, coordinator_id: str | None = None) -> None:
+        """Give back the place `case_id` holds (in every caseload, if no coordinator is named)."""
+        holders = [coordinator_id] if coordinator_id else [
+            c.coordinator_id for c in await self.all_coordinators() if case_id in c.active_cases
+        ]  # fmt: skip
+        for holder in holders:
+            await self.coordinators.mutate(holder, lambda c: domain.release(c, case_id))
+
+    async def assign_waiting(self) -> int:
+        """Try again for every case waiting for a coordinator: none is forgotten."""
+        waiting = [case_id async for case_id, _ in self.cases.find_current({"state.stage": Stage.UNASSIGNED.value})]
+        assigned = 0
+        for case_id in waiting:
+            case = await self.try_assign(case_id)
+            assigned += bool(case and case.coordinator_id)
+        return assigned

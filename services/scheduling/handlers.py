@@ -1,0 +1,62 @@
+"""What scheduling does with other services' events."""
+
+from collections.abc import Callable
+from datetime import datetime
+
+from shared.contract.envelope import Envelope
+from shared.contract.events import (
+    ConsentRecorded,
+    NoPlanReached,
+    PlanAccepted,
+    ReferralReceived,
+    ReferralWithdrawn,
+    SecondMeetingNeeded,
+)
+from shared.messaging.consumer import subscribe
+from shared.runtime import KringService
+
+from . import domain
+from .assignment import Assignments
+
+
+def register(service: KringService, assignments: Assignments, clock: Callable[[], datetime]) -> None:
+    cases = assignments.cases
+
+    def on(event: type) -> Callable:  # type: ignore[type-arg]
+        return subscribe(service.broker, service.topology, service.name, event)
+
+    @on(ReferralReceived)
+    async def on_referral_received(envelope: Envelope[ReferralReceived]) -> None:
+        await cases.mutate(envelope.subject, lambda c: domain.referral_received(c, envelope.data), cause=envelope)
+        await assignments.try_assign(envelope.subject, envelope)
+
+    @on(ConsentRecorded)
+    async def on_consent_recorded(envelope: Envelope[ConsentRecorded]) -> None:
+        await cases.mutate(envelope.subject, lambda c: domain.consent_recorded(c, envelope.data.consent), cause=envelope)
+        await assignments.try_assign(envelope.subject, envelope)
+
+    @on(ReferralWithdrawn)
+    async def on_referral_withdrawn(envelope: Envelope[ReferralWithdrawn]) -> None:
+        now = clock()
+        await cases.mutate(envelope.subject, lambda c: domain.withdrawn(c, now), cause=envelope)
+        await assignments.release(envelope.subject)
+        await assignments.assign_waiting()  # a place may have come free
+
+    @on(SecondMeetingNeeded)
+    async def on_second_meeting_needed(envelope: Envelope[SecondMeetingNeeded]) -> None:
+        meeting = envelope.data.meeting_number
+        await cases.mutate(envelope.subject, lambda c: domain.second_meeting(c, meeting), cause=envelope)
+        await assignments.try_assign(envelope.subject, envelope)
+
+    async def coordinator_done(case_id: str) -> None:
+        """The plan is settled: the coordinator's place in the caseload frees."""
+        await assignments.release(case_id)
+        await assignments.assign_waiting()
+
+    @on(PlanAccepted)
+    async def on_plan_accepted(envelope: Envelope[PlanAccepted]) -> None:
+        await coordinator_done(envelope.subject)
+
+    @on(NoPlanReached)
+    async def on_no_plan_reached(envelope: Envelope[NoPlanReached]) -> None:
+        await coordinator_done(envelope.subject)

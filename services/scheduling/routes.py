@@ -1,0 +1,177 @@
+"""HTTP of the scheduling service.
+
+- ops: registers coordinators, sees every case and the waiting list, reassigns (with a
+  reason), sees the 60-day figures and the cases at risk of breaching them;
+- coordinator (token subject = coordinator id): sees and works on their own cases only;
+- funder (token organisation = funder id): the 60-day figures of its own cases.
+"""
+
+from collections.abc import Callable
+from datetime import date, datetime
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.auth import Principal, Role, authorised
+from shared.contract.vocabulary import CancellationReason, Identifier, Province
+from shared.http import invalid_field
+from shared.logging import get_logger
+
+from . import domain
+from .assignment import Assignments
+from .domain import Case, Coordinator
+
+log = get_logger("kring.scheduling")
+
+
+class Reassignment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    coordinator_id: Identifier
+    reason: str = Field(min_length=3, max_length=300)
+
+
+class ConferenceDate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    conference_date: date
+
+
+class Cancellation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: CancellationReason
+
+
+class WaitingCase(BaseModel):
+    case_id: str
+    reason: str | None
+    days_waiting: int
+
+
+class AtRisk(BaseModel):
+    case_id: str
+    coordinator_id: str | None
+    reason: str
+
+
+def router(assignments: Assignments, clock: Callable[[], datetime]) -> APIRouter:
+    api = APIRouter()
+    cases, coordinators = assignments.cases, assignments.coordinators
+    ops = authorised(Role.OPS)
+    coordinator_or_ops = authorised(Role.COORDINATOR, Role.OPS)
+
+    async def own_case(case_id: str, caller: Principal) -> Case:
+        case = await cases.get(case_id)
+        if case is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such case")
+        if caller.role is Role.COORDINATOR and case.coordinator_id != caller.subject:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this is not your case")
+        return case
+
+    async def change(case_id: str, caller: Principal, decide: Callable[[Case | None], object]) -> Case:
+        await own_case(case_id, caller)
+        try:
+            mutation = await cases.mutate(case_id, decide)  # type: ignore[arg-type]
+        except domain.RuleViolation as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
+        assert mutation.state is not None
+        return mutation.state
+
+    @api.put("/coordinators/{coordinator_id}", response_model=Coordinator, tags=["coordinators"])
+    async def register_coordinator(
+        coordinator_id: Identifier, profile: domain.CoordinatorProfile, caller: Principal = Depends(ops)
+    ) -> Coordinator:
+        """Register or update a coordinator. A professional care provider is refused."""
+        mutation = await coordinators.mutate(coordinator_id, lambda c: domain.register(c, coordinator_id, profile))
+        await assignments.assign_waiting()  # someone may be eligible now
+        assert mutation.state is not None
+        return mutation.state
+
+    @api.get("/coordinators", response_model=list[Coordinator], tags=["coordinators"])
+    async def list_coordinators(caller: Principal = Depends(ops)) -> list[Coordinator]:
+        return sorted(await assignments.all_coordinators(), key=lambda c: c.coordinator_id)
+
+    @api.get("/cases", response_model=list[Case], tags=["cases"])
+    async def list_cases(caller: Principal = Depends(coordinator_or_ops)) -> list[Case]:
+        query = {"state.coordinator_id": caller.subject} if caller.role is Role.COORDINATOR else {}
+        return [case async for _, case in cases.find_current(query)]
+
+    @api.get("/cases/waiting", response_model=list[WaitingCase], tags=["cases"])
+    async def waiting_list(caller: Principal = Depends(ops)) -> list[WaitingCase]:
+        """Cases with consent that no coordinator could take yet, and why."""
+        today = clock().date()
+        return [
+            WaitingCase(case_id=case_id, reason=case.waiting_reason, days_waiting=case.days_since_referral(today))
+            async for case_id, case in cases.find_current({"state.stage": domain.Stage.UNASSIGNED.value})
+        ]
+
+    @api.get("/cases/at-risk", response_model=list[AtRisk], tags=["sixty days"])
+    async def at_risk(caller: Principal = Depends(ops)) -> list[AtRisk]:
+        """Open cases that will miss the 60-day target unless someone acts."""
+        today = clock().date()
+        found = []
+        async for case_id, case in cases.find_current({}):
+            if (reason := domain.at_risk(case, today)) is not None:
+                found.append(AtRisk(case_id=case_id, coordinator_id=case.coordinator_id, reason=reason))
+        return found
+
+    @api.get("/sixty-days", response_model=domain.SixtyDays, tags=["sixty days"])
+    async def sixty_days(
+        funder_id: Identifier | None = Query(default=None),
+        province: Province | None = Query(default=None),
+        caller: Principal = Depends(authorised(Role.OPS, Role.FUNDER)),
+    ) -> domain.SixtyDays:
+        """Share of first conferences held within 60 days of referral (reference: 65%)."""
+        if caller.role is Role.FUNDER:
+            if funder_id not in (None, caller.organisation_id):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only your own figures")
+            funder_id = caller.organisation_id
+        query: dict[str, object] = {}
+        if funder_id:
+            query["state.referral.funder_id"] = funder_id
+        if province:
+            query["state.referral.region.province"] = province.value
+        return domain.sixty_day_share([case async for _, case in cases.find_current(query)])
+
+    @api.get("/cases/{case_id}", response_model=Case, tags=["cases"])
+    async def read_case(case_id: str, caller: Principal = Depends(coordinator_or_ops)) -> Case:
+        return await own_case(case_id, caller)
+
+    @api.put("/cases/{case_id}/preparation", response_model=Case, tags=["preparation"])
+    async def prepare(case_id: str, preparation: domain.Preparation, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> Case:
+        """The network map and arrangements, in counts by role."""
+        return await change(case_id, caller, lambda c: domain.prepare(c, preparation))
+
+    @api.put("/cases/{case_id}/conference", response_model=Case, tags=["preparation"])
+    async def set_date(case_id: str, body: ConferenceDate, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> Case:
+        """Set or move the conference date (ConferenceScheduled / ConferenceRescheduled)."""
+        today = clock().date()
+        return await change(case_id, caller, lambda c: domain.schedule(c, body.conference_date, today))
+
+    @api.post("/cases/{case_id}/held", response_model=Case, tags=["conference"])
+    async def record_held(case_id: str, attendance: domain.Attendance, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> Case:
+        """The conference took place: attendance by role, and whether every parent with
+        parental responsibility was there."""
+        if attendance.attended.total == 0:
+            raise invalid_field(("attended",), "nobody attended: cancel the conference instead")
+        today = clock().date()
+        return await change(case_id, caller, lambda c: domain.held(c, attendance, today))
+
+    @api.post("/cases/{case_id}/cancellation", response_model=Case, tags=["conference"])
+    async def cancel(case_id: str, body: Cancellation, caller: Principal = Depends(coordinator_or_ops)) -> Case:
+        now = clock()
+        case = await change(case_id, caller, lambda c: domain.cancel(c, body.reason, now))
+        await assignments.release(case_id)
+        return case
+
+    @api.post("/cases/{case_id}/reassignment", response_model=Case, tags=["cases"])
+    async def reassign(case_id: str, body: Reassignment, caller: Principal = Depends(ops)) -> Case:
+        """Move a case to another coordinator, with the reason (kept in the log)."""
+        try:
+            case = await assignments.reassign(case_id, body.coordinator_id)
+        except LookupError as error:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None
+        except domain.RuleViolation as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
+        log.info("case reassigned", case_id=case_id, to=body.coordinator_id, by=caller.subject, reason_length=len(body.reason))
+        return case
+
+    return api

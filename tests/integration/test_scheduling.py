@@ -1,0 +1,210 @@
+"""The scheduling service on the real servers: assignment rules, waiting cases, two
+replicas against one caseload, preparation to conference, withdrawal."""
+
+import asyncio
+import json
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from services.scheduling.app import create_app
+from shared.auth import Role
+from shared.contract.envelope import Envelope
+from shared.contract.events import ReferralReceived, ReferralWithdrawn
+from shared.contract.vocabulary import CoordinatorPreferences, Region, WithdrawalReason
+from tests.support.clock import ManualClock
+from tests.support.harness import Harness
+from tests.support.samples import referral_received
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+
+def profile(provinces: list[str], languages: list[str], max_cases: int = 5, **extra: Any) -> dict[str, Any]:
+    return {"provinces": provinces, "languages": languages, "max_cases": max_cases, "professional_care_provider": False, **extra}
+
+
+def referral(**overrides: Any) -> ReferralReceived:
+    values = referral_received().model_dump()
+    values.update(region=Region(province="UT", municipality="GM0344"), referrer_organisation_id="bjz-utrecht", funder_id="prov-utrecht", language="nl")
+    values.update(overrides)
+    return ReferralReceived.model_validate(values)
+
+
+class Scheduling:
+    def __init__(self, kring: Harness, app: FastAPI) -> None:
+        self.kring, self.app, self.service = kring, app, app.state.kring
+        self.ops = kring.token(Role.OPS, subject="ops-1")
+
+    async def register(self, coordinator_id: str, body: dict[str, Any]) -> int:
+        async with self.kring.http(self.app, self.ops) as http:
+            return (await http.put(f"/coordinators/{coordinator_id}", json=body)).status_code
+
+    async def publish(self, event: Any) -> None:
+        await self.service.publisher.publish(Envelope.wrap(event, source="kring/test"))
+
+    async def case(self, case: str) -> dict[str, Any]:
+        async with self.kring.http(self.app, self.ops) as http:
+            response = await http.get(f"/cases/{case}")
+            return response.json() if response.status_code == 200 else {}
+
+    async def assigned_to(self, case: str) -> str | None:
+        return (await self.case(case)).get("coordinator_id")
+
+
+async def started(kring: Harness, clock: ManualClock | None = None) -> Scheduling:
+    app = kring.app(lambda s: create_app(s, clock=clock or ManualClock()), "scheduling")
+    await kring.start(app.state.kring)
+    return Scheduling(kring, app)
+
+
+async def test_assignment_honours_region_language_preferences_and_independence(kring: Harness) -> None:
+    scheduling = await started(kring)
+    events = await kring.probe(kring.topology.events.name, "scheduling.#")
+    assert await scheduling.register("tied", profile(["UT"], ["nl", "ar"], gender="female", tied_organisations=["bjz-utrecht"])) == 200
+    assert await scheduling.register("elsewhere", profile(["GE"], ["nl", "ar"], gender="female")) == 200
+    assert await scheduling.register("dutch-only", profile(["UT"], ["nl"])) == 200
+    assert await scheduling.register("best", profile(["UT"], ["nl", "ar"], gender="female")) == 200
+    assert await scheduling.register("care-worker", profile(["UT"], ["nl"], professional_care_provider=True)) == 422
+
+    event = referral(coordinator_preferences=CoordinatorPreferences(language="ar", gender="female"))
+    await scheduling.publish(event)
+    await eventually(lambda: scheduling.assigned_to(event.case_id), what="an assignment")
+    assert await scheduling.assigned_to(event.case_id) == "best"
+    [assigned] = await kring.drain(events.name)
+    assert assigned.routing_key == "scheduling.coordinator-assigned"
+    assert json.loads(assigned.body)["coordinator_id"] == "best"
+
+
+async def test_a_case_without_consent_waits_and_is_assigned_when_consent_comes(kring: Harness) -> None:
+    from shared.contract.events import ConsentRecorded
+    from shared.contract.vocabulary import ConsentState
+
+    scheduling = await started(kring)
+    await scheduling.register("c1", profile(["UT"], ["nl"]))
+    event = referral(consent=ConsentState.PENDING)
+    await scheduling.publish(event)
+    await eventually(lambda: scheduling.case(event.case_id), what="the case")
+    assert (await scheduling.case(event.case_id))["stage"] == "awaiting_consent"
+    await scheduling.publish(ConsentRecorded(case_id=event.case_id, consent=ConsentState.GIVEN, recorded_at=event.received_at))
+    await eventually(lambda: scheduling.assigned_to(event.case_id), what="assignment after consent")
+
+
+async def test_nobody_eligible_the_case_waits_visibly_and_is_assigned_when_a_place_frees(kring: Harness) -> None:
+    scheduling = await started(kring)
+    await scheduling.register("only", profile(["UT"], ["nl"], max_cases=1))
+    first, second = referral(), referral()
+    await scheduling.publish(first)
+    await eventually(lambda: scheduling.assigned_to(first.case_id), what="first assigned")
+    await scheduling.publish(second)
+    await eventually(lambda: scheduling.case(second.case_id), what="second stored")
+
+    async def waiting() -> list[dict[str, Any]]:
+        async with kring.http(scheduling.app, scheduling.ops) as http:
+            return (await http.get("/cases/waiting")).json()
+
+    await eventually(waiting, what="the waiting list")
+    [entry] = await waiting()
+    assert entry["case_id"] == second.case_id and "caseload full" in entry["reason"]
+
+    await scheduling.publish(ReferralWithdrawn(case_id=first.case_id, withdrawn_at=first.received_at, reason=WithdrawalReason.CONSENT_WITHDRAWN))
+    await eventually(lambda: scheduling.assigned_to(second.case_id), what="second assigned once the place freed")
+    assert await waiting() == []
+
+
+async def test_two_replicas_never_overfill_a_caseload_and_assign_each_case_once(kring: Harness) -> None:
+    replicas = [await started(kring), await started(kring)]
+    events = await kring.probe(kring.topology.events.name, "scheduling.coordinator-assigned")
+    await replicas[0].register("a", profile(["UT"], ["nl"], max_cases=2))
+    await replicas[0].register("b", profile(["UT"], ["nl"], max_cases=3))
+    burst = [referral() for _ in range(12)]
+    await asyncio.gather(*(replicas[n % 2].publish(event) for n, event in enumerate(burst)))
+
+    async def settled() -> bool:
+        cases = [await replicas[0].case(e.case_id) for e in burst]
+        return all(cases) and sum(bool(c.get("coordinator_id")) for c in cases) == 5 and all(
+            c["coordinator_id"] or c["stage"] == "unassigned" for c in cases
+        )
+
+    await eventually(settled, timeout=60, what="every case assigned or waiting")
+    async with kring.http(replicas[1].app, replicas[1].ops) as http:
+        caseloads = {c["coordinator_id"]: c["active_cases"] for c in (await http.get("/coordinators")).json()}
+    assert len(caseloads["a"]) == 2 and len(caseloads["b"]) == 3
+    assert not set(caseloads["a"]) & set(caseloads["b"])
+    announced = Counter(json.loads(m.body)["case_id"] for m in await kring.drain(events.name, settle=1.0))
+    assert len(announced) == 5 and set(announced.values()) == {1}, "each case assigned (and announced) once"
+
+
+async def test_preparation_to_conference_with_no_personal_data_and_coordinators_see_only_their_own(kring: Harness) -> None:
+    clock = ManualClock()
+    scheduling = await started(kring, clock)
+    events = await kring.probe(kring.topology.events.name, "scheduling.#")
+    await scheduling.register("c1", profile(["UT"], ["nl"], max_cases=1))
+    await scheduling.register("c2", profile(["UT"], ["nl"], max_cases=1))
+    mine, theirs = referral(), referral()
+    await scheduling.publish(mine)
+    await eventually(lambda: scheduling.assigned_to(mine.case_id), what="assigned")
+    await scheduling.publish(theirs)
+    await eventually(lambda: scheduling.assigned_to(theirs.case_id), what="assigned")
+    owner = await scheduling.assigned_to(mine.case_id)
+    other = "c2" if owner == "c1" else "c1"
+    me = kring.token(Role.COORDINATOR, subject=owner)
+    preparation = {
+        "network": {"parents": 2, "children": 2, "grandparents": 2, "friends": 3, "teachers": 1, "professionals": 2},
+        "invited": {"parents": 2, "children": 2, "grandparents": 2, "friends": 3, "teachers": 1, "professionals": 2},
+        "accepted": {"parents": 2, "children": 2, "grandparents": 1, "friends": 3, "teachers": 1, "professionals": 2},
+        "parents_with_responsibility": 2, "interpreter_arranged": False, "location_booked": True, "catering_arranged": True,
+    }  # fmt: skip
+    day = (clock() + timedelta(days=20)).date()
+    async with kring.http(scheduling.app, me) as http:
+        assert (await http.get(f"/cases/{theirs.case_id}")).status_code == 403
+        assert (await http.put(f"/cases/{theirs.case_id}/preparation", json=preparation)).status_code == 403
+        assert (await http.put(f"/cases/{mine.case_id}/conference", json={"conference_date": day.isoformat()})).status_code == 409
+        assert (await http.put(f"/cases/{mine.case_id}/preparation", json=preparation)).status_code == 200
+        assert (await http.put(f"/cases/{mine.case_id}/conference", json={"conference_date": day.isoformat()})).status_code == 200
+        attended = {"attended": {"parents": 1, "children": 2, "grandparents": 1, "friends": 3, "professionals": 2}, "all_parents_with_responsibility_attended": False}
+        assert (await http.post(f"/cases/{mine.case_id}/held", json=attended)).status_code == 409, "not before the date"
+        clock.advance(days=20)
+        held = await http.post(f"/cases/{mine.case_id}/held", json=attended)
+        assert held.status_code == 200 and held.json()["stage"] == "held"
+    assert await scheduling.register(other, profile(["UT"], ["nl"], max_cases=1)) == 200
+    seen = {
+        m.routing_key: json.loads(m.body)
+        for m in await kring.drain(events.name, settle=1.0)
+        if m.routing_key != "scheduling.coordinator-assigned"
+    }
+    scheduled, conference = seen["scheduling.conference-scheduled"], seen["scheduling.conference-held"]
+    assert scheduled["invited_by_role"]["friends"] == 3 and scheduled["days_since_referral"] == 20
+    assert conference["all_parents_with_responsibility_attended"] is False
+    assert conference["attended_by_role"]["parents"] == 1
+    for body in seen.values():
+        assert set(body) <= set(scheduled) | set(conference), "counts, dates and codes only"
+
+    async with kring.http(scheduling.app, scheduling.ops) as http:
+        figures = (await http.get("/sixty-days", params={"funder_id": "prov-utrecht"})).json()
+    assert figures["held"] == 1 and figures["share_within_60_days"] == 1.0 and figures["reference_share"] == 0.65
+
+
+async def test_withdrawal_during_preparation_cancels_and_frees_the_place(kring: Harness) -> None:
+    scheduling = await started(kring)
+    events = await kring.probe(kring.topology.events.name, "scheduling.conference-cancelled")
+    await scheduling.register("c1", profile(["UT"], ["nl"], max_cases=1))
+    event = referral()
+    await scheduling.publish(event)
+    await eventually(lambda: scheduling.assigned_to(event.case_id), what="assigned")
+    withdrawal = ReferralWithdrawn(case_id=event.case_id, withdrawn_at=event.received_at, reason=WithdrawalReason.CONSENT_WITHDRAWN)
+    for _ in range(2):  # a redelivery changes nothing
+        await scheduling.publish(withdrawal)
+
+    async def withdrawn() -> bool:
+        return (await scheduling.case(event.case_id)).get("stage") == "withdrawn"
+
+    await eventually(withdrawn, what="the case withdrawn")
+    [cancelled] = await kring.drain(events.name, settle=1.0)
+    assert json.loads(cancelled.body)["reason"] == "consent_withdrawn"
+    async with kring.http(scheduling.app, scheduling.ops) as http:
+        [coordinator] = (await http.get("/coordinators")).json()
+    assert coordinator["active_cases"] == []
