@@ -1,15 +1,27 @@
-"""Wiring point of the plans service: settings, subscribers, stores, HTTP."""
+"""Wiring point of the plans service: store, subscribers, HTTP."""
+
+from collections.abc import Callable
+from datetime import datetime
 
 from fastapi import FastAPI
 
+from shared.contract.events import NoPlanReached, PlanAccepted, PlanPresented, PlanRevisionRequested, SecondMeetingNeeded
+from shared.outbox import utc_now
 from shared.runtime import KringService
 from shared.settings import KringSettings
+
+from . import handlers, routes
+from .domain import CasePlan
 
 SERVICE = "plans"
 DESCRIPTION = "The family's plan, bottom-line requirements and professional acceptance."
 
 
-def create_app(settings: KringSettings | None = None) -> FastAPI:
+def create_app(settings: KringSettings | None = None, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     settings = settings or KringSettings(service_name=SERVICE)
     service = KringService(settings, description=DESCRIPTION)
-    return service.http_app()
+    plans = service.aggregate_store("plans", CasePlan)
+    plans.clock = clock
+    handlers.register(service, plans)
+    service.documents(PlanPresented, PlanAccepted, PlanRevisionRequested, SecondMeetingNeeded, NoPlanReached)
+    return service.http_app(routes.router(plans, clock))

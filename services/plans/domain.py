@@ -1,0 +1,287 @@
+"""The family's plan, the professional's bottom-line requirements, and acceptance. Pure rules.
+
+The plan is the family's: written in private family time, recorded by the coordinator,
+readable by the family. A professional with statutory responsibility may set bottom-line
+requirements before the conference (shared with the family beforehand) and accepts the
+plan only when every requirement is answered by an agreement, or with a recorded
+justification. Events carry counts and codes; the plan's words stay here.
+"""
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.contract.events import (
+    AgreementCounts,
+    NoPlanReached,
+    PlanAccepted,
+    PlanPresented,
+    PlanRevisionRequested,
+    SecondMeetingNeeded,
+)
+from shared.contract.vocabulary import AgreementKind, Identifier, StatutoryContext
+from shared.store import Change
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+STATUTORY = frozenset({StatutoryContext.SUPERVISION_ORDER, StatutoryContext.OUT_OF_HOME_PLACEMENT})
+
+
+class RuleViolation(Exception):
+    """Well-formed, but not allowed now (HTTP 409)."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Who(StrEnum):
+    """Who carries out an agreement: a role in the network, or a professional service."""
+
+    PARENT = "parent"
+    CHILD = "child"
+    GRANDPARENT = "grandparent"
+    OTHER_RELATIVE = "other_relative"
+    FRIEND = "friend"
+    NEIGHBOUR = "neighbour"
+    TEACHER = "teacher"
+    PROFESSIONAL_SERVICE = "professional_service"
+
+
+class NewRequirement(Strict):
+    text: Annotated[Text, StringConstraints(max_length=1000)]
+    shared_with_family_at: AwareDatetime = Field(description="when the family was told: it must see them beforehand")
+
+
+class Requirement(BaseModel):
+    requirement_id: Identifier
+    text: str
+    set_by: str
+    set_at: AwareDatetime
+    shared_with_family_at: AwareDatetime
+
+
+class Agreement(Strict):
+    agreement_id: Identifier
+    what: Annotated[Text, StringConstraints(max_length=2000)]
+    who: Who
+    service_category: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,39}$")] | None = Field(
+        default=None, description="for professional help: which kind (e.g. debt_counselling)"
+    )
+    by_when: date
+    kind: AgreementKind
+    answers_requirements: list[Identifier] = []
+
+
+class PlanDraft(Strict):
+    central_question: Annotated[Text, StringConstraints(max_length=2000)]
+    agreements: list[Agreement] = Field(min_length=1, max_length=100)
+
+
+class MeetingStatus(StrEnum):
+    PLANNED = "planned"  # conference scheduled, not held yet
+    HELD = "held"
+    PRESENTED = "presented"  # waiting for the professional's review
+    REVISION_REQUESTED = "revision_requested"
+    ACCEPTED = "accepted"
+    SECOND_MEETING = "second_meeting"
+    NO_PLAN = "no_plan"
+    CANCELLED = "cancelled"
+
+
+class Meeting(BaseModel):
+    number: int
+    conference_date: date
+    status: MeetingStatus = MeetingStatus.PLANNED
+    plan: PlanDraft | None = None
+    presentations: int = 0
+    justification: str | None = None
+    reason_category: str | None = None
+
+
+class CasePlan(BaseModel):
+    case_id: str
+    statutory: bool = False
+    coordinator_id: str | None = None
+    professional_id: str | None = None
+    requirements: list[Requirement] = []
+    meetings: list[Meeting] = []
+
+    @property
+    def current(self) -> Meeting | None:
+        return self.meetings[-1] if self.meetings else None
+
+    def conference_started(self, today: date) -> bool:
+        return any(m.status is not MeetingStatus.PLANNED or m.conference_date <= today for m in self.meetings)
+
+
+def _case(plan: CasePlan | None, case_id: str) -> CasePlan:
+    return plan or CasePlan(case_id=case_id)
+
+
+# --- from other services' events -------------------------------------------------------------
+
+
+def referral_received(plan: CasePlan | None, case_id: str, statutory_context: StatutoryContext) -> Change[CasePlan]:
+    return Change(_case(plan, case_id).model_copy(update={"statutory": statutory_context in STATUTORY}))
+
+
+def coordinator_assigned(plan: CasePlan | None, case_id: str, coordinator_id: str) -> Change[CasePlan]:
+    return Change(_case(plan, case_id).model_copy(update={"coordinator_id": coordinator_id}))
+
+
+def conference_scheduled(plan: CasePlan | None, case_id: str, number: int, day: date) -> Change[CasePlan] | None:
+    """Opens the plan record of meeting `number` (a second meeting links to the first)."""
+    plan = _case(plan, case_id)
+    if any(m.number == number for m in plan.meetings):
+        return conference_moved(plan, number, day)
+    return Change(plan.model_copy(update={"meetings": [*plan.meetings, Meeting(number=number, conference_date=day)]}))
+
+
+def conference_moved(plan: CasePlan | None, number: int, day: date) -> Change[CasePlan] | None:
+    if plan is None:
+        return None
+    meetings = [m.model_copy(update={"conference_date": day}) if m.number == number and m.status is MeetingStatus.PLANNED else m for m in plan.meetings]
+    return Change(plan.model_copy(update={"meetings": meetings}))
+
+
+def conference_held(plan: CasePlan | None, number: int, day: date) -> Change[CasePlan] | None:
+    if plan is None:
+        return None
+    meetings = [
+        m.model_copy(update={"status": MeetingStatus.HELD, "conference_date": day})
+        if m.number == number and m.status is MeetingStatus.PLANNED
+        else m
+        for m in plan.meetings
+    ]
+    return Change(plan.model_copy(update={"meetings": meetings}))
+
+
+def conference_cancelled(plan: CasePlan | None, number: int) -> Change[CasePlan] | None:
+    if plan is None:
+        return None
+    meetings = [m.model_copy(update={"status": MeetingStatus.CANCELLED}) if m.number == number and m.status is MeetingStatus.PLANNED else m for m in plan.meetings]
+    return Change(plan.model_copy(update={"meetings": meetings}))
+
+
+# --- what people do ---------------------------------------------------------------------------
+
+
+def add_requirement(plan: CasePlan | None, case_id: str, new: NewRequirement, professional: str, now: datetime) -> Change[CasePlan]:
+    plan = _case(plan, case_id)
+    if plan.conference_started(now.date()):
+        raise RuleViolation("the conference has started: bottom-line requirements must be set and shared before it")
+    if plan.professional_id not in (None, professional):
+        raise PermissionError("another professional holds statutory responsibility for this case")
+    if new.shared_with_family_at > now:
+        raise RuleViolation("shared_with_family_at is in the future")
+    requirement = Requirement(
+        requirement_id=f"r{len(plan.requirements) + 1}", text=new.text, set_by=professional, set_at=now,
+        shared_with_family_at=new.shared_with_family_at,
+    )  # fmt: skip
+    return Change(plan.model_copy(update={"requirements": [*plan.requirements, requirement], "statutory": True, "professional_id": professional}))
+
+
+def record_plan(plan: CasePlan | None, draft: PlanDraft) -> Change[CasePlan]:
+    meeting = _meeting_for_plan(plan)
+    assert plan is not None
+    known = {r.requirement_id for r in plan.requirements}
+    unknown = sorted({r for a in draft.agreements for r in a.answers_requirements} - known)
+    if unknown:
+        raise ValueError(f"agreements answer unknown requirements: {', '.join(unknown)}")
+    if len({a.agreement_id for a in draft.agreements}) != len(draft.agreements):
+        raise ValueError("agreement ids must be unique")
+    return _with_meeting(plan, meeting.model_copy(update={"plan": draft}))
+
+
+def unmet(plan: CasePlan, draft: PlanDraft) -> list[str]:
+    answered = {r for agreement in draft.agreements for r in agreement.answers_requirements}
+    return [r.requirement_id for r in plan.requirements if r.requirement_id not in answered]
+
+
+def counts(draft: PlanDraft) -> AgreementCounts:
+    return AgreementCounts(
+        network_support=sum(a.kind is AgreementKind.NETWORK_SUPPORT for a in draft.agreements),
+        professional_help=sum(a.kind is AgreementKind.PROFESSIONAL_HELP for a in draft.agreements),
+    )
+
+
+def present(plan: CasePlan | None, now: datetime) -> Change[CasePlan]:
+    meeting = _meeting_for_plan(plan)
+    assert plan is not None
+    if meeting.plan is None:
+        raise RuleViolation("record the plan before presenting it")
+    draft = meeting.plan
+    missing = unmet(plan, draft)
+    review = plan.statutory
+    presented = PlanPresented(
+        case_id=plan.case_id, meeting_number=meeting.number, presented_at=now, agreements=counts(draft),
+        requested_service_categories=sorted({a.service_category for a in draft.agreements if a.service_category}),
+        bottom_line_requirements=len(plan.requirements), requirements_all_met=not missing, review_required=review,
+    )  # fmt: skip
+    events: list[PlanPresented | PlanAccepted] = [presented]
+    status = MeetingStatus.PRESENTED
+    if not review:  # no statutory involvement: the family's plan stands as presented
+        events.append(PlanAccepted(case_id=plan.case_id, meeting_number=meeting.number, accepted_at=now, agreements=counts(draft), reviewed_by_professional=False))
+        status = MeetingStatus.ACCEPTED
+    updated = meeting.model_copy(update={"status": status, "presentations": meeting.presentations + 1})
+    return Change(_with_meeting(plan, updated).state, events)
+
+
+def review(plan: CasePlan | None, professional: str, justification: str | None, now: datetime) -> Change[CasePlan]:
+    if plan is None or plan.current is None or plan.current.status is not MeetingStatus.PRESENTED:
+        raise RuleViolation("there is no presented plan waiting for review")
+    if plan.professional_id not in (None, professional):
+        raise PermissionError("another professional holds statutory responsibility for this case")
+    meeting = plan.current
+    assert meeting.plan is not None
+    missing = unmet(plan, meeting.plan)
+    if missing and not justification:
+        event: PlanAccepted | PlanRevisionRequested = PlanRevisionRequested(
+            case_id=plan.case_id, meeting_number=meeting.number, requested_at=now, unmet_requirement_ids=missing
+        )
+        updated = meeting.model_copy(update={"status": MeetingStatus.REVISION_REQUESTED})
+    else:
+        event = PlanAccepted(
+            case_id=plan.case_id, meeting_number=meeting.number, accepted_at=now, agreements=counts(meeting.plan),
+            reviewed_by_professional=True, accepted_with_justification=bool(missing),
+        )  # fmt: skip
+        updated = meeting.model_copy(update={"status": MeetingStatus.ACCEPTED, "justification": justification if missing else None})
+    plan = plan.model_copy(update={"professional_id": professional})
+    return Change(_with_meeting(plan, updated).state, [event])
+
+
+def second_meeting(plan: CasePlan | None, reason_category: str, now: datetime) -> Change[CasePlan]:
+    meeting = _meeting_after_conference(plan)
+    assert plan is not None
+    event = SecondMeetingNeeded(case_id=plan.case_id, meeting_number=meeting.number, recorded_at=now, reason_category=reason_category)
+    updated = meeting.model_copy(update={"status": MeetingStatus.SECOND_MEETING, "reason_category": reason_category})
+    return Change(_with_meeting(plan, updated).state, [event])
+
+
+def no_plan(plan: CasePlan | None, reason_category: str, now: datetime) -> Change[CasePlan]:
+    meeting = _meeting_after_conference(plan)
+    assert plan is not None
+    event = NoPlanReached(case_id=plan.case_id, meeting_number=meeting.number, recorded_at=now, reason_category=reason_category)
+    updated = meeting.model_copy(update={"status": MeetingStatus.NO_PLAN, "reason_category": reason_category})
+    return Change(_with_meeting(plan, updated).state, [event])
+
+
+def _meeting_after_conference(plan: CasePlan | None) -> Meeting:
+    if plan is None or plan.current is None:
+        raise LookupError("no conference for this case yet")
+    if plan.current.status not in (MeetingStatus.HELD, MeetingStatus.REVISION_REQUESTED, MeetingStatus.PRESENTED):
+        raise RuleViolation(f"meeting {plan.current.number} is {plan.current.status}")
+    return plan.current
+
+
+def _meeting_for_plan(plan: CasePlan | None) -> Meeting:
+    meeting = _meeting_after_conference(plan)
+    if meeting.status is MeetingStatus.PRESENTED:
+        raise RuleViolation("the plan is waiting for the professional's review")
+    return meeting
+
+
+def _with_meeting(plan: CasePlan, meeting: Meeting) -> Change[CasePlan]:
+    return Change(plan.model_copy(update={"meetings": [meeting if m.number == meeting.number else m for m in plan.meetings]}))

@@ -1,0 +1,59 @@
+"""The plans service's pure rules: requirements answered, acceptance, what is counted."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from services.plans import domain
+from shared.contract.events import PlanAccepted, PlanRevisionRequested
+from shared.contract.vocabulary import StatutoryContext
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+def agreement(n: int, *answers: str, kind: str = "network_support") -> domain.Agreement:
+    return domain.Agreement(agreement_id=f"a{n}", what="iets", who="friend", by_when=date(2027, 1, 1), kind=kind, answers_requirements=list(answers))
+
+
+def presented_plan(*agreements: domain.Agreement) -> domain.CasePlan:
+    plan = domain.referral_received(None, "case-12345678", StatutoryContext.SUPERVISION_ORDER).state
+    plan = domain.conference_scheduled(plan, plan.case_id, 1, date(2026, 12, 1)).state  # type: ignore[union-attr]
+    for text in ("school", "avond"):
+        plan = domain.add_requirement(plan, plan.case_id, domain.NewRequirement(text=text, shared_with_family_at=NOW), "prof", NOW).state
+    plan = domain.conference_held(plan, 1, date(2026, 12, 1)).state  # type: ignore[union-attr]
+    plan = domain.record_plan(plan, domain.PlanDraft(central_question="?", agreements=list(agreements))).state
+    return domain.present(plan, NOW).state
+
+
+def test_every_requirement_answered_is_accepted() -> None:
+    change = domain.review(presented_plan(agreement(1, "r1"), agreement(2, "r2")), "prof", None, NOW)
+    assert isinstance(change.events[0], PlanAccepted) and not change.events[0].accepted_with_justification
+
+
+def test_an_unanswered_requirement_asks_for_a_revision_unless_justified() -> None:
+    plan = presented_plan(agreement(1, "r1"))
+    change = domain.review(plan, "prof", None, NOW)
+    assert isinstance(change.events[0], PlanRevisionRequested) and change.events[0].unmet_requirement_ids == ["r2"]
+    justified = domain.review(plan, "prof", "the school is closed for renovation until March", NOW)
+    assert isinstance(justified.events[0], PlanAccepted) and justified.events[0].accepted_with_justification
+
+
+def test_only_the_responsible_professional_reviews_and_requirements_close_at_the_conference() -> None:
+    plan = presented_plan(agreement(1, "r1", "r2"))
+    with pytest.raises(PermissionError):
+        domain.review(plan, "someone-else", None, NOW)
+    with pytest.raises(domain.RuleViolation):
+        domain.add_requirement(plan, plan.case_id, domain.NewRequirement(text="late", shared_with_family_at=NOW), "prof", NOW)
+
+
+def test_an_agreement_cannot_answer_a_requirement_that_does_not_exist() -> None:
+    plan = presented_plan(agreement(1, "r1", "r2"))
+    plan = domain.review(plan, "prof", None, NOW).state
+    plan = plan.model_copy(update={"meetings": [plan.meetings[0].model_copy(update={"status": domain.MeetingStatus.HELD})]})
+    with pytest.raises(ValueError, match="unknown requirements: r9"):
+        domain.record_plan(plan, domain.PlanDraft(central_question="?", agreements=[agreement(1, "r9")]))
+
+
+def test_counts_by_kind() -> None:
+    draft = domain.PlanDraft(central_question="?", agreements=[agreement(1), agreement(2), agreement(3, kind="professional_help")])
+    assert domain.counts(draft).model_dump() == {"network_support": 2, "professional_help": 1}
