@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The main job: servers up, the four services as separate processes, then (once the services
-# exist, issue 7) cases carried from referral to outcome. Ctrl-C stops the services.
-#   scripts/run.sh            run until Ctrl-C
-#   scripts/run.sh --check    start everything, report readiness, stop
+# The main job: servers up, the four services as separate processes, then realistic cases
+# carried from referral to outcome (scripts/demo.py), their timelines and the funder report.
+# Ctrl-C stops everything at any moment; stored state stays consistent.
+#   scripts/run.sh                 the demo with 12 cases, then stop
+#   scripts/run.sh --cases 40      more cases (any scripts/demo.py option)
+#   scripts/run.sh --keep          leave the services running after the demo (Ctrl-C stops)
+#   scripts/run.sh --check         start everything, report readiness, stop
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -22,6 +25,8 @@ stop() {
 }
 trap stop INT TERM EXIT
 
+# The demo cannot wait three months: the follow-up falls due seconds after a plan is accepted.
+export KRING_FOLLOWUP_INTERVAL_DAYS="${KRING_FOLLOWUP_INTERVAL_DAYS:-0.0002}" KRING_FOLLOWUP_SWEEP_SECONDS="${KRING_FOLLOWUP_SWEEP_SECONDS:-2}"
 for service in referral scheduling plans followup; do
     KRING_HTTP_HOST=127.0.0.1 KRING_HTTP_PORT="${port[$service]}" \
         "$venv/bin/python" -m "services.$service" >"$logs/$service.log" 2>&1 &
@@ -43,5 +48,17 @@ for service in referral scheduling plans followup; do
 done
 
 [ "${1:-}" = "--check" ] && exit 0
-echo "[run] all services running; Ctrl-C stops them" >&2
-wait "${pids[@]}"
+keep=false
+args=()
+for arg in "$@"; do
+    if [ "$arg" = "--keep" ]; then keep=true; else args+=("$arg"); fi
+done
+set +e
+"$venv/bin/python" scripts/demo.py "${args[@]}"
+status=$?
+set -e
+if $keep; then
+    echo "[run] services keep running (logs in $logs); Ctrl-C stops them" >&2
+    wait "${pids[@]}"
+fi
+exit "$status"

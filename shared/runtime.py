@@ -121,7 +121,7 @@ class KringService:
                 event.binding_key(),
                 exchange=self.topology.exchange_for(event.channel),
                 schema=event,
-                title=f"{self.name}:{event.type_name()}",
+                title=f"{self.name}.publishes.{event.type_name()}",
                 description=(event.__doc__ or "").strip() or None,
                 persist=True,
             )

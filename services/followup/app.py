@@ -1,15 +1,70 @@
-"""Wiring point of the followup service: settings, subscribers, stores, HTTP."""
+"""Wiring point of the follow-up service: stores, subscribers, the due-check sweep, HTTP."""
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.contract.envelope import Envelope
+from shared.contract.events import FollowUpCompleted, FollowUpDue, OutcomeRecorded
+from shared.messaging.consumer import subscribe
+from shared.outbox import utc_now
 from shared.runtime import KringService
 from shared.settings import KringSettings
 
+from . import handlers, partner, routes
+from .domain import DEFAULT_INTERVAL_DAYS, FollowUp, Interval, ReportSlice
+from .tracking import Tracking
+
 SERVICE = "followup"
-DESCRIPTION = "The three-month follow-up, outcomes and what funders see."
+DESCRIPTION = (
+    "The three-month follow-up check, outcomes, and what funders see: OutcomeRecorded on the "
+    "partner exchange (routing key outcome.recorded.<funder>.<province>.<municipality|none>), "
+    "no personal data; reports per funder, province and period."
+)
 
 
-def create_app(settings: KringSettings | None = None) -> FastAPI:
+class FollowupOptions(BaseSettings):
+    """KRING_FOLLOWUP_INTERVAL_DAYS (default 90; per funder/province over HTTP) and
+    KRING_FOLLOWUP_SWEEP_SECONDS (how often due checks are looked for)."""
+
+    model_config = SettingsConfigDict(env_prefix="KRING_FOLLOWUP_", extra="ignore")
+
+    interval_days: float = Field(default=DEFAULT_INTERVAL_DAYS, gt=0)
+    sweep_seconds: float = Field(default=60.0, gt=0)
+
+
+def create_app(
+    settings: KringSettings | None = None,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    sweep_seconds: float | None = None,
+    default_interval: timedelta | None = None,
+) -> FastAPI:
     settings = settings or KringSettings(service_name=SERVICE)
+    options = FollowupOptions()
+    sweep_seconds = sweep_seconds or options.sweep_seconds
+    default_interval = default_interval or timedelta(days=options.interval_days)
     service = KringService(settings, description=DESCRIPTION)
-    return service.http_app()
+    stores = [
+        service.aggregate_store("followups", FollowUp),
+        service.aggregate_store("report_slices", ReportSlice),
+        service.aggregate_store("intervals", Interval),
+    ]
+    for store in stores:
+        store.clock = clock
+    tracking = Tracking(*stores, clock=clock, default_interval=default_interval)  # type: ignore[arg-type]
+    handlers.register(service, tracking)
+    partner_log = service.db[partner.PARTNER_LOG]
+
+    @subscribe(service.broker, service.topology, service.name, OutcomeRecorded)
+    async def on_outcome_recorded(envelope: Envelope[OutcomeRecorded]) -> None:
+        await partner.keep(partner_log, envelope)
+
+    service.every(sweep_seconds, tracking.fire_due)
+    service.documents(FollowUpDue, FollowUpCompleted, OutcomeRecorded)
+    app = service.http_app(routes.router(tracking, partner_log, service.publisher, clock))
+    app.state.tracking = tracking
+    return app

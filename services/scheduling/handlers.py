@@ -12,7 +12,7 @@ from shared.contract.events import (
     ReferralWithdrawn,
     SecondMeetingNeeded,
 )
-from shared.messaging.consumer import subscribe
+from shared.messaging.consumer import TransientFault, subscribe
 from shared.runtime import KringService
 
 from . import domain
@@ -32,6 +32,8 @@ def register(service: KringService, assignments: Assignments, clock: Callable[[]
 
     @on(ConsentRecorded)
     async def on_consent_recorded(envelope: Envelope[ConsentRecorded]) -> None:
+        if await cases.get(envelope.subject) is None:  # ReferralReceived travels on another queue
+            raise TransientFault(f"case {envelope.subject} not known yet")
         await cases.mutate(envelope.subject, lambda c: domain.consent_recorded(c, envelope.data.consent), cause=envelope)
         await assignments.try_assign(envelope.subject, envelope)
 

@@ -25,6 +25,7 @@ ORIGINAL_EXCHANGE_HEADER = "x-kring-original-exchange"
 ORIGINAL_ROUTING_KEY_HEADER = "x-kring-original-routing-key"
 DEAD_LETTERED_AT_HEADER = "x-kring-dead-lettered-at"
 MAX_REASON_LENGTH = 1000
+DEFAULT_EXCHANGE = RabbitExchange("")
 
 
 class PublishFailed(Exception):
@@ -52,11 +53,13 @@ class EventPublisher:
     async def publish(self, envelope: Envelope[Any]) -> None:
         await self.publish_stored(stored_form(envelope))
 
-    async def publish_stored(self, entry: Mapping[str, Any]) -> None:
+    async def publish_stored(self, entry: Mapping[str, Any], *, to_queue: str | None = None) -> None:
+        """Publish a stored event on its exchange, or (`to_queue`, e.g. a replay for one
+        subscriber) straight into one queue through the default exchange."""
         envelope = entry["envelope"]
         await self._send(
-            self.topology.exchange_for(Channel(entry["channel"])),
-            entry["routing_key"],
+            self.topology.exchange_for(Channel(entry["channel"])) if to_queue is None else DEFAULT_EXCHANGE,
+            entry["routing_key"] if to_queue is None else to_queue,
             amqp_body(envelope),
             headers=amqp_headers(envelope),
             content_type=CONTENT_TYPE,
@@ -106,5 +109,5 @@ class EventPublisher:
             )
         except DeliveryError as error:
             if isinstance(error.frame, Basic.Return):
-                raise Unroutable(f"no queue bound for {exchange.name} / {routing_key}") from None
+                raise Unroutable(f"no queue bound for {exchange.name or '(default)'} / {routing_key}") from None
             raise PublishFailed(f"broker refused {exchange.name} / {routing_key}") from None

@@ -44,7 +44,8 @@ class Topology:
         return {Channel.EVENTS: self.events, Channel.PARTNER: self.partner, Channel.REPLIES: self.replies}[channel]
 
     def queue_name(self, service: str, binding_key: str) -> str:
-        return f"{self.prefix}.{service}.{binding_key}"
+        # Wildcards are not allowed in queue names: outcome.recorded.*.*.# -> ….any.any.all
+        return f"{self.prefix}.{service}.{binding_key.replace('*', 'any').replace('#', 'all')}"
 
     def queue(self, service: str, binding_key: str, *, name: str | None = None) -> RabbitQueue:
         """The quorum queue of one subscriber, with its dead-lettering set up."""

@@ -1,0 +1,401 @@
+"""Drive realistic cases through a running Kring, from referral to outcome.
+
+    python scripts/demo.py [--cases 12] [--seed 7]
+
+Needs the four services running (scripts/run.sh starts them) and RABBITMQ_URL. A seeded
+generator makes families in several regions and languages, referred by bureaus (AMQP) and
+by families themselves (HTTP); some consent later, some withdraw; statutory cases get
+bottom-line requirements, some plans need a revision or a second meeting, a few end
+without a plan. Coordinators, professionals and families are simulated over HTTP. The
+run shows progress, then prints each case's timeline (as the bus carried it) and the
+funder report, and writes the HTML report.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from shared.auth import Role, issue_token  # noqa: E402
+from shared.settings import KringSettings  # noqa: E402
+
+SETTINGS = KringSettings(service_name="demo")
+REGIONS = [("UT", "GM0344", "prov-utrecht", "bjz-utrecht"), ("NH", "GM0363", "prov-noord-holland", "bjz-noord-holland")]
+LANGUAGES = ["nl", "nl", "nl", "ar", "tr", "en"]
+COORDINATORS = {
+    "coord-anna": {"provinces": ["UT"], "languages": ["nl", "en"], "gender": "female"},
+    "coord-youssef": {"provinces": ["UT", "NH"], "languages": ["nl", "ar"], "gender": "male"},
+    "coord-elif": {"provinces": ["NH", "UT"], "languages": ["nl", "tr", "en"], "gender": "female"},
+    "coord-bram": {"provinces": ["NH"], "languages": ["nl"], "gender": "male"},
+}
+
+
+def token(role: Role, subject: str = "demo", **claims: Any) -> str:
+    return issue_token(SETTINGS, subject=subject, role=role, **claims)
+
+
+@dataclass
+class Scenario:
+    number: int
+    via_bureau: bool
+    province: str
+    municipality: str
+    funder: str
+    bureau: str
+    language: str
+    statutory: bool
+    consent_upfront: bool
+    withdraws: bool
+    revision: bool
+    second_meeting: bool
+    no_plan: bool
+    children: list[int]
+    case_id: str | None = None
+    outcome: str = "running"
+    events: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def expected(self) -> list[str]:
+        """The events this case must produce, each exactly once (order aside)."""
+        if self.withdraws:
+            return ["referral.received", "referral.withdrawn"]
+        expected = ["referral.received", "scheduling.coordinator-assigned", "scheduling.conference-scheduled", "scheduling.conference-held"]
+        if self.second_meeting:
+            expected += ["plans.second-meeting-needed", "scheduling.conference-scheduled", "scheduling.conference-held"]
+        if self.no_plan:
+            return [*expected, "plans.no-plan-reached"]
+        expected += ["plans.plan-presented", "plans.plan-accepted"]
+        if self.revision:
+            expected += ["plans.plan-revision-requested", "plans.plan-presented"]
+        return [*expected, "followup.due", "followup.completed", "outcome.recorded"]
+
+
+def scenarios(count: int, seed: int) -> list[Scenario]:
+    rng = random.Random(seed)
+    made = []
+    for n in range(count):
+        province, municipality, funder, bureau = rng.choice(REGIONS)
+        statutory = rng.random() < 0.4
+        special = n % 10  # every kind of case appears, also in small runs
+        made.append(
+            Scenario(
+                number=n + 1, via_bureau=n % 3 != 2 or statutory, province=province, municipality=municipality,
+                funder=funder, bureau=bureau, language=rng.choice(LANGUAGES), statutory=statutory,
+                consent_upfront=rng.random() < 0.7, withdraws=special == 3, revision=statutory and special in (1, 5),
+                second_meeting=special == 7, no_plan=special == 9,
+                children=[rng.randint(0, 15) for _ in range(rng.randint(1, 3))],
+            )
+        )  # fmt: skip
+    return made
+
+
+def request_body(s: Scenario) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "referrer": {"type": "youth_care_bureau", "organisation_id": s.bureau} if s.via_bureau else {"type": "self"},
+        "region": {"province": s.province, "municipality": s.municipality},
+        "language": s.language,
+        "interpreter_needed": s.language not in ("nl", "en"),
+        "contact": {"name": f"Ouder van gezin {s.number}", "relation": "mother", "phone": f"+31 6 {10000000 + s.number}"},
+        "children": [{"age": age} for age in s.children],
+        "statutory_context": "supervision_order" if s.statutory else "none",
+        "concern_categories": random.Random(s.number).sample(["housing", "income_debt", "parenting", "addiction", "divorce"], 2),
+        "description": "Beschrijving van de situatie van het gezin (alleen in de referral-service).",
+        "consent": {"given_by": ["parent_with_responsibility"]} if s.consent_upfront else None,
+    }
+    if s.via_bureau:
+        body["funder_id"] = s.funder
+    return body
+
+
+class Driver:
+    def __init__(self, urls: dict[str, str], rabbitmq_url: str, timeout: float, prefix: str) -> None:
+        self.urls = urls
+        self.prefix = prefix
+        self.rabbitmq_url = rabbitmq_url
+        self.timeout = timeout
+        self.http = httpx.AsyncClient(timeout=30)
+        self.accepted: dict[str, str] = {}  # external reference -> case id (from the bureau's answers)
+        self.seen: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        self.started = time.monotonic()
+        self.stage: dict[int, str] = {}
+
+    async def call(self, service: str, method: str, path: str, bearer: str, **kwargs: Any) -> httpx.Response:
+        return await self.http.request(method, self.urls[service] + path, headers={"authorization": f"Bearer {bearer}"}, **kwargs)
+
+    async def until(self, what: str, check: Any, timeout: float | None = None) -> Any:
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            result = await check()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited too long for {what}")
+            await asyncio.sleep(0.5)
+
+    # --- watching the bus ---------------------------------------------------------------
+
+    async def watch(self) -> None:
+        connection = await aio_pika.connect_robust(self.rabbitmq_url)
+        self.connection = connection
+        channel = await connection.channel()
+        queue = await channel.declare_queue(f"{self.prefix}.demo.{uuid.uuid4().hex[:8]}", exclusive=True, auto_delete=True)
+        for exchange in ("events", "partner", "replies"):
+            await queue.bind(f"{self.prefix}.{exchange}", "#")
+
+        async def seen(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                body = json.loads(message.body)
+                kind = message.routing_key or ""
+                if kind.startswith("referral.accepted."):
+                    self.accepted[body["external_reference"]] = body["case_id"]
+                    return
+                if kind.startswith("outcome.recorded."):
+                    kind = "outcome.recorded"
+                if "case_id" in body:
+                    self.seen[body["case_id"]].append((time.monotonic() - self.started, kind))
+
+        await queue.consume(seen)
+
+    # --- one case -------------------------------------------------------------------------
+
+    async def run_case(self, s: Scenario) -> None:
+        try:
+            await self._run_case(s)
+        except Exception as error:  # the run goes on; the case says what went wrong
+            s.outcome = f"failed: {type(error).__name__}: {error}"
+        finally:
+            self.stage[s.number] = s.outcome
+
+    async def _run_case(self, s: Scenario) -> None:
+        self.stage[s.number] = "referred"
+        family = None
+        if s.via_bureau:
+            reference = f"DEMO/{uuid.uuid4().hex[:8]}"
+            command = {**request_body(s), "source_organisation_id": s.bureau, "external_reference": reference}
+            channel = await self.connection.channel(publisher_confirms=True)
+            intake = await channel.get_exchange(f"{self.prefix}.intake", ensure=False)
+            await intake.publish(
+                aio_pika.Message(json.dumps(command).encode(), content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(uuid.uuid4())),
+                "referral.submit",
+            )  # fmt: skip
+            await channel.close()
+            s.case_id = await self.until("the bureau's answer", lambda: asyncio.sleep(0, self.accepted.get(reference)))
+            consenting = token(Role.BUREAU, s.bureau, organisation_id=s.bureau)
+        else:
+            response = await self.http.post(self.urls["referral"] + "/self-referrals", json=request_body(s))
+            response.raise_for_status()
+            s.case_id = response.json()["case_id"]
+            family = response.json()["family_access_token"]
+            consenting = family
+        case_id = s.case_id
+        if not s.consent_upfront:
+            await asyncio.sleep(1)  # the coordinator's first call: the family agrees
+            (await self.call("referral", "POST", f"/cases/{case_id}/consent", consenting, json={"given_by": ["parent_with_responsibility"]})).raise_for_status()
+        if s.withdraws:
+            (await self.call("referral", "POST", f"/cases/{case_id}/withdrawal", consenting, json={"reason": "consent_withdrawn"})).raise_for_status()
+            s.outcome = "withdrawn"
+            return
+
+        ops = token(Role.OPS, "ops-demo")
+        self.stage[s.number] = "waiting for a coordinator"
+
+        async def coordinator_of() -> str | None:
+            response = await self.call("scheduling", "GET", f"/cases/{case_id}", ops)
+            return response.json().get("coordinator_id") if response.status_code == 200 else None
+
+        coordinator_id = await self.until("a coordinator", coordinator_of, timeout=self.timeout * 3)
+        coordinator = token(Role.COORDINATOR, coordinator_id)
+        professional = token(Role.PROFESSIONAL, f"gezinsvoogd-{s.province.lower()}")
+        if s.statutory:
+            self.stage[s.number] = "bottom-line requirements"
+            for text in ("De kinderen gaan elke dag naar school.", "Er is elke avond een volwassene thuis."):
+                body = {"text": text, "shared_with_family_at": datetime.now(UTC).isoformat()}
+                await self.until("the plan record", lambda: self._created(self.call("plans", "POST", f"/cases/{case_id}/requirements", professional, json=body)))
+        meetings = 2 if s.second_meeting else 1
+        for meeting in range(1, meetings + 1):
+            await self.conference(s, coordinator, meeting)
+            if meeting < meetings:
+                (await self.call("plans", "POST", f"/cases/{case_id}/second-meeting", coordinator, json={"reason_category": "network_incomplete"})).raise_for_status()
+        if s.no_plan:
+            (await self.call("plans", "POST", f"/cases/{case_id}/no-plan", coordinator, json={"reason_category": "family_disagreed"})).raise_for_status()
+            s.outcome = "no plan"
+            return
+        self.stage[s.number] = "plan"
+        answers = [[] if s.revision else ["r1"], ["r2"]] if s.statutory else [[], []]
+        await self.present(case_id, coordinator, answers)
+        if s.statutory:
+            review = await self.call("plans", "POST", f"/cases/{case_id}/plan/review", professional, json={})
+            review.raise_for_status()
+            if s.revision:
+                await self.present(case_id, coordinator, [["r1"], ["r2"]])
+                (await self.call("plans", "POST", f"/cases/{case_id}/plan/review", professional, json={})).raise_for_status()
+        self.stage[s.number] = "waiting for the follow-up"
+
+        async def due() -> bool:
+            response = await self.call("followup", "GET", f"/cases/{case_id}", coordinator)
+            return response.status_code == 200 and response.json()["stage"] == "due"
+
+        await self.until("the follow-up to fall due", due, timeout=self.timeout * 3)
+        rng = random.Random(s.number)
+        check = {
+            "execution_status": rng.choice(["fully_carried_out", "in_progress_fully", "in_progress_partly", "in_progress_partly", "not_carried_out"]),
+            "ratings_by_children": [rng.randint(6, 10)], "ratings_by_family": [rng.randint(5, 10), rng.randint(6, 10)],
+            "ratings_by_professionals": [rng.randint(5, 9)],
+            "child_outcomes": [rng.choice(["placement_prevented", "none", "supervision_order_prevented", "unknown"]) for _ in s.children],
+        }  # fmt: skip
+        (await self.call("followup", "POST", f"/cases/{case_id}/check", coordinator, json=check)).raise_for_status()
+        s.outcome = "outcome recorded"
+
+    @staticmethod
+    async def _created(request: Any) -> bool:
+        response = await request
+        return response.status_code == 201
+
+    async def conference(self, s: Scenario, coordinator: str, meeting: int) -> None:
+        case_id = s.case_id
+        self.stage[s.number] = f"preparing meeting {meeting}"
+
+        async def preparing() -> bool:
+            response = await self.call("scheduling", "GET", f"/cases/{case_id}", coordinator)
+            return response.status_code == 200 and response.json()["stage"] == "preparing" and response.json()["meeting_number"] == meeting
+
+        await self.until("preparation", preparing)
+        network = {"parents": 2, "children": len(s.children), "grandparents": 2, "other_relatives": 3, "friends": 2, "neighbours": 1, "professionals": 2}
+        preparation = {"network": network, "invited": network, "accepted": network, "parents_with_responsibility": 2,
+                       "interpreter_arranged": s.language not in ("nl", "en"), "location_booked": True, "catering_arranged": True}  # fmt: skip
+        (await self.call("scheduling", "PUT", f"/cases/{case_id}/preparation", coordinator, json=preparation)).raise_for_status()
+        today = datetime.now(UTC).date().isoformat()
+        (await self.call("scheduling", "PUT", f"/cases/{case_id}/conference", coordinator, json={"conference_date": today})).raise_for_status()
+        attended = {"attended": {**network, "neighbours": 0}, "all_parents_with_responsibility_attended": s.number % 6 != 0}
+        (await self.call("scheduling", "POST", f"/cases/{case_id}/held", coordinator, json=attended)).raise_for_status()
+
+        async def plan_meeting_held() -> bool:
+            response = await self.call("plans", "GET", f"/cases/{case_id}/plan", coordinator)
+            meetings = response.json().get("meetings", []) if response.status_code == 200 else []
+            return any(m["number"] == meeting and m["status"] == "held" for m in meetings)
+
+        await self.until("the plans service to see the conference", plan_meeting_held)
+
+    async def present(self, case_id: str, coordinator: str, answers: list[list[str]]) -> None:
+        agreements = [
+            {"agreement_id": "a1", "what": "Oma brengt de kinderen naar school.", "who": "grandparent", "by_when": "2027-03-01",
+             "kind": "network_support", "answers_requirements": answers[0]},
+            {"agreement_id": "a2", "what": "Oom is er elke avond.", "who": "other_relative", "by_when": "2027-03-01",
+             "kind": "network_support", "answers_requirements": answers[1]},
+            {"agreement_id": "a3", "what": "Schuldhulp aanvragen.", "who": "professional_service", "service_category": "debt_counselling",
+             "by_when": "2027-01-15", "kind": "professional_help"},
+        ]  # fmt: skip
+        plan = {"central_question": "Hoe zorgen we samen dat de kinderen veilig opgroeien?", "agreements": agreements}
+        (await self.call("plans", "PUT", f"/cases/{case_id}/plan", coordinator, json=plan)).raise_for_status()
+        (await self.call("plans", "POST", f"/cases/{case_id}/plan/presentation", coordinator)).raise_for_status()
+
+
+async def progress(driver: Driver, total: int, done: asyncio.Event) -> None:
+    while not done.is_set():
+        counts = Counter(driver.stage.values())
+        line = ", ".join(f"{n} {stage}" for stage, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        print(f"[demo] {time.monotonic() - driver.started:5.0f}s  {total} cases: {line}", flush=True)
+        try:
+            await asyncio.wait_for(done.wait(), timeout=5)
+        except TimeoutError:
+            pass
+
+
+async def run(
+    cases: int, seed: int, urls: dict[str, str], rabbitmq_url: str, *, timeout: float = 120, quiet: bool = False,
+    prefix: str = SETTINGS.amqp_prefix,
+) -> list[Scenario]:  # fmt: skip
+    driver = Driver(urls, rabbitmq_url, timeout, prefix)
+    await driver.watch()
+    ops = token(Role.OPS, "ops-demo")
+    for coordinator_id, profile in COORDINATORS.items():
+        body = {**profile, "max_cases": 4, "professional_care_provider": False}
+        (await driver.call("scheduling", "PUT", f"/coordinators/{coordinator_id}", ops, json=body)).raise_for_status()
+    made = scenarios(cases, seed)
+    done = asyncio.Event()
+    reporter = None if quiet else asyncio.create_task(progress(driver, cases, done))
+    limit = asyncio.Semaphore(16)
+
+    async def bounded(s: Scenario) -> None:
+        async with limit:
+            await driver.run_case(s)
+
+    try:
+        await asyncio.gather(*(bounded(s) for s in made))
+        await asyncio.sleep(2)  # the last events reach the watcher
+    finally:
+        done.set()
+        if reporter:
+            await reporter
+        for s in made:
+            s.events = sorted(driver.seen.get(s.case_id or "", []))
+        await driver.connection.close()
+        await driver.http.aclose()
+    return made
+
+
+def print_timelines(made: list[Scenario]) -> None:
+    print("\n=== Case timelines (as the bus carried them; no personal data) ===")
+    for s in made:
+        kind = "bureau" if s.via_bureau else "family"
+        traits = [t for t, on in (("statutory", s.statutory), ("revision", s.revision), ("2nd meeting", s.second_meeting),
+                                  ("withdraws", s.withdraws), ("no plan", s.no_plan)) if on]  # fmt: skip
+        print(f"\ncase {s.number:>3} {s.case_id}  {s.province} {s.language} via {kind} {' '.join(traits)} -> {s.outcome}")
+        for at, kind_ in s.events:
+            print(f"   {at:6.1f}s  {kind_}")
+
+
+async def print_report(url: str, html_path: Path) -> None:
+    ops = token(Role.OPS, "ops-demo")
+    async with httpx.AsyncClient(timeout=30, headers={"authorization": f"Bearer {ops}"}) as http:
+        figures = (await http.get(url + "/reports")).json()
+        html_path.parent.mkdir(parents=True, exist_ok=True)
+        html_path.write_text((await http.get(url + "/reports.html")).text)
+    print("\n=== Funder report (all funders), next to the reference figures ===")
+    for key, value in figures.items():
+        if key in figures["reference"]:
+            shown = "-" if value is None else (f"{value:.0%}" if key.startswith("share") else f"{value:.1f}")
+            reference = figures["reference"][key]
+            print(f"  {key:36} {shown:>7}   reference {f'{reference:.0%}' if key.startswith('share') else reference}")
+    print(f"  outcomes for children: {figures['outcomes']}")
+    print(f"  top questions: {figures['top_concerns']}")
+    print(f"\nHTML report: {html_path}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--cases", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--base-port", type=int, default=8081)
+    args = parser.parse_args()
+    urls = {name: f"http://127.0.0.1:{args.base_port + n}" for n, name in enumerate(("referral", "scheduling", "plans", "followup"))}
+    rabbitmq_url = os.environ.get("RABBITMQ_URL", SETTINGS.rabbitmq_url)
+    try:
+        made = asyncio.run(run(args.cases, args.seed, urls, rabbitmq_url))
+    except KeyboardInterrupt:
+        print("\n[demo] stopped; what was stored stays consistent (state and events are written together)")
+        return 130
+    print_timelines(made)
+    asyncio.run(print_report(urls["followup"], REPO / ".data" / "report.html"))
+    failed = [s for s in made if s.outcome.startswith("failed")]
+    print(f"\n[demo] {len(made) - len(failed)} of {len(made)} cases completed their scenario")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,389 @@
+"""The three-month check, outcomes, and what funders see. Pure rules, no I/O.
+
+A case's follow-up is a durable timer: due a configurable interval after the plan was
+accepted, fired exactly once (the store's insert-compare-and-set arbitrates between
+replicas; `fire` decides nothing twice). Funders see counts per funder, province and
+period (the quarter the case was referred in), maintained as events arrive.
+"""
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from statistics import fmean
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.contract.events import (
+    AgreementProgress,
+    FollowUpCompleted,
+    FollowUpDue,
+    OutcomeRecorded,
+    ReferralReceived,
+)
+from shared.contract.vocabulary import (
+    ChildOutcome,
+    ConcernCategory,
+    ExecutionStatus,
+    Ratings,
+    ReferrerType,
+    Region,
+)
+from shared.store import Change
+
+DEFAULT_INTERVAL_DAYS = 90
+SLICE_SHARDS = 16
+LATE_AFTER_DAYS = 14
+NON_PROFESSIONAL = frozenset({ReferrerType.FAMILY_MEMBER, ReferrerType.SELF})
+
+# DOMAIN.md: the published reference figures a funder compares with.
+REFERENCE = {
+    "share_within_60_days": 0.65,
+    "share_plan_one_meeting": 0.94,
+    "share_plan_two_meetings": 0.04,
+    "share_no_plan": 0.02,
+    "share_fully_carried_out": 0.20,
+    "share_in_progress": 0.72,
+    "share_not_carried_out": 0.08,
+    "rating_children": 8.2,
+    "rating_family": 7.8,
+    "rating_professionals": 7.6,
+    "average_participants": 13,
+    "share_non_professional_referrers": 0.09,
+}
+
+
+class RuleViolation(Exception):
+    """Well-formed, but not allowed now (HTTP 409)."""
+
+
+class Interval(BaseModel):
+    """Days from plan acceptance to the check, for a funder or a funder's province."""
+
+    days: int = Field(ge=7, le=365)
+
+
+def period_of(moment: datetime) -> str:
+    return f"{moment.year}-Q{(moment.month - 1) // 3 + 1}"
+
+
+# --- one case's follow-up ---------------------------------------------------------------------
+
+
+class Stage(StrEnum):
+    OPEN = "open"  # referred, plan not accepted yet
+    SCHEDULED = "scheduled"  # the check has a due date
+    DUE = "due"  # FollowUpDue fired, waiting for the coordinator's check
+    COMPLETED = "completed"
+    CLOSED = "closed"  # withdrawn or no plan: nothing to follow up
+
+
+class Facts(BaseModel):
+    """What the report and the funder need, kept from ReferralReceived."""
+
+    funder_id: str
+    province: str
+    municipality: str | None
+    referrer_type: ReferrerType
+    concern_categories: list[ConcernCategory]
+    received_at: AwareDatetime
+
+    @property
+    def period(self) -> str:
+        return period_of(self.received_at)
+
+    def slice_key(self, case_id: str) -> str:
+        """Counters are split over SLICE_SHARDS aggregates per funder, province and period
+        (by case): fewer writers compete for one counter, and each shard's window of
+        remembered event ids covers SLICE_SHARDS times more events. Reports add them up."""
+        shard = int(hashlib.sha256(case_id.encode()).hexdigest(), 16) % SLICE_SHARDS
+        return f"{self.funder_id}:{self.province}:{self.period}:{shard:02d}"
+
+
+class FollowUp(BaseModel):
+    case_id: str
+    facts: Facts
+    stage: Stage = Stage.OPEN
+    coordinator_id: str | None = None
+    meetings: int = 0
+    plan_accepted_at: AwareDatetime | None = None
+    due_at: AwareDatetime | None = None
+    generation: int = 0  # bumped when the date moves: each generation fires once
+    fired_generation: int | None = None
+    outcome: dict[str, object] | None = Field(default=None, description="the stored OutcomeRecorded envelope, for replays")
+
+
+def referral_received(current: FollowUp | None, event: ReferralReceived) -> Change[FollowUp] | None:
+    if current is not None:
+        return None
+    facts = Facts(
+        funder_id=event.funder_id, province=event.region.province.value, municipality=event.region.municipality,
+        referrer_type=event.referrer_type, concern_categories=event.concern_categories, received_at=event.received_at,
+    )  # fmt: skip
+    return Change(FollowUp(case_id=event.case_id, facts=facts))
+
+
+def coordinator_assigned(current: FollowUp | None, coordinator_id: str) -> Change[FollowUp] | None:
+    if current is None or current.coordinator_id == coordinator_id:
+        return None
+    return Change(current.model_copy(update={"coordinator_id": coordinator_id}))
+
+
+def conference_held(current: FollowUp | None, meeting_number: int) -> Change[FollowUp] | None:
+    if current is None or current.meetings >= meeting_number:
+        return None
+    return Change(current.model_copy(update={"meetings": meeting_number}))
+
+
+def plan_accepted(current: FollowUp | None, accepted_at: datetime, meeting_number: int, interval: timedelta) -> Change[FollowUp] | None:
+    if current is None or current.stage is not Stage.OPEN:
+        return None
+    return Change(
+        current.model_copy(
+            update={
+                "stage": Stage.SCHEDULED, "plan_accepted_at": accepted_at, "due_at": (accepted_at + interval).astimezone(UTC),
+                "meetings": max(current.meetings, meeting_number), "generation": current.generation + 1,
+            }
+        )
+    )  # fmt: skip
+
+
+def closed(current: FollowUp | None) -> Change[FollowUp] | None:
+    if current is None or current.stage in (Stage.COMPLETED, Stage.CLOSED):
+        return None
+    return Change(current.model_copy(update={"stage": Stage.CLOSED}))
+
+
+def move(current: FollowUp | None, due_at: datetime) -> Change[FollowUp]:
+    if current is None:
+        raise LookupError("no such case")
+    if current.stage is not Stage.SCHEDULED:
+        raise RuleViolation(f"the follow-up is {current.stage}: only a scheduled check can move")
+    return Change(current.model_copy(update={"due_at": due_at.astimezone(UTC), "generation": current.generation + 1}))
+
+
+def fire(current: FollowUp | None, now: datetime) -> Change[FollowUp] | None:
+    """FollowUpDue, once per generation, when the due time has come."""
+    if current is None or current.stage is not Stage.SCHEDULED or current.due_at is None or current.due_at > now:
+        return None
+    if current.fired_generation == current.generation:
+        return None
+    assert current.plan_accepted_at is not None
+    event = FollowUpDue(case_id=current.case_id, due_at=current.due_at, plan_accepted_at=current.plan_accepted_at)
+    return Change(current.model_copy(update={"stage": Stage.DUE, "fired_generation": current.generation}), [event])
+
+
+def late(current: FollowUp, now: datetime) -> bool:
+    return current.stage is Stage.DUE and current.due_at is not None and now - current.due_at > timedelta(days=LATE_AFTER_DAYS)
+
+
+Score = Annotated[int, Field(ge=1, le=10)]
+
+
+class Check(BaseModel):
+    """The coordinator's three-month check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    execution_status: ExecutionStatus
+    agreements: list[AgreementProgress] = []
+    ratings_by_children: list[Score] = Field(default=[], max_length=20)
+    ratings_by_family: list[Score] = Field(default=[], max_length=50)
+    ratings_by_professionals: list[Score] = Field(default=[], max_length=20)
+    child_outcomes: list[ChildOutcome] = Field(default=[], max_length=20)
+    new_conference_requested: bool = False
+
+    @property
+    def ratings(self) -> Ratings:
+        def average(scores: list[int]) -> float | None:
+            return round(fmean(scores), 2) if scores else None
+
+        return Ratings(
+            children=average(self.ratings_by_children),
+            family=average(self.ratings_by_family),
+            professionals=average(self.ratings_by_professionals),
+        )
+
+
+def complete(current: FollowUp | None, check: Check, now: datetime) -> Change[FollowUp]:
+    if current is None:
+        raise LookupError("no such case")
+    if current.stage is not Stage.DUE:
+        raise RuleViolation(f"the follow-up is {current.stage}: a check is recorded once it is due")
+    completed = FollowUpCompleted(
+        case_id=current.case_id, completed_at=now, execution_status=check.execution_status, agreements=check.agreements,
+        ratings=check.ratings, child_outcomes=check.child_outcomes, new_conference_requested=check.new_conference_requested,
+    )  # fmt: skip
+    facts = current.facts
+    outcome = OutcomeRecorded(
+        case_id=current.case_id, funder_id=facts.funder_id,
+        region=Region(province=facts.province, municipality=facts.municipality), period=facts.period,
+        concern_categories=facts.concern_categories, meeting_count=current.meetings,
+        execution_status=check.execution_status, ratings=check.ratings, child_outcomes=check.child_outcomes,
+    )  # fmt: skip
+    return Change(current.model_copy(update={"stage": Stage.COMPLETED}), [completed, outcome])
+
+
+# --- the funder report ------------------------------------------------------------------------
+
+
+class ReportSlice(BaseModel):
+    """Counters of one funder, province and period, kept up to date event by event."""
+
+    funder_id: str
+    province: str
+    period: str
+    referrals: int = 0
+    from_non_professionals: int = 0
+    concerns: dict[str, int] = {}
+    first_conferences: int = 0
+    within_60_days: int = 0
+    participants: int = 0
+    plan_one_meeting: int = 0
+    plan_two_meetings: int = 0
+    no_plan: int = 0
+    followups: int = 0
+    execution: dict[str, int] = {}
+    rating_sums: dict[str, float] = {}
+    rating_counts: dict[str, int] = {}
+    outcomes: dict[str, int] = {}
+
+
+def _slice(current: ReportSlice | None, facts: Facts) -> ReportSlice:
+    return current or ReportSlice(funder_id=facts.funder_id, province=facts.province, period=facts.period)
+
+
+def _plus(counts: dict[str, int], key: str, amount: int = 1) -> dict[str, int]:
+    return {**counts, key: counts.get(key, 0) + amount}
+
+
+def count_referral(current: ReportSlice | None, facts: Facts) -> Change[ReportSlice]:
+    report = _slice(current, facts)
+    concerns = report.concerns
+    for concern in facts.concern_categories:
+        concerns = _plus(concerns, concern.value)
+    return Change(
+        report.model_copy(
+            update={
+                "referrals": report.referrals + 1,
+                "from_non_professionals": report.from_non_professionals + (facts.referrer_type in NON_PROFESSIONAL),
+                "concerns": concerns,
+            }
+        )
+    )
+
+
+def count_conference(current: ReportSlice | None, facts: Facts, meeting_number: int, days: int, participants: int) -> Change[ReportSlice] | None:
+    if meeting_number != 1:
+        return None
+    report = _slice(current, facts)
+    return Change(
+        report.model_copy(
+            update={
+                "first_conferences": report.first_conferences + 1,
+                "within_60_days": report.within_60_days + (days <= 60),
+                "participants": report.participants + participants,
+            }
+        )
+    )
+
+
+def count_plan(current: ReportSlice | None, facts: Facts, meeting_number: int) -> Change[ReportSlice]:
+    report = _slice(current, facts)
+    if meeting_number == 1:
+        return Change(report.model_copy(update={"plan_one_meeting": report.plan_one_meeting + 1}))
+    return Change(report.model_copy(update={"plan_two_meetings": report.plan_two_meetings + 1}))
+
+
+def count_no_plan(current: ReportSlice | None, facts: Facts) -> Change[ReportSlice]:
+    report = _slice(current, facts)
+    return Change(report.model_copy(update={"no_plan": report.no_plan + 1}))
+
+
+def count_followup(current: ReportSlice | None, facts: Facts, completed: FollowUpCompleted) -> Change[ReportSlice]:
+    report = _slice(current, facts)
+    sums, counts, outcomes = dict(report.rating_sums), dict(report.rating_counts), report.outcomes
+    for group, value in completed.ratings.model_dump().items():
+        if value is not None:
+            sums[group] = sums.get(group, 0.0) + value
+            counts[group] = counts.get(group, 0) + 1
+    for outcome in completed.child_outcomes:
+        outcomes = _plus(outcomes, outcome.value)
+    return Change(
+        report.model_copy(
+            update={
+                "followups": report.followups + 1,
+                "execution": _plus(report.execution, completed.execution_status.value),
+                "rating_sums": sums, "rating_counts": counts, "outcomes": outcomes,
+            }
+        )
+    )  # fmt: skip
+
+
+class Report(BaseModel):
+    """One or more slices added up, as shares and averages, beside the reference figures."""
+
+    funder_id: str | None
+    province: str | None
+    period: str | None
+    referrals: int
+    share_non_professional_referrers: float | None
+    share_within_60_days: float | None
+    average_participants: float | None
+    plans: int
+    share_plan_one_meeting: float | None
+    share_plan_two_meetings: float | None
+    share_no_plan: float | None
+    followups: int
+    share_fully_carried_out: float | None
+    share_in_progress: float | None
+    share_not_carried_out: float | None
+    rating_children: float | None
+    rating_family: float | None
+    rating_professionals: float | None
+    outcomes: dict[str, int]
+    top_concerns: list[tuple[str, int]]
+    reference: dict[str, float] = REFERENCE
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def report(slices: list[ReportSlice], funder_id: str | None, province: str | None, period: str | None) -> Report:
+    def total(name: str) -> int:
+        return sum(getattr(s, name) for s in slices)
+
+    def merged(name: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for s in slices:
+            for key, value in getattr(s, name).items():
+                out[key] = out.get(key, 0) + value
+        return out
+
+    execution, sums, counts, concerns = merged("execution"), merged("rating_sums"), merged("rating_counts"), merged("concerns")
+    plans = total("plan_one_meeting") + total("plan_two_meetings") + total("no_plan")
+    followups = total("followups")
+
+    def rating(group: str) -> float | None:
+        return round(sums[group] / counts[group], 2) if counts.get(group) else None
+
+    return Report(
+        funder_id=funder_id, province=province, period=period, referrals=total("referrals"),
+        share_non_professional_referrers=_share(total("from_non_professionals"), total("referrals")),
+        share_within_60_days=_share(total("within_60_days"), total("first_conferences")),
+        average_participants=round(total("participants") / total("first_conferences"), 1) if total("first_conferences") else None,
+        plans=plans,
+        share_plan_one_meeting=_share(total("plan_one_meeting"), plans),
+        share_plan_two_meetings=_share(total("plan_two_meetings"), plans),
+        share_no_plan=_share(total("no_plan"), plans),
+        followups=followups,
+        share_fully_carried_out=_share(execution.get(ExecutionStatus.FULLY_CARRIED_OUT.value, 0), followups),
+        share_in_progress=_share(
+            execution.get(ExecutionStatus.IN_PROGRESS_FULLY.value, 0) + execution.get(ExecutionStatus.IN_PROGRESS_PARTLY.value, 0), followups
+        ),
+        share_not_carried_out=_share(execution.get(ExecutionStatus.NOT_CARRIED_OUT.value, 0), followups),
+        rating_children=rating("children"), rating_family=rating("family"), rating_professionals=rating("professionals"),
+        outcomes={key: int(value) for key, value in sorted(merged("outcomes").items())},
+        top_concerns=[(key, int(value)) for key, value in sorted(concerns.items(), key=lambda kv: (-kv[1], kv[0]))[:3]],
+    )  # fmt: skip

@@ -1,0 +1,71 @@
+"""What the follow-up service does with other services' (and its own) events."""
+
+from shared.contract.envelope import Envelope
+from shared.contract.events import (
+    ConferenceHeld,
+    CoordinatorAssigned,
+    FollowUpCompleted,
+    NoPlanReached,
+    PlanAccepted,
+    ReferralReceived,
+    ReferralWithdrawn,
+)
+from shared.messaging.consumer import subscribe
+from shared.runtime import KringService
+
+from . import domain
+from .tracking import Tracking
+
+
+def register(service: KringService, tracking: Tracking) -> None:
+    followups = tracking.followups
+
+    def on(event: type) -> object:
+        return subscribe(service.broker, service.topology, service.name, event)
+
+    @on(ReferralReceived)  # type: ignore[operator]
+    async def on_referral_received(envelope: Envelope[ReferralReceived]) -> None:
+        await followups.mutate(envelope.subject, lambda f: domain.referral_received(f, envelope.data), cause=envelope)
+        facts = await tracking.facts(envelope.subject)
+        await tracking.count(facts, envelope, lambda s: domain.count_referral(s, facts))
+
+    @on(CoordinatorAssigned)  # type: ignore[operator]
+    async def on_coordinator_assigned(envelope: Envelope[CoordinatorAssigned]) -> None:
+        await tracking.facts(envelope.subject)  # the case must be known (events travel on separate queues)
+        await followups.mutate(envelope.subject, lambda f: domain.coordinator_assigned(f, envelope.data.coordinator_id), cause=envelope)
+
+    @on(ConferenceHeld)  # type: ignore[operator]
+    async def on_conference_held(envelope: Envelope[ConferenceHeld]) -> None:
+        data = envelope.data
+        facts = await tracking.facts(envelope.subject)
+        await followups.mutate(envelope.subject, lambda f: domain.conference_held(f, data.meeting_number), cause=envelope)
+        participants = data.attended_by_role.total
+        await tracking.count(
+            facts, envelope, lambda s: domain.count_conference(s, facts, data.meeting_number, data.days_since_referral, participants)
+        )
+
+    @on(PlanAccepted)  # type: ignore[operator]
+    async def on_plan_accepted(envelope: Envelope[PlanAccepted]) -> None:
+        data = envelope.data
+        facts = await tracking.facts(envelope.subject)
+        interval = await tracking.interval_for(facts)
+        await followups.mutate(
+            envelope.subject, lambda f: domain.plan_accepted(f, data.accepted_at, data.meeting_number, interval), cause=envelope
+        )
+        await tracking.count(facts, envelope, lambda s: domain.count_plan(s, facts, data.meeting_number))
+
+    @on(NoPlanReached)  # type: ignore[operator]
+    async def on_no_plan_reached(envelope: Envelope[NoPlanReached]) -> None:
+        facts = await tracking.facts(envelope.subject)
+        await followups.mutate(envelope.subject, domain.closed, cause=envelope)
+        await tracking.count(facts, envelope, lambda s: domain.count_no_plan(s, facts))
+
+    @on(ReferralWithdrawn)  # type: ignore[operator]
+    async def on_referral_withdrawn(envelope: Envelope[ReferralWithdrawn]) -> None:
+        await followups.mutate(envelope.subject, domain.closed, cause=envelope)
+
+    @on(FollowUpCompleted)  # type: ignore[operator]
+    async def on_followup_completed(envelope: Envelope[FollowUpCompleted]) -> None:
+        """Our own event: the check counts in the funder's report once it is on the bus."""
+        facts = await tracking.facts(envelope.subject)
+        await tracking.count(facts, envelope, lambda s: domain.count_followup(s, facts, envelope.data))

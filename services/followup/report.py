@@ -1,0 +1,63 @@
+"""The funder report from the command line.
+
+    python -m services.followup.report [--funder ID] [--province UT] [--period 2026-Q4] [--html report.html]
+
+Reads the follow-up service's report slices (MONGODB_URL); prints the figures beside the
+reference figures, and writes the HTML page if asked.
+"""
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from shared.mongo import create_client
+from shared.settings import KringSettings
+from shared.store import AggregateStore
+
+from . import report_html
+from .app import SERVICE
+from .domain import Report, ReportSlice, report
+
+
+async def load(settings: KringSettings, funder: str | None, province: str | None, period: str | None) -> Report:
+    client = create_client(settings)
+    try:
+        store = AggregateStore(client[settings.database_name]["report_slices"], ReportSlice, source="kring/report")
+        query = {f"state.{k}": v for k, v in (("funder_id", funder), ("province", province), ("period", period)) if v}
+        return report([s async for _, s in store.find_current(query)], funder, province, period)
+    finally:
+        await client.close()
+
+
+def text(result: Report) -> str:
+    lines = [f"Funder report: {' · '.join(filter(None, (result.funder_id, result.province, result.period))) or 'all'}"]
+    lines.append(f"  referrals {result.referrals}   conferences with a result {result.plans}   follow-ups {result.followups}")
+    lines.append(f"  {'figure':40} {'here':>8} {'reference':>10}")
+    for key, value in result.model_dump().items():
+        if key in result.reference:
+            shown = "-" if value is None else (f"{value:.0%}" if key.startswith("share") else f"{value:.1f}")
+            reference = result.reference[key]
+            lines.append(f"  {key:40} {shown:>8} {(f'{reference:.0%}' if key.startswith('share') else f'{reference:.1f}'):>10}")
+    lines.append(f"  outcomes: {result.outcomes or 'none yet'}")
+    lines.append(f"  top questions: {', '.join(f'{k} ({v})' for k, v in result.top_concerns) or 'none yet'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--funder")
+    parser.add_argument("--province")
+    parser.add_argument("--period")
+    parser.add_argument("--html", type=Path, help="also write the HTML report here")
+    args = parser.parse_args(argv)
+    result = asyncio.run(load(KringSettings(service_name=SERVICE), args.funder, args.province, args.period))
+    print(text(result))
+    if args.html:
+        args.html.write_text(report_html.render(result))
+        print(f"HTML report: {args.html.resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

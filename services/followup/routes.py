@@ -1,0 +1,148 @@
+"""HTTP of the follow-up service.
+
+- coordinator (subject = coordinator id): their cases' follow-up; move the date with a
+  reason; record the three-month check;
+- ops: everything, late checks, intervals per funder, replays to a funder's queue;
+- funder (organisation = funder id): the report of its own cases only.
+"""
+
+from collections.abc import Callable
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi.responses import HTMLResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.auth import Principal, Role, authorised
+from shared.contract.vocabulary import Identifier, Province
+from shared.logging import get_logger
+from shared.messaging.publisher import EventPublisher, Unroutable
+from shared.store import Change
+
+from . import domain, partner, report_html
+from .domain import FollowUp, Interval
+from .tracking import Tracking
+
+log = get_logger("kring.followup")
+
+
+class NewDueDate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    due_at: AwareDatetime
+    reason: str = Field(min_length=3, max_length=300)
+
+
+class Replay(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    funder_id: Identifier
+    queue: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$")
+
+
+class LateCheck(BaseModel):
+    case_id: str
+    coordinator_id: str | None
+    due_at: AwareDatetime
+    days_overdue: int
+
+
+def router(tracking: Tracking, log_collection: AsyncCollection, publisher: EventPublisher, clock: Callable[[], datetime]) -> APIRouter:
+    api = APIRouter()
+    followups = tracking.followups
+
+    async def own(case_id: str, caller: Principal) -> FollowUp:
+        followup = await followups.get(case_id)
+        if followup is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such case")
+        if caller.role is Role.COORDINATOR and followup.coordinator_id != caller.subject:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this is not your case")
+        return followup
+
+    async def change(case_id: str, caller: Principal, decide: Callable[[FollowUp | None], Change[FollowUp]]) -> FollowUp:
+        await own(case_id, caller)
+        try:
+            mutation = await followups.mutate(case_id, decide)
+        except domain.RuleViolation as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
+        assert mutation.state is not None
+        return mutation.state
+
+    @api.get("/cases/{case_id}", response_model=FollowUp, response_model_exclude={"outcome"}, tags=["follow-up"])
+    async def read(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS))) -> FollowUp:
+        return await own(case_id, caller)
+
+    @api.put("/cases/{case_id}/due", response_model=FollowUp, response_model_exclude={"outcome"}, tags=["follow-up"])
+    async def move(case_id: str, body: NewDueDate, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> FollowUp:
+        """Move the check to another date, saying why."""
+        followup = await change(case_id, caller, lambda f: domain.move(f, body.due_at))
+        log.info("follow-up moved", case_id=case_id, by=caller.subject, reason_length=len(body.reason))
+        return followup
+
+    @api.post("/cases/{case_id}/check", response_model=FollowUp, response_model_exclude={"outcome"}, tags=["follow-up"])
+    async def record_check(case_id: str, check: domain.Check, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> FollowUp:
+        """The three-month check: execution, ratings by group, outcomes per child."""
+        now = clock()
+        return await change(case_id, caller, lambda f: domain.complete(f, check, now))
+
+    @api.get("/checks/late", response_model=list[LateCheck], tags=["follow-up"])
+    async def late(caller: Principal = Depends(authorised(Role.OPS))) -> list[LateCheck]:
+        """Checks overdue by more than 14 days."""
+        now = clock()
+        return [
+            LateCheck(case_id=case_id, coordinator_id=f.coordinator_id, due_at=f.due_at, days_overdue=(now - f.due_at).days)
+            async for case_id, f in followups.find_current({"state.stage": domain.Stage.DUE.value})
+            if domain.late(f, now) and f.due_at is not None
+        ]
+
+    @api.put("/intervals/{funder_id}", response_model=Interval, tags=["follow-up"])
+    async def set_interval(
+        funder_id: Identifier, interval: Interval, province: Province | None = Query(default=None),
+        caller: Principal = Depends(authorised(Role.OPS)),
+    ) -> Interval:  # fmt: skip
+        """Days from plan acceptance to the check for a funder (or one of its provinces)."""
+        key = f"{funder_id}:{province.value}" if province else funder_id
+        await tracking.intervals.mutate(key, lambda _: Change(interval))
+        return interval
+
+    async def build_report(funder_id: str | None, province: Province | None, period: str | None, caller: Principal) -> domain.Report:
+        if caller.role is Role.FUNDER:
+            if funder_id not in (None, caller.organisation_id):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only your own figures")
+            funder_id = caller.organisation_id
+        query: dict[str, str] = {}
+        if funder_id:
+            query["state.funder_id"] = funder_id
+        if province:
+            query["state.province"] = province.value
+        if period:
+            query["state.period"] = period
+        slices = [s async for _, s in tracking.slices.find_current(query)]
+        return domain.report(slices, funder_id, province.value if province else None, period)
+
+    period_query = Query(default=None, pattern=r"^[0-9]{4}-Q[1-4]$")
+    reader = authorised(Role.OPS, Role.FUNDER)
+
+    @api.get("/reports", response_model=domain.Report, tags=["report"])
+    async def report(
+        funder_id: Identifier | None = None, province: Province | None = None, period: str | None = period_query,
+        caller: Principal = Depends(reader),
+    ) -> domain.Report:  # fmt: skip
+        return await build_report(funder_id, province, period, caller)
+
+    @api.get("/reports.html", response_class=HTMLResponse, tags=["report"])
+    async def report_page(
+        funder_id: Identifier | None = None, province: Province | None = None, period: str | None = period_query,
+        caller: Principal = Depends(reader),
+    ) -> HTMLResponse:  # fmt: skip
+        return HTMLResponse(report_html.render(await build_report(funder_id, province, period, caller)))
+
+    @api.post("/partner/replay", tags=["partner"])
+    async def replay(body: Replay, caller: Principal = Depends(authorised(Role.OPS))) -> dict[str, int]:
+        """Publish a funder's outcome history again into its (new) queue."""
+        try:
+            count = await partner.replay(log_collection, publisher, body.funder_id, body.queue)
+        except Unroutable:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no queue {body.queue}") from None
+        return {"replayed": count}
+
+    return api

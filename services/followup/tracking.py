@@ -1,0 +1,68 @@
+"""The follow-up service's two kinds of state and how events move them: one follow-up per
+case, and the report slices (funder, province, period) counted as events arrive. Every
+update is deduplicated by the event's id, so a redelivery counts nothing twice."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import AwareDatetime, TypeAdapter
+
+from shared.contract.envelope import Envelope
+from shared.logging import get_logger
+from shared.messaging.consumer import TransientFault
+from shared.store import AggregateStore, Change
+
+from . import domain
+from .domain import Facts, FollowUp, Interval, ReportSlice
+
+log = get_logger("kring.followup")
+_AS_JSON = TypeAdapter(AwareDatetime)
+
+
+class Tracking:
+    def __init__(
+        self,
+        followups: AggregateStore[FollowUp],
+        slices: AggregateStore[ReportSlice],
+        intervals: AggregateStore[Interval],
+        clock: Callable[[], datetime],
+        default_interval: timedelta,
+    ) -> None:
+        self.followups = followups
+        self.slices = slices
+        self.intervals = intervals
+        self.clock = clock
+        self.default_interval = default_interval
+
+    async def facts(self, case_id: str) -> Facts:
+        followup = await self.followups.get(case_id)
+        if followup is None:  # the referral's event is on its way (another queue): retry
+            raise TransientFault(f"no referral known yet for case {case_id}")
+        return followup.facts
+
+    async def count(self, facts: Facts, envelope: Envelope[Any], decide: Callable[[ReportSlice | None], Change[ReportSlice] | None]) -> None:
+        await self.slices.mutate(facts.slice_key(envelope.subject), decide, dedup_id=envelope.id)
+
+    async def interval_for(self, facts: Facts) -> timedelta:
+        for key in (f"{facts.funder_id}:{facts.province}", facts.funder_id):
+            if (interval := await self.intervals.get(key)) is not None:
+                return timedelta(days=interval.days)
+        return self.default_interval
+
+    async def fire_due(self) -> int:
+        """Emit FollowUpDue for every check whose time has come, exactly once per due
+        date, whichever replica sweeps (and on start, for what came due while down)."""
+        now = self.clock()
+        fired = 0
+        # due_at is stored as UTC text in pydantic's JSON form (see domain): written the same
+        # way, text order is time order.
+        now_text = _AS_JSON.dump_python(now.astimezone(UTC), mode="json")
+        query = {"state.stage": domain.Stage.SCHEDULED.value, "state.due_at": {"$lte": now_text}}
+        async for case_id, followup in self.followups.find_current(query):
+            if followup.due_at is not None and followup.due_at <= now:
+                mutation = await self.followups.mutate(case_id, lambda f: domain.fire(f, now))
+                fired += len(mutation.events)
+        if fired:
+            log.info("follow-ups due", fired=fired)
+        return fired

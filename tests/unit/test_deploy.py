@@ -1,0 +1,52 @@
+"""The deployment files are generated from one source each and stay in step with the code."""
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import yaml
+
+from services.asyncapi import SERVICES
+from shared.messaging.topology import Topology
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_kubernetes_manifests_are_up_to_date_and_probe_every_service() -> None:
+    generator = load(DEPLOY / "k8s" / "generate.py")
+    for name, text in generator.files().items():
+        assert (DEPLOY / "k8s" / name).read_text() == text, f"run: python deploy/k8s/generate.py ({name})"
+    for service in SERVICES:
+        deployment, _, scaler = yaml.safe_load_all((DEPLOY / "k8s" / f"{service}.yaml").read_text())
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+        assert scaler["spec"]["triggers"][0]["metadata"]["queueName"].startswith(f"kring.{service}.")
+
+
+def test_the_scaling_queues_are_queues_the_services_consume() -> None:
+    from services.ops import subscriber_queues
+    from shared.settings import KringSettings
+
+    generator = load(DEPLOY / "k8s" / "generate.py")
+    queues = set(subscriber_queues(KringSettings(service_name="ops")))
+    assert set(generator.SCALE_ON.values()) <= queues
+
+
+def test_broker_definitions_are_up_to_date() -> None:
+    generator = load(DEPLOY / "rabbitmq" / "definitions.py")
+    published = json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text())
+    fresh = generator.definitions("/", "kring")
+    assert [u["name"] for u in published["users"]] == [u["name"] for u in fresh["users"]]
+    assert published["permissions"] == fresh["permissions"]
+    assert published["topic_permissions"] == fresh["topic_permissions"]
+    assert {e.name.removeprefix("kring.") for e in Topology("kring").exchanges()} == set(generator.EXCHANGES)

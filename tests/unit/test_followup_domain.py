@@ -1,0 +1,186 @@
+"""The follow-up service's pure rules: the timer fires once per due date, the check is
+recorded once it is due, outcomes carry no personal data, and the report adds up."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.followup import domain
+from services.followup.domain import Check, FollowUp, RuleViolation, Stage
+from shared.contract.events import FollowUpCompleted, FollowUpDue, OutcomeRecorded
+from shared.contract.vocabulary import ChildOutcome, ConcernCategory, ExecutionStatus, ReferrerType
+from shared.privacy import is_personal
+from tests.support.samples import referral_received
+
+ACCEPTED = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
+NINETY_DAYS = timedelta(days=90)
+
+
+def referred(**update: object) -> FollowUp:
+    event = referral_received().model_copy(update={"received_at": ACCEPTED - timedelta(days=40), **update})
+    change = domain.referral_received(None, event)
+    assert change is not None
+    return change.state
+
+
+def scheduled() -> FollowUp:
+    change = domain.plan_accepted(referred(), ACCEPTED, 1, NINETY_DAYS)
+    assert change is not None
+    return change.state
+
+
+def due() -> FollowUp:
+    change = domain.fire(scheduled(), ACCEPTED + NINETY_DAYS)
+    assert change is not None
+    return change.state
+
+
+def test_plan_accepted_schedules_the_check_after_the_interval() -> None:
+    followup = scheduled()
+    assert followup.stage is Stage.SCHEDULED
+    assert followup.due_at == ACCEPTED + NINETY_DAYS
+    assert domain.plan_accepted(followup, ACCEPTED, 1, NINETY_DAYS) is None  # a second acceptance changes nothing
+
+
+def test_nothing_fires_before_the_due_time() -> None:
+    assert domain.fire(scheduled(), ACCEPTED + NINETY_DAYS - timedelta(seconds=1)) is None
+
+
+@given(st.integers(min_value=0, max_value=10_000))
+def test_the_due_check_fires_exactly_once_however_late_the_sweep(minutes_late: int) -> None:
+    now = ACCEPTED + NINETY_DAYS + timedelta(minutes=minutes_late)
+    first = domain.fire(scheduled(), now)
+    assert first is not None
+    assert [type(event) for event in first.events] == [FollowUpDue]
+    assert first.events[0].due_at == ACCEPTED + NINETY_DAYS
+    # a second replica deciding on the new state (after losing the insert race) fires nothing
+    assert domain.fire(first.state, now) is None
+
+
+def test_moving_the_date_rearms_the_timer_for_the_new_date_only() -> None:
+    later = ACCEPTED + timedelta(days=120)
+    moved = domain.move(scheduled(), later).state
+    assert domain.fire(moved, ACCEPTED + NINETY_DAYS) is None
+    fired = domain.fire(moved, later)
+    assert fired is not None and fired.events[0].due_at == later
+
+
+def test_only_a_scheduled_check_can_move() -> None:
+    with pytest.raises(RuleViolation):
+        domain.move(due(), ACCEPTED + timedelta(days=120))
+    with pytest.raises(LookupError):
+        domain.move(None, ACCEPTED)
+
+
+def test_a_withdrawn_case_is_never_followed_up() -> None:
+    closed = domain.closed(referred())
+    assert closed is not None
+    assert domain.plan_accepted(closed.state, ACCEPTED, 1, NINETY_DAYS) is None
+
+
+def test_late_means_overdue_by_more_than_fourteen_days() -> None:
+    followup = due()
+    assert not domain.late(followup, ACCEPTED + NINETY_DAYS + timedelta(days=14))
+    assert domain.late(followup, ACCEPTED + NINETY_DAYS + timedelta(days=14, seconds=1))
+
+
+def check(**update: object) -> Check:
+    fields: dict[str, object] = {
+        "execution_status": ExecutionStatus.IN_PROGRESS_PARTLY,
+        "ratings_by_children": [8, 9],
+        "ratings_by_family": [7, 8, 9],
+        "ratings_by_professionals": [6],
+        "child_outcomes": [ChildOutcome.PLACEMENT_PREVENTED, ChildOutcome.NONE],
+    }
+    return Check(**{**fields, **update})
+
+
+def test_the_check_is_recorded_only_once_it_is_due() -> None:
+    with pytest.raises(RuleViolation):
+        domain.complete(scheduled(), check(), ACCEPTED)
+    completed = domain.complete(due(), check(), ACCEPTED + NINETY_DAYS)
+    assert completed.state.stage is Stage.COMPLETED
+    with pytest.raises(RuleViolation):
+        domain.complete(completed.state, check(), ACCEPTED + NINETY_DAYS)
+
+
+def test_completion_emits_the_check_and_the_funders_outcome() -> None:
+    followup = due()
+    done, outcome = domain.complete(followup, check(), ACCEPTED + NINETY_DAYS).events
+    assert isinstance(done, FollowUpCompleted) and isinstance(outcome, OutcomeRecorded)
+    assert (done.ratings.children, done.ratings.family, done.ratings.professionals) == (8.5, 8.0, 6.0)
+    assert outcome.funder_id == followup.facts.funder_id
+    assert outcome.period == "2026-Q3"  # the quarter the case was referred in (40 days before acceptance)
+    assert outcome.meeting_count == 1
+
+
+def test_the_outcome_carries_no_personal_field() -> None:
+    _, outcome = domain.complete(due(), check(), ACCEPTED + NINETY_DAYS).events
+
+    def names(value: object) -> list[str]:
+        if isinstance(value, dict):
+            return [*value, *(name for item in value.values() for name in names(item))]
+        if isinstance(value, list):
+            return [name for item in value for name in names(item)]
+        return []
+
+    assert not [name for name in names(outcome.model_dump(mode="json")) if is_personal(name)]
+
+
+@pytest.mark.parametrize("field", ["ratings_by_children", "ratings_by_family", "ratings_by_professionals"])
+@pytest.mark.parametrize("score", [0, 11])
+def test_ratings_are_on_a_scale_of_one_to_ten(field: str, score: int) -> None:
+    with pytest.raises(ValueError):
+        check(**{field: [score]})
+
+
+def test_period_is_the_quarter() -> None:
+    assert [domain.period_of(datetime(2026, month, 1, tzinfo=UTC)) for month in (1, 3, 4, 9, 10, 12)] == [
+        "2026-Q1", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4", "2026-Q4",
+    ]  # fmt: skip
+
+
+def test_the_report_adds_up_to_a_hand_computed_expectation() -> None:
+    bureau = referred().facts
+    family = referred(referrer_type=ReferrerType.FAMILY_MEMBER, concern_categories=[ConcernCategory.INCOME_DEBT]).facts
+    slice_: domain.ReportSlice | None = None
+
+    def apply(change: object) -> None:
+        nonlocal slice_
+        assert change is not None
+        slice_ = change.state  # type: ignore[attr-defined]
+
+    for facts in (bureau, bureau, bureau, family):
+        apply(domain.count_referral(slice_, facts))
+    apply(domain.count_conference(slice_, bureau, 1, 30, 12))
+    apply(domain.count_conference(slice_, bureau, 1, 61, 14))
+    apply(domain.count_conference(slice_, family, 1, 60, 10))
+    assert domain.count_conference(slice_, bureau, 2, 90, 99) is None  # a second meeting is not a new conference
+    apply(domain.count_plan(slice_, bureau, 1))
+    apply(domain.count_plan(slice_, bureau, 2))
+    apply(domain.count_no_plan(slice_, family))
+    for status, children in ((ExecutionStatus.FULLY_CARRIED_OUT, [9]), (ExecutionStatus.NOT_CARRIED_OUT, [])):
+        completed = domain.complete(due(), check(execution_status=status, ratings_by_children=children), ACCEPTED).events[0]
+        apply(domain.count_followup(slice_, bureau, completed))
+
+    assert slice_ is not None
+    result = domain.report([slice_], bureau.funder_id, None, None)
+    assert result.referrals == 4
+    assert result.share_non_professional_referrers == 0.25
+    assert result.share_within_60_days == round(2 / 3, 3)
+    assert result.average_participants == 12.0
+    assert (result.plans, result.share_plan_one_meeting, result.share_plan_two_meetings, result.share_no_plan) == (
+        3, round(1 / 3, 3), round(1 / 3, 3), round(1 / 3, 3),
+    )  # fmt: skip
+    assert (result.followups, result.share_fully_carried_out, result.share_not_carried_out, result.share_in_progress) == (2, 0.5, 0.5, 0.0)
+    assert (result.rating_children, result.rating_family, result.rating_professionals) == (9.0, 8.0, 6.0)
+    assert result.outcomes == {"none": 2, "placement_prevented": 2}
+    assert result.top_concerns == [("housing", 3), ("parenting", 3), ("income_debt", 1)]
+    assert result.reference["share_plan_one_meeting"] == 0.94
+
+
+def test_an_empty_report_has_no_figures_rather_than_zero_division() -> None:
+    result = domain.report([], "prov-nh", None, None)
+    assert result.referrals == 0 and result.share_within_60_days is None and result.rating_children is None
