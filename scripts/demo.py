@@ -72,9 +72,10 @@ class Scenario:
     @property
     def expected(self) -> list[str]:
         """The events this case must produce, each exactly once (order aside)."""
-        if self.withdraws:
-            return ["referral.received", "referral.withdrawn"]
-        expected = ["referral.received", "scheduling.coordinator-assigned", "scheduling.conference-scheduled", "scheduling.conference-held"]
+        consent = [] if self.consent_upfront else ["referral.consent-recorded"]
+        if self.withdraws:  # the family's no is recorded as consent withdrawn
+            return ["referral.received", *consent, "referral.consent-recorded", "referral.withdrawn"]
+        expected = ["referral.received", *consent, "scheduling.coordinator-assigned", "scheduling.conference-scheduled", "scheduling.conference-held"]
         if self.second_meeting:
             expected += ["plans.second-meeting-needed", "scheduling.conference-scheduled", "scheduling.conference-held"]
         if self.no_plan:
@@ -83,6 +84,13 @@ class Scenario:
         if self.revision:
             expected += ["plans.plan-revision-requested", "plans.plan-presented"]
         return [*expected, "followup.due", "followup.completed", "outcome.recorded"]
+
+
+    @property
+    def optional(self) -> list[str]:
+        """Events that may or may not come, depending on timing: a withdrawal can overtake
+        the assignment, or come after it (then the prepared conference is cancelled)."""
+        return ["scheduling.coordinator-assigned", "scheduling.conference-cancelled"] if self.withdraws else []
 
 
 def scenarios(count: int, seed: int) -> list[Scenario]:

@@ -7,6 +7,8 @@
                                               why each message was dead-lettered
     kring-ops dlq redrive QUEUE [--limit N] [--message-id ID]
                                               put messages back on QUEUE, to be consumed again
+    kring-ops replay --funder ID --queue QUEUE
+                                              publish a funder's outcome history into its queue
 
 QUEUE is a subscriber queue (e.g. kring.scheduling.referral.received); its DLQ is
 QUEUE.dlq. Servers and namespace come from RABBITMQ_URL, MONGODB_URL, KRING_AMQP_PREFIX.
@@ -174,6 +176,19 @@ async def redrive(settings: KringSettings, queue: str, *, limit: int, message_id
         await connection.close()
 
 
+async def replay_partner(settings: KringSettings, funder_id: str, queue: str) -> int:
+    """A late funder's history of OutcomeRecorded, into its queue only (original event ids)."""
+    from services.followup import partner
+
+    followup = next(service for service in wired_services(settings) if service.name == "followup")
+    await followup.broker.connect()
+    try:
+        return await partner.replay(followup.db[partner.PARTNER_LOG], followup.publisher, funder_id, queue)
+    finally:
+        await followup.broker.stop()
+        await followup.mongo.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kring-ops", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     again.add_argument("queue")
     again.add_argument("--limit", type=int, default=1000)
     again.add_argument("--message-id")
+    replay = commands.add_parser("replay", help="publish a funder's outcome history into its queue")
+    replay.add_argument("--funder", required=True)
+    replay.add_argument("--queue", required=True)
     args = parser.parse_args(argv)
     settings = KringSettings(service_name="ops")
 
@@ -200,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "outbox":
         for where, pending in asyncio.run(outbox_backlog(settings)).items():
             print(f"{where:50} {pending:>8} pending")
+    elif args.command == "replay":
+        count = asyncio.run(replay_partner(settings, args.funder, args.queue))
+        print(f"{count} outcome(s) of {args.funder} published into {args.queue}")
     elif args.action == "list":
         holding = [s for s in asyncio.run(queue_states(settings)) if s.dead_letters > 0]
         for state in holding:

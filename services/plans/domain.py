@@ -146,9 +146,13 @@ def conference_moved(plan: CasePlan | None, number: int, day: date) -> Change[Ca
     return Change(plan.model_copy(update={"meetings": meetings}))
 
 
-def conference_held(plan: CasePlan | None, number: int, day: date) -> Change[CasePlan] | None:
-    if plan is None:
-        return None
+def conference_held(plan: CasePlan | None, case_id: str, number: int, day: date) -> Change[CasePlan] | None:
+    """The conference took place. Its ConferenceScheduled travels on another queue and may
+    come later: then the meeting is opened here, already held."""
+    plan = _case(plan, case_id)
+    if not any(m.number == number for m in plan.meetings):
+        meeting = Meeting(number=number, conference_date=day, status=MeetingStatus.HELD)
+        return Change(plan.model_copy(update={"meetings": sorted([*plan.meetings, meeting], key=lambda m: m.number)}))
     meetings = [
         m.model_copy(update={"status": MeetingStatus.HELD, "conference_date": day})
         if m.number == number and m.status is MeetingStatus.PLANNED

@@ -46,7 +46,7 @@ def register(service: KringService, plans: AggregateStore[CasePlan]) -> None:
     @on(ConferenceHeld)  # type: ignore[operator]
     async def on_conference_held(envelope: Envelope[ConferenceHeld]) -> None:
         data = envelope.data
-        await plans.mutate(data.case_id, lambda p: domain.conference_held(p, data.meeting_number, data.held_on), cause=envelope)
+        await plans.mutate(data.case_id, lambda p: domain.conference_held(p, data.case_id, data.meeting_number, data.held_on), cause=envelope)
 
     @on(ConferenceCancelled)  # type: ignore[operator]
     async def on_conference_cancelled(envelope: Envelope[ConferenceCancelled]) -> None:

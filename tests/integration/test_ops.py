@@ -46,3 +46,25 @@ async def test_a_dead_letter_is_shown_with_its_reason_and_redriven_to_be_consume
     assert await kring.depth(f"{queue}.dlq") == 0
     backlog = await ops.outbox_backlog(settings)
     assert backlog["referral:referrals"] == 0, backlog
+
+
+async def test_replay_publishes_a_funders_history_into_its_queue(kring: Harness) -> None:
+    from services.followup.app import create_app as followup_app
+    from shared.contract.envelope import Envelope
+    from shared.contract.events import OutcomeRecorded
+    from shared.contract.vocabulary import ExecutionStatus, Region
+
+    app = kring.app(followup_app, "followup")
+    service = app.state.kring
+    await kring.start(service)
+    outcome = OutcomeRecorded(
+        case_id="case-replay0001", funder_id="gm-ops", region=Region(province="UT"), period="2026-Q4",
+        concern_categories=["housing"], meeting_count=1, execution_status=ExecutionStatus.FULLY_CARRIED_OUT,
+    )  # fmt: skip
+    envelope = Envelope.wrap(outcome, source="kring/followup")
+    await service.publisher.publish(envelope)
+    await eventually(lambda: service.db["partner_log"].count_documents({"funder_id": "gm-ops"}), what="kept")
+    late = await kring.probe(kring.topology.partner.name, "outcome.recorded.nobody.#")
+    assert await ops.replay_partner(service.settings, "gm-ops", late.name) == 1
+    [message] = await kring.drain(late.name)
+    assert message.message_id == envelope.id

@@ -20,7 +20,7 @@ def presented_plan(*agreements: domain.Agreement) -> domain.CasePlan:
     plan = domain.conference_scheduled(plan, plan.case_id, 1, date(2026, 12, 1)).state  # type: ignore[union-attr]
     for text in ("school", "avond"):
         plan = domain.add_requirement(plan, plan.case_id, domain.NewRequirement(text=text, shared_with_family_at=NOW), "prof", NOW).state
-    plan = domain.conference_held(plan, 1, date(2026, 12, 1)).state  # type: ignore[union-attr]
+    plan = domain.conference_held(plan, plan.case_id, 1, date(2026, 12, 1)).state  # type: ignore[union-attr]
     plan = domain.record_plan(plan, domain.PlanDraft(central_question="?", agreements=list(agreements))).state
     return domain.present(plan, NOW).state
 
@@ -57,3 +57,10 @@ def test_an_agreement_cannot_answer_a_requirement_that_does_not_exist() -> None:
 def test_counts_by_kind() -> None:
     draft = domain.PlanDraft(central_question="?", agreements=[agreement(1), agreement(2), agreement(3, kind="professional_help")])
     assert domain.counts(draft).model_dump() == {"network_support": 2, "professional_help": 1}
+
+
+def test_a_conference_held_before_its_scheduling_arrives_opens_the_meeting_as_held() -> None:
+    plan = domain.conference_held(None, "case-12345678", 1, date(2026, 12, 1)).state
+    assert [(m.number, m.status) for m in plan.meetings] == [(1, domain.MeetingStatus.HELD)]
+    late = domain.conference_scheduled(plan, plan.case_id, 1, date(2026, 12, 1))
+    assert late is not None and late.state.meetings[0].status is domain.MeetingStatus.HELD
