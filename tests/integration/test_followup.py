@@ -21,6 +21,7 @@ from shared.contract.events import (
     Event,
     FollowUpCompleted,
     NoPlanReached,
+    OutcomeRecorded,
     PlanAccepted,
     ReferralReceived,
 )
@@ -104,7 +105,9 @@ async def test_moved_date_check_and_outcome_for_the_funder_without_personal_data
     clock = ManualClock(START)
     app = build(kring, clock)
     await kring.start(app.state.kring)
-    partner = await kring.probe(kring.topology.partner.name, "outcome.recorded.#")
+    # A funder's queue bound to its own slice: funder prov-nh, region Utrecht only.
+    partner = await kring.probe(kring.topology.partner.name, OutcomeRecorded.funder_binding_key("prov-nh", "UT"))
+    other_region = await kring.probe(kring.topology.partner.name, OutcomeRecorded.funder_binding_key("prov-nh", "NH"))
     events = await kring.probe(kring.topology.events.name, "followup.#")
     case_id = await accepted_case(app, clock)
     coordinator = kring.token(Role.COORDINATOR, subject="coord-1")
@@ -134,6 +137,7 @@ async def test_moved_date_check_and_outcome_for_the_funder_without_personal_data
     assert body["child_outcomes"] == ["placement_prevented", "none"] and body["period"] == "2026-Q4"
     assert_no_personal_fields(body)
     assert all(not is_personal(str(k)) for k in (outcome.headers or {}))
+    assert await kring.drain(other_region.name) == [], "another region's queue gets nothing"
     kinds = [m.routing_key for m in await kring.drain(events.name)]
     assert kinds == ["followup.due", "followup.completed"]
 
