@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.contract.events import Event
 from shared.http import create_http_app
 from shared.logging import get_logger
-from shared.messaging.consumer import DeliveryPolicy
+from shared.messaging.consumer import DeliveryPolicy, subscribe
 from shared.messaging.publisher import EventPublisher
 from shared.messaging.topology import Topology
 from shared.mongo import IndexSpec, create_client, ensure_indexes, ping
@@ -116,6 +116,11 @@ class KringService:
 
     async def readiness(self) -> dict[str, bool]:
         return {"broker": await self.broker.ping(timeout=2), "database": await ping(self.mongo)}
+
+    def on(self, event: type[Event]) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
+        """Decorator: this service handles `event` from its own quorum queue, under the
+        delivery policy (shared.messaging.consumer)."""
+        return subscribe(self.broker, self.topology, self.name, event)
 
     def documents(self, *events: type[Event]) -> None:
         """Describe in this service's AsyncAPI document that it publishes `events`

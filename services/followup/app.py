@@ -9,7 +9,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contract.envelope import Envelope
 from shared.contract.events import FollowUpCompleted, FollowUpDue, OutcomeRecorded
-from shared.messaging.consumer import subscribe
 from shared.outbox import utc_now
 from shared.runtime import KringService
 from shared.settings import KringSettings
@@ -59,7 +58,7 @@ def create_app(
     handlers.register(service, tracking)
     partner_log = service.db[partner.PARTNER_LOG]
 
-    @subscribe(service.broker, service.topology, service.name, OutcomeRecorded)
+    @service.on(OutcomeRecorded)
     async def on_outcome_recorded(envelope: Envelope[OutcomeRecorded]) -> None:
         await partner.keep(partner_log, envelope)
 

@@ -10,7 +10,6 @@ from shared.contract.events import (
     ReferralReceived,
     ReferralWithdrawn,
 )
-from shared.messaging.consumer import subscribe
 from shared.runtime import KringService
 
 from . import domain
@@ -20,21 +19,19 @@ from .tracking import Tracking
 def register(service: KringService, tracking: Tracking) -> None:
     followups = tracking.followups
 
-    def on(event: type) -> object:
-        return subscribe(service.broker, service.topology, service.name, event)
 
-    @on(ReferralReceived)  # type: ignore[operator]
+    @service.on(ReferralReceived)
     async def on_referral_received(envelope: Envelope[ReferralReceived]) -> None:
         await followups.mutate(envelope.subject, lambda f: domain.referral_received(f, envelope.data), cause=envelope)
         facts = await tracking.facts(envelope.subject)
         await tracking.count(facts, envelope, lambda s: domain.count_referral(s, facts))
 
-    @on(CoordinatorAssigned)  # type: ignore[operator]
+    @service.on(CoordinatorAssigned)
     async def on_coordinator_assigned(envelope: Envelope[CoordinatorAssigned]) -> None:
         await tracking.facts(envelope.subject)  # the case must be known (events travel on separate queues)
         await followups.mutate(envelope.subject, lambda f: domain.coordinator_assigned(f, envelope.data.coordinator_id), cause=envelope)
 
-    @on(ConferenceHeld)  # type: ignore[operator]
+    @service.on(ConferenceHeld)
     async def on_conference_held(envelope: Envelope[ConferenceHeld]) -> None:
         data = envelope.data
         facts = await tracking.facts(envelope.subject)
@@ -44,7 +41,7 @@ def register(service: KringService, tracking: Tracking) -> None:
             facts, envelope, lambda s: domain.count_conference(s, facts, data.meeting_number, data.days_since_referral, participants)
         )
 
-    @on(PlanAccepted)  # type: ignore[operator]
+    @service.on(PlanAccepted)
     async def on_plan_accepted(envelope: Envelope[PlanAccepted]) -> None:
         data = envelope.data
         facts = await tracking.facts(envelope.subject)
@@ -54,17 +51,17 @@ def register(service: KringService, tracking: Tracking) -> None:
         )
         await tracking.count(facts, envelope, lambda s: domain.count_plan(s, facts, data.meeting_number))
 
-    @on(NoPlanReached)  # type: ignore[operator]
+    @service.on(NoPlanReached)
     async def on_no_plan_reached(envelope: Envelope[NoPlanReached]) -> None:
         facts = await tracking.facts(envelope.subject)
         await followups.mutate(envelope.subject, domain.closed, cause=envelope)
         await tracking.count(facts, envelope, lambda s: domain.count_no_plan(s, facts))
 
-    @on(ReferralWithdrawn)  # type: ignore[operator]
+    @service.on(ReferralWithdrawn)
     async def on_referral_withdrawn(envelope: Envelope[ReferralWithdrawn]) -> None:
         await followups.mutate(envelope.subject, domain.closed, cause=envelope)
 
-    @on(FollowUpCompleted)  # type: ignore[operator]
+    @service.on(FollowUpCompleted)
     async def on_followup_completed(envelope: Envelope[FollowUpCompleted]) -> None:
         """Our own event: the check counts in the funder's report once it is on the bus."""
         facts = await tracking.facts(envelope.subject)

@@ -12,7 +12,7 @@ from shared.contract.envelope import Envelope, InvalidMessage
 from shared.contract.events import CoordinatorAssigned, ReferralRejected, RejectedField
 from shared.contract.vocabulary import Identifier
 from shared.logging import get_logger
-from shared.messaging.consumer import subscribe, subscribe_command
+from shared.messaging.consumer import subscribe_command
 from shared.runtime import KringService
 
 from . import domain
@@ -90,7 +90,7 @@ def register(service: KringService, referrals: Referrals, clock: Callable[[], da
         await service.publisher.publish(Envelope.wrap(rejection, source=service.source))
         log.info("referral command rejected", fields=[e.field for e in rejection.errors])
 
-    @subscribe(service.broker, service.topology, service.name, CoordinatorAssigned)
+    @service.on(CoordinatorAssigned)
     async def on_coordinator_assigned(envelope: Envelope[CoordinatorAssigned]) -> None:
         await referrals.change(
             envelope.subject,

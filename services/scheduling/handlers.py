@@ -12,7 +12,7 @@ from shared.contract.events import (
     ReferralWithdrawn,
     SecondMeetingNeeded,
 )
-from shared.messaging.consumer import TransientFault, subscribe
+from shared.messaging.consumer import TransientFault
 from shared.runtime import KringService
 
 from . import domain
@@ -22,29 +22,27 @@ from .assignment import Assignments
 def register(service: KringService, assignments: Assignments, clock: Callable[[], datetime]) -> None:
     cases = assignments.cases
 
-    def on(event: type) -> Callable:  # type: ignore[type-arg]
-        return subscribe(service.broker, service.topology, service.name, event)
 
-    @on(ReferralReceived)
+    @service.on(ReferralReceived)
     async def on_referral_received(envelope: Envelope[ReferralReceived]) -> None:
         await cases.mutate(envelope.subject, lambda c: domain.referral_received(c, envelope.data), cause=envelope)
         await assignments.try_assign(envelope.subject, envelope)
 
-    @on(ConsentRecorded)
+    @service.on(ConsentRecorded)
     async def on_consent_recorded(envelope: Envelope[ConsentRecorded]) -> None:
         if await cases.get(envelope.subject) is None:  # ReferralReceived travels on another queue
             raise TransientFault(f"case {envelope.subject} not known yet")
         await cases.mutate(envelope.subject, lambda c: domain.consent_recorded(c, envelope.data.consent), cause=envelope)
         await assignments.try_assign(envelope.subject, envelope)
 
-    @on(ReferralWithdrawn)
+    @service.on(ReferralWithdrawn)
     async def on_referral_withdrawn(envelope: Envelope[ReferralWithdrawn]) -> None:
         now = clock()
         await cases.mutate(envelope.subject, lambda c: domain.withdrawn(c, now), cause=envelope)
         await assignments.release(envelope.subject)
         await assignments.assign_waiting()  # a place may have come free
 
-    @on(SecondMeetingNeeded)
+    @service.on(SecondMeetingNeeded)
     async def on_second_meeting_needed(envelope: Envelope[SecondMeetingNeeded]) -> None:
         meeting = envelope.data.meeting_number
         await cases.mutate(envelope.subject, lambda c: domain.second_meeting(c, meeting), cause=envelope)
@@ -55,10 +53,10 @@ def register(service: KringService, assignments: Assignments, clock: Callable[[]
         await assignments.release(case_id)
         await assignments.assign_waiting()
 
-    @on(PlanAccepted)
+    @service.on(PlanAccepted)
     async def on_plan_accepted(envelope: Envelope[PlanAccepted]) -> None:
         await coordinator_done(envelope.subject)
 
-    @on(NoPlanReached)
+    @service.on(NoPlanReached)
     async def on_no_plan_reached(envelope: Envelope[NoPlanReached]) -> None:
         await coordinator_done(envelope.subject)
