@@ -141,9 +141,34 @@ class Driver:
         self.seen: dict[str, list[tuple[float, str]]] = defaultdict(list)
         self.started = time.monotonic()
         self.stage: dict[int, str] = {}
+        self.event_ids: set[str] = set()
+        self.republished = 0  # the same event again (a relay that died before clearing it)
+        self.retried_after_crash = 0
+        self.refused = 0  # requests that found their service down
 
-    async def call(self, service: str, method: str, path: str, bearer: str, **kwargs: Any) -> httpx.Response:
-        return await self.http.request(method, self.urls[service] + path, headers={"authorization": f"Bearer {bearer}"}, **kwargs)
+    async def call(self, service: str, method: str, path: str, bearer: str | None, **kwargs: Any) -> httpx.Response:
+        """One request; while the service is down or restarting it is tried again. If an
+        attempt may have reached the service before it died, a 409 on the next attempt
+        means the first one took effect."""
+        headers = {"authorization": f"Bearer {bearer}"} if bearer else {}
+        deadline = time.monotonic() + self.timeout
+        ambiguous = False
+        while True:
+            try:
+                response = await self.http.request(method, self.urls[service] + path, headers=headers, **kwargs)
+            except httpx.ConnectError:
+                self.refused += 1
+            except httpx.TransportError:  # the request may have been handled: say so to the next try
+                ambiguous = True
+            else:
+                if response.status_code == 409 and ambiguous:
+                    self.retried_after_crash += 1
+                    return httpx.Response(200, json={}, request=response.request)
+                if response.status_code not in (502, 503):
+                    return response
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{service} did not answer {method} {path}")
+            await asyncio.sleep(0.5)
 
     async def until(self, what: str, check: Any, timeout: float | None = None) -> Any:
         deadline = time.monotonic() + (timeout or self.timeout)
@@ -167,6 +192,11 @@ class Driver:
 
         async def seen(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             async with message.process():
+                if message.message_id in self.event_ids:
+                    self.republished += 1
+                    return
+                if message.message_id:
+                    self.event_ids.add(message.message_id)
                 body = json.loads(message.body)
                 kind = message.routing_key or ""
                 if kind.startswith("referral.accepted."):
@@ -205,7 +235,7 @@ class Driver:
             s.case_id = await self.until("the bureau's answer", lambda: asyncio.sleep(0, self.accepted.get(reference)))
             consenting = token(Role.BUREAU, s.bureau, organisation_id=s.bureau)
         else:
-            response = await self.http.post(self.urls["referral"] + "/self-referrals", json=request_body(s))
+            response = await self.call("referral", "POST", "/self-referrals", None, json=request_body(s))
             response.raise_for_status()
             s.case_id = response.json()["case_id"]
             family = response.json()["family_access_token"]
@@ -326,7 +356,7 @@ async def progress(driver: Driver, total: int, done: asyncio.Event) -> None:
 
 async def run(
     cases: int, seed: int, urls: dict[str, str], rabbitmq_url: str, *, timeout: float = 120, quiet: bool = False,
-    prefix: str = SETTINGS.amqp_prefix,
+    prefix: str = SETTINGS.amqp_prefix, stats: dict[str, int] | None = None,
 ) -> list[Scenario]:  # fmt: skip
     driver = Driver(urls, rabbitmq_url, timeout, prefix)
     await driver.watch()
@@ -352,6 +382,8 @@ async def run(
             await reporter
         for s in made:
             s.events = sorted(driver.seen.get(s.case_id or "", []))
+        if stats is not None:
+            stats.update(republished=driver.republished, retried_after_crash=driver.retried_after_crash, refused=driver.refused)
         await driver.connection.close()
         await driver.http.aclose()
     return made
