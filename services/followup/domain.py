@@ -113,14 +113,17 @@ class FollowUp(BaseModel):
     outcome: dict[str, object] | None = Field(default=None, description="the stored OutcomeRecorded envelope, for replays")
 
 
-def referral_received(current: FollowUp | None, event: ReferralReceived) -> Change[FollowUp] | None:
-    if current is not None:
-        return None
-    facts = Facts(
+def facts_of(event: ReferralReceived) -> Facts:
+    return Facts(
         funder_id=event.funder_id, province=event.region.province.value, municipality=event.region.municipality,
         referrer_type=event.referrer_type, concern_categories=event.concern_categories, received_at=event.received_at,
     )  # fmt: skip
-    return Change(FollowUp(case_id=event.case_id, facts=facts))
+
+
+def referral_received(current: FollowUp | None, event: ReferralReceived) -> Change[FollowUp] | None:
+    if current is not None:
+        return None
+    return Change(FollowUp(case_id=event.case_id, facts=facts_of(event)))
 
 
 def coordinator_assigned(current: FollowUp | None, coordinator_id: str) -> Change[FollowUp] | None:

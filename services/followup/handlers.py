@@ -18,13 +18,13 @@ from .tracking import Tracking
 
 def register(service: KringService, tracking: Tracking) -> None:
     followups = tracking.followups
-
+    # Each handler counts in the report first and changes the case after: see Tracking.count.
 
     @service.on(ReferralReceived)
     async def on_referral_received(envelope: Envelope[ReferralReceived]) -> None:
-        await followups.mutate(envelope.subject, lambda f: domain.referral_received(f, envelope.data), cause=envelope)
-        facts = await tracking.facts(envelope.subject)
+        facts = domain.facts_of(envelope.data)
         await tracking.count(facts, envelope, lambda s: domain.count_referral(s, facts))
+        await followups.mutate(envelope.subject, lambda f: domain.referral_received(f, envelope.data), cause=envelope)
 
     @service.on(CoordinatorAssigned)
     async def on_coordinator_assigned(envelope: Envelope[CoordinatorAssigned]) -> None:
@@ -35,27 +35,27 @@ def register(service: KringService, tracking: Tracking) -> None:
     async def on_conference_held(envelope: Envelope[ConferenceHeld]) -> None:
         data = envelope.data
         facts = await tracking.facts(envelope.subject)
-        await followups.mutate(envelope.subject, lambda f: domain.conference_held(f, data.meeting_number), cause=envelope)
         participants = data.attended_by_role.total
         await tracking.count(
             facts, envelope, lambda s: domain.count_conference(s, facts, data.meeting_number, data.days_since_referral, participants)
         )
+        await followups.mutate(envelope.subject, lambda f: domain.conference_held(f, data.meeting_number), cause=envelope)
 
     @service.on(PlanAccepted)
     async def on_plan_accepted(envelope: Envelope[PlanAccepted]) -> None:
         data = envelope.data
         facts = await tracking.facts(envelope.subject)
         interval = await tracking.interval_for(facts)
+        await tracking.count(facts, envelope, lambda s: domain.count_plan(s, facts, data.meeting_number))
         await followups.mutate(
             envelope.subject, lambda f: domain.plan_accepted(f, data.accepted_at, data.meeting_number, interval), cause=envelope
         )
-        await tracking.count(facts, envelope, lambda s: domain.count_plan(s, facts, data.meeting_number))
 
     @service.on(NoPlanReached)
     async def on_no_plan_reached(envelope: Envelope[NoPlanReached]) -> None:
         facts = await tracking.facts(envelope.subject)
-        await followups.mutate(envelope.subject, domain.closed, cause=envelope)
         await tracking.count(facts, envelope, lambda s: domain.count_no_plan(s, facts))
+        await followups.mutate(envelope.subject, domain.closed, cause=envelope)
 
     @service.on(ReferralWithdrawn)
     async def on_referral_withdrawn(envelope: Envelope[ReferralWithdrawn]) -> None:
@@ -66,3 +66,4 @@ def register(service: KringService, tracking: Tracking) -> None:
         """Our own event: the check counts in the funder's report once it is on the bus."""
         facts = await tracking.facts(envelope.subject)
         await tracking.count(facts, envelope, lambda s: domain.count_followup(s, facts, envelope.data))
+        await followups.mutate(envelope.subject, lambda f: None, cause=envelope)  # the case records it

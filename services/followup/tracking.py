@@ -42,6 +42,13 @@ class Tracking:
         return followup.facts
 
     async def count(self, facts: Facts, envelope: Envelope[Any], decide: Callable[[ReportSlice | None], Change[ReportSlice] | None]) -> None:
+        """Count an event in the report once, also when it comes back long after (a redrive).
+        A shard remembers only its last MAX_APPLIED event ids; the case remembers all of its
+        own (a case has a few dozen), so: skip what the case applied, count (deduplicated by
+        the shard for quick redeliveries), and only then let the case record it (callers
+        mutate the case with cause=envelope after counting)."""
+        if await self.followups.has_applied(envelope.subject, envelope.id):
+            return
         await self.slices.mutate(facts.slice_key(envelope.subject), decide, dedup_id=envelope.id)
 
     async def interval_for(self, facts: Facts) -> timedelta:
