@@ -257,18 +257,21 @@ def review(plan: CasePlan | None, professional: str, justification: str | None, 
 
 
 def second_meeting(plan: CasePlan | None, reason_category: str, now: datetime) -> Change[CasePlan]:
-    meeting = _meeting_after_conference(plan)
-    assert plan is not None
-    event = SecondMeetingNeeded(case_id=plan.case_id, meeting_number=meeting.number, recorded_at=now, reason_category=reason_category)
-    updated = meeting.model_copy(update={"status": MeetingStatus.SECOND_MEETING, "reason_category": reason_category})
-    return Change(_with_meeting(plan, updated).state, [event])
+    return _end_meeting(plan, MeetingStatus.SECOND_MEETING, SecondMeetingNeeded, reason_category, now)
 
 
 def no_plan(plan: CasePlan | None, reason_category: str, now: datetime) -> Change[CasePlan]:
+    return _end_meeting(plan, MeetingStatus.NO_PLAN, NoPlanReached, reason_category, now)
+
+
+def _end_meeting(
+    plan: CasePlan | None, status: MeetingStatus, outcome: type[SecondMeetingNeeded | NoPlanReached], reason_category: str, now: datetime
+) -> Change[CasePlan]:
+    """The meeting ends without an accepted plan, for the recorded reason."""
     meeting = _meeting_after_conference(plan)
     assert plan is not None
-    event = NoPlanReached(case_id=plan.case_id, meeting_number=meeting.number, recorded_at=now, reason_category=reason_category)
-    updated = meeting.model_copy(update={"status": MeetingStatus.NO_PLAN, "reason_category": reason_category})
+    event = outcome(case_id=plan.case_id, meeting_number=meeting.number, recorded_at=now, reason_category=reason_category)
+    updated = meeting.model_copy(update={"status": status, "reason_category": reason_category})
     return Change(_with_meeting(plan, updated).state, [event])
 
 
