@@ -34,7 +34,7 @@ from shared.messaging.publisher import (
     REASON_HEADER,
 )
 from shared.mongo import create_client
-from shared.outbox import COUNT
+from shared.outbox import pending_events
 from shared.runtime import KringService
 from shared.settings import KringSettings
 
@@ -93,10 +93,8 @@ async def outbox_backlog(settings: KringSettings) -> dict[str, int]:
         client = create_client(service.settings)
         try:
             for collection, _ in service.relay.collections.values():
-                pending = 0
-                async for document in client[collection.database.name][collection.name].find({COUNT: {"$gt": 0}}, {COUNT: 1}):
-                    pending += document[COUNT]
-                backlog[f"{service.name}:{collection.name}"] = pending
+                ours = client[collection.database.name][collection.name]
+                backlog[f"{service.name}:{collection.name}"] = await pending_events(ours)
         finally:
             await client.close()
     return backlog

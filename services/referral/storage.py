@@ -36,8 +36,10 @@ class Referrals:
     async def case_for_reference(self, organisation_id: str, external_reference: str) -> str:
         """The case id of this bureau reference, claimed now if it is new."""
         key = f"{organisation_id}:{external_reference}"
+        claim = {"_id": key, "case_id": new_case_id(), "claimed_at": self.clock()}
         try:
-            await self.references.insert_one({"_id": key, "case_id": new_case_id(), "claimed_at": self.clock()})
+            await self.references.insert_one(claim)
+            return claim["case_id"]
         except DuplicateKeyError:
             pass
         document = await self.references.find_one({"_id": key})

@@ -21,7 +21,7 @@ from shared.messaging.publisher import (
     Unroutable,
 )
 from shared.messaging.topology import DELIVERY_LIMIT
-from shared.outbox import COUNT, OutboxRelay
+from shared.outbox import OutboxRelay, pending_events, published_of, read_horizon, unpublished
 from shared.runtime import KringService
 from shared.store import AggregateStore, Change, Result
 from tests.support.harness import Harness, with_host_port
@@ -81,7 +81,7 @@ async def record_referral(store: AggregateStore[Intake]) -> Envelope[ReferralRec
 class CrashBeforeRemoval(OutboxRelay):
     """A relay whose process dies right after publishing, before removing the outbox entries."""
 
-    async def _clear(self, collection, key, event_ids) -> None:
+    async def _record_published(self, collection, key) -> None:
         raise SystemExit("simulated kill between publish and outbox removal")
 
 
@@ -98,7 +98,7 @@ async def test_event_reaches_consumer_once_in_effect_despite_crash_before_outbox
     with pytest.raises(SystemExit):
         await crashing.drain()
     await eventually(lambda: consumer.deliveries[envelope.id] == 1, what="first delivery")
-    assert (await store.latest(envelope.subject))[COUNT] == 1, "the entry survived the crash"
+    assert await pending_events(store.collection) == 1, "the entry survived the crash"
 
     restarted = OutboxRelay(producer.publisher, [store.collection], lease_seconds=1.0)
     await eventually(restarted.drain, timeout=10, what="the crashed relay's lease to expire")
@@ -106,7 +106,35 @@ async def test_event_reaches_consumer_once_in_effect_despite_crash_before_outbox
 
     assert await consumer.effects() == {envelope.subject: 1}
     assert consumer.results == [Result.APPLIED, Result.DUPLICATE]
-    assert await store.collection.count_documents({COUNT: {"$gt": 0}}) == 0
+    assert await pending_events(store.collection) == 0
+    await producer.stop()
+
+
+async def test_publishing_never_rewrites_a_snapshot_and_the_sweep_starts_at_its_horizon(kring: Harness) -> None:
+    """Regression: clearing the outbox with an update scanned the whole collection on
+    FerretDB (27 ms at 5,000 documents and growing); publication is now an inserted record."""
+    consumer = Consumer(kring.service("scheduling"))
+    await kring.start(consumer.service)
+    producer = kring.service("referral")
+    store = producer_store(producer)
+    await producer.start()
+    await producer.relay.stop()
+
+    envelopes = [await record_referral(store) for _ in range(3)]
+    written = {e.subject: await store.latest(e.subject) for e in envelopes}
+    assert await pending_events(store.collection) == 3
+    relay = OutboxRelay(producer.publisher, [store.collection])
+    assert await relay.drain() == 3
+    await eventually(lambda: len(consumer.results) == 3, what="3 events handled")
+
+    for envelope in envelopes:
+        assert await store.latest(envelope.subject) == written[envelope.subject], "the snapshot was rewritten"
+        assert await published_of(store.collection).find_one({"_id": written[envelope.subject]["_id"]})
+    assert await pending_events(store.collection) == 0
+    horizon = await read_horizon(store.collection)
+    assert horizon > max(document["committed_at"] for document in written.values()) - OutboxRelay.HORIZON_LAG
+    assert await unpublished(store.collection) == []
+    assert await relay.drain() == 0, "nothing is published twice by a second sweep"
     await producer.stop()
 
 
@@ -239,7 +267,7 @@ async def test_two_relays_over_one_outbox_publish_each_event_once_in_effect(krin
     await eventually(lambda: len(consumer.results) == 100, what="100 events handled")
     assert await consumer.effects() == {e.subject: 1 for e in envelopes}
     assert set(consumer.deliveries) == {e.id for e in envelopes}
-    assert await store.collection.count_documents({COUNT: {"$gt": 0}}) == 0
+    assert await pending_events(store.collection) == 0
     await producer.stop()
 
 

@@ -4,7 +4,6 @@ import asyncio
 
 import pytest
 
-from shared.outbox import COUNT
 from shared.store import AggregateStore, Change, Result
 from tests.support.harness import Harness
 from tests.support.samples import Tally, case_id
