@@ -18,6 +18,8 @@ from typing import Any
 import motor.motor_asyncio
 from pymongo import AsyncMongoClient
 
+from bench.report import print_result
+
 DOCUMENT = {"state": {"referral": "x" * 1500, "consent": ["given"]}, "applied": [str(uuid.uuid4()) for _ in range(5)], "outbox_count": 0}
 
 
@@ -62,11 +64,11 @@ def main() -> None:
     args = parser.parse_args()
     results = asyncio.run(run(args.operations, args.concurrency))
     pymongo_rate, motor_rate = results["pymongo AsyncMongoClient"], results["motor"]
-    print(f"\ndriver, {args.operations} operations x3 kinds, concurrency {args.concurrency}")
-    print(f"  pymongo AsyncMongoClient {pymongo_rate:10,.0f} ops/s")
-    print(f"  motor                    {motor_rate:10,.0f} ops/s")
-    print(f"  ratio pymongo/motor      {pymongo_rate / motor_rate:10.2f}")
-
+    print_result(
+        f"driver, {args.operations} operations x3 kinds, concurrency {args.concurrency}",
+        [("pymongo AsyncMongoClient", f"{pymongo_rate:10,.0f} ops/s"), ("motor", f"{motor_rate:10,.0f} ops/s")],
+        [("pymongo/motor", pymongo_rate / motor_rate, "")],
+    )
 
 if __name__ == "__main__":
     main()

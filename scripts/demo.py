@@ -186,7 +186,9 @@ class Driver:
         connection = await aio_pika.connect_robust(self.rabbitmq_url)
         self.connection = connection
         channel = await connection.channel()
-        queue = await channel.declare_queue(f"{self.prefix}.demo.{uuid.uuid4().hex[:8]}", exclusive=True, auto_delete=True)
+        # Durable and quorum: the watcher sees every event even across a broker restart.
+        queue = await channel.declare_queue(f"{self.prefix}.demo.{uuid.uuid4().hex[:8]}", durable=True, arguments={"x-queue-type": "quorum"})
+        self.watch_queue = queue
         for exchange in ("events", "partner", "replies"):
             await queue.bind(f"{self.prefix}.{exchange}", "#")
 
@@ -207,7 +209,7 @@ class Driver:
                 if "case_id" in body:
                     self.seen[body["case_id"]].append((time.monotonic() - self.started, kind))
 
-        await queue.consume(seen)
+        self.watch_tag = await queue.consume(seen)
 
     # --- one case -------------------------------------------------------------------------
 
@@ -384,6 +386,8 @@ async def run(
             s.events = sorted(driver.seen.get(s.case_id or "", []))
         if stats is not None:
             stats.update(republished=driver.republished, retried_after_crash=driver.retried_after_crash, refused=driver.refused)
+        await driver.watch_queue.cancel(driver.watch_tag)
+        await driver.watch_queue.delete(if_unused=False, if_empty=False)
         await driver.connection.close()
         await driver.http.aclose()
     return made

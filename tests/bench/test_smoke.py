@@ -13,8 +13,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize(
     "command",
-    [["bench.hop", "--messages", "50"], ["bench.driver", "--operations", "64", "--concurrency", "4"]],
-    ids=["hop", "driver"],
+    [
+        ["bench.hop", "--messages", "50"],
+        ["bench.lifecycle", "--cases", "6"],
+        ["bench.growth", "--sizes", "100,1000", "--messages", "30"],
+        ["bench.driver", "--operations", "64", "--concurrency", "4"],
+        ["bench.scaleout", "--messages", "30"],
+    ],
+    ids=["hop", "lifecycle", "growth", "driver", "scaleout"],
 )
 def test_benchmark_runs_and_prints_its_ratio(command: list[str], rabbitmq_url: str, mongodb_url: str) -> None:
     environment = {**os.environ, "RABBITMQ_URL": rabbitmq_url, "MONGODB_URL": mongodb_url}

@@ -1,0 +1,73 @@
+"""Benchmark 5, scale-out: one vs two replicas of the referral service (the hop's service).
+
+    python -m bench.scaleout [--messages 2000]
+
+Each replica is its own OS process (`python -m services.referral`), all on the same broker
+queue and database; the same burst of bureau referrals goes to one replica, then (fresh
+namespace) to two. Prints msg/s of both and the ratio two/one. On a 2-core machine that
+also runs RabbitMQ and FerretDB this is about correctness and contention, not speed: the
+replicas compete for the same cores and the same SQLite writer.
+"""
+
+import argparse
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
+import aio_pika
+
+from bench.hop import Run, collect, commands, publish_all
+from bench.report import print_result
+from tests.support.system import System
+
+
+async def drive(system: System, messages: int) -> Run:
+    connection = await aio_pika.connect_robust(system.rabbitmq_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        answers = await channel.declare_queue(exclusive=True)
+        await answers.bind(f"{system.prefix}.replies", routing_key="referral.#")
+        intake = await channel.get_exchange(f"{system.prefix}.intake", ensure=False)
+        run = Run()
+        collecting = asyncio.create_task(collect(answers, run, messages, timeout=3600))
+        await publish_all(intake, "referral.submit", commands(messages), run)
+        await collecting
+        return run
+    finally:
+        await connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--messages", type=int, default=2000)
+    args = parser.parse_args()
+    rabbitmq_url = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    mongodb_url = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
+    results: dict[int, Run] = {}
+    for replicas in (1, 2):
+        with tempfile.TemporaryDirectory(prefix="kring-scaleout-") as logs:
+            system = System(rabbitmq_url, mongodb_url, Path(logs))
+            system.environment["KRING_PREFETCH"] = "32"
+            try:
+                for replica in range(replicas):
+                    system.start("referral", replica)
+                print(f"{replicas} replica(s): {args.messages} messages …", flush=True)
+                results[replicas] = asyncio.run(drive(system, args.messages))
+                print(f"{replicas} replica(s): {results[replicas].rate:,.1f} msg/s", flush=True)
+            finally:
+                system.stop()
+                system.remove_everything()
+    rows = []
+    for replicas, run in results.items():
+        latency = run.latencies_ms()
+        rows.append((f"{replicas} replica(s)", f"{run.rate:8,.1f} msg/s   latency p50 {latency['p50']:7,.0f} ms  p99 {latency['p99']:7,.0f} ms"))
+    print_result(
+        f"scale-out, referral service, {args.messages} messages, 2 cores shared with RabbitMQ and FerretDB",
+        rows,
+        [("two replicas/one", results[2].rate / results[1].rate, "")],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Faults for the fault runs: restart the local RabbitMQ node, stop and start the local
+MongoDB-protocol server. Only for servers running on this machine (CI and scripts/infra.sh);
+`unavailable` says why they cannot be used otherwise."""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pymongo import MongoClient
+
+
+def unavailable(mongodb_url: str) -> str | None:
+    """Why the servers cannot be faulted from here, or None."""
+    if shutil.which("rabbitmqctl") is None or subprocess.run(["rabbitmqctl", "-q", "status"], capture_output=True).returncode:
+        return "no local RabbitMQ node to restart (rabbitmqctl status fails)"
+    if FerretDB.find(mongodb_url) is None:
+        return f"no local FerretDB process listening for {mongodb_url}"
+    return None
+
+
+def restart_rabbitmq() -> float:
+    """Stop the node, start it again; seconds it was down."""
+    started = time.monotonic()
+    subprocess.run(["rabbitmqctl", "-q", "stop"], check=True, timeout=120, capture_output=True)
+    for _ in range(10):
+        subprocess.run(["rabbitmq-server", "-detached"], capture_output=True, timeout=60)
+        if subprocess.run(["rabbitmqctl", "-q", "await_startup", "--timeout", "60"], capture_output=True).returncode == 0:
+            return time.monotonic() - started
+        time.sleep(2)
+    raise RuntimeError("RabbitMQ did not come back")
+
+
+@dataclass
+class FerretDB:
+    pid: int
+    command: list[str]
+    cwd: str
+    url: str
+
+    @classmethod
+    def find(cls, mongodb_url: str) -> "FerretDB | None":
+        address = urlsplit(mongodb_url)
+        listen = f"--listen-addr={address.hostname}:{address.port or 27017}"
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")[:-1]
+                arguments = [part.decode() for part in command]
+                if arguments and arguments[0].endswith("ferretdb") and listen in arguments:
+                    return cls(int(entry.name), arguments, os.readlink(entry / "cwd"), mongodb_url)
+            except (OSError, UnicodeDecodeError):
+                continue
+        return None
+
+    def stop(self) -> None:
+        os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{self.pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def start(self) -> None:
+        """The same command in the same folder; returns once it answers."""
+        process = subprocess.Popen(
+            self.command, cwd=self.cwd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.pid = process.pid
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with MongoClient(self.url, serverSelectionTimeoutMS=1000) as client:
+                    client.admin.command("ping")
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)

@@ -1,0 +1,108 @@
+"""The four services as separate OS processes on the real servers (end-to-end tests and
+benchmarks)."""
+
+import asyncio
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aio_pika
+import httpx
+from pymongo import MongoClient
+
+from services.asyncapi import SERVICES
+from services.ops import subscriber_queues
+from shared.messaging.topology import Topology
+from shared.settings import KringSettings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def load_demo():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("kring_demo", REPO / "scripts" / "demo.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class System:
+    """The four services as OS processes, in a namespace of their own."""
+
+    def __init__(self, rabbitmq_url: str, mongodb_url: str, logs: Path) -> None:
+        self.prefix = f"e2e{uuid.uuid4().hex[:8]}"
+        self.rabbitmq_url, self.mongodb_url = rabbitmq_url, mongodb_url
+        self.logs = logs
+        self.environment = {
+            **os.environ, "RABBITMQ_URL": rabbitmq_url, "MONGODB_URL": mongodb_url, "KRING_AMQP_PREFIX": self.prefix,
+            "KRING_MONGODB_DATABASE_PREFIX": self.prefix, "KRING_HTTP_HOST": "127.0.0.1", "KRING_LOG_LEVEL": "WARNING",
+            "KRING_FOLLOWUP_INTERVAL_DAYS": "0.0001", "KRING_FOLLOWUP_SWEEP_SECONDS": "1", "KRING_PREFETCH": "8",
+            "KRING_RELAY_SWEEP_SECONDS": "1", "KRING_RELAY_LEASE_SECONDS": "5",
+        }  # fmt: skip
+        self.ports = {service: free_port() for service in SERVICES}
+        self.urls = {service: f"http://127.0.0.1:{port}" for service, port in self.ports.items()}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, service: str, replica: int = 0) -> str:
+        """Start a replica of `service` (replica 0 answers on `urls[service]`); its name."""
+        name = service if replica == 0 else f"{service}-{replica}"
+        port = self.ports[service] if replica == 0 else free_port()
+        log = (self.logs / f"{name}.log").open("a")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"], cwd=REPO,
+            env={**self.environment, "KRING_HTTP_PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
+                    return name
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (self.logs / f"{name}.log").read_text()[-2000:]
+            time.sleep(0.3)
+
+    def kill(self, name: str) -> None:
+        """kill -9: no goodbye, no acks, no record of what was published."""
+        process = self.processes.pop(name)
+        process.kill()
+        process.wait(timeout=10)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def remove_everything(self) -> None:
+        """Delete this namespace's queues, exchanges and databases."""
+        settings = KringSettings(service_name="ops", amqp_prefix=self.prefix, RABBITMQ_URL=self.rabbitmq_url)
+        queues = subscriber_queues(settings)
+        asyncio.run(_delete_broker_objects(self.rabbitmq_url, [*queues, *(f"{q}.dlq" for q in queues), f"{self.prefix}.unrouted"], self.prefix))
+        with MongoClient(self.mongodb_url) as client:
+            for service in SERVICES:
+                client.drop_database(f"{self.prefix}_{service}")
+
+
+async def _delete_broker_objects(url: str, queues: list[str], prefix: str) -> None:
+    connection = await aio_pika.connect(url)
+    channel = await connection.channel()
+    for queue in queues:
+        await channel.queue_delete(queue)
+    for exchange in Topology(prefix).exchanges():
+        await channel.exchange_delete(exchange.name)
+    await connection.close()
