@@ -23,11 +23,19 @@ atomic is an insert with a unique `_id`, on FerretDB and on MongoDB alike. So:
   0.7 ms at any size; update by _id 3.5 ms at 500 documents, 27 ms at 5,000). Snapshot
   documents are never updated, not even to clear their outbox (see shared.outbox). The latest version is found by probing `key:<v>` from the highest
   version this process has seen (versions only grow), else by doubling then bisecting;
+- a writer does not read before it writes when it can guess: it decides on the version it
+  last wrote or read of that aggregate (kept for the most recent `CACHED_AGGREGATES`), or,
+  for a key it has never seen, on "no aggregate yet", and inserts. If the guess was stale
+  the insert hits a duplicate key and it reads and decides again. This matters because
+  FerretDB v1.24 on SQLite does not use its `_id` index for reads (the index expression and
+  the query's differ), so every read, even by `_id`, scans the collection, while inserts
+  stay fast at any size;
 - queries over current state use `find_current`, which skips superseded versions
   (a scan: for lists and sweeps, not for the hot path).
 """
 
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -52,6 +60,7 @@ APPLIED = "applied"
 # hours, never after a thousand later changes to the same aggregate.
 MAX_APPLIED = 1000
 MAX_DECISION_SECONDS = 60.0
+CACHED_AGGREGATES = 20_000
 
 
 def version_id(key: str, version: int) -> str:
@@ -102,6 +111,7 @@ class AggregateStore(Generic[S]):
         self.on_events = on_events
         self.clock = clock
         self._seen: dict[str, int] = {}  # key -> a version known to exist (a lower bound of the latest)
+        self._last: OrderedDict[str, dict[str, Any]] = OrderedDict()  # key -> newest version known here (may be stale)
 
     @staticmethod
     def indexes(collection: str) -> list[IndexSpec]:
@@ -115,7 +125,7 @@ class AggregateStore(Generic[S]):
         assert document is not None, "versions are never deleted"
         while (newer := await self._version(key, known + 1)) is not None:
             document, known = newer, known + 1
-        self._remember(key, known)
+        self._keep(key, document)
         return document
 
     async def _version(self, key: str, version: int) -> dict[str, Any] | None:
@@ -135,6 +145,21 @@ class AggregateStore(Generic[S]):
             else:
                 high = middle
         return low
+
+    def _keep(self, key: str, document: dict[str, Any]) -> None:
+        self._last[key] = document
+        self._last.move_to_end(key)
+        if len(self._last) > CACHED_AGGREGATES:
+            self._last.popitem(last=False)
+        self._remember(key, document[VERSION])
+
+    async def _basis(self, key: str, attempt: int) -> tuple[dict[str, Any] | None, bool]:
+        """The version to decide on, and whether it is a guess (the insert will tell)."""
+        if attempt == 0 and key in self._last:
+            return self._last[key], True
+        if attempt == 0 and key not in self._seen:
+            return None, True
+        return await self.latest(key), False
 
     def _remember(self, key: str, version: int) -> None:
         if len(self._seen) > 100_000:
@@ -174,15 +199,17 @@ class AggregateStore(Generic[S]):
         Returning None means no change (the message is still recorded as applied).
         """
         dedup_id = dedup_id or (cause.id if cause else None)
-        for _ in range(self.MAX_ATTEMPTS):
+        for attempt in range(self.MAX_ATTEMPTS):
             read_at = time.monotonic()
-            document = await self.latest(key)
+            document, guessed = await self._basis(key, attempt)
             version = document[VERSION] if document else 0
             applied: list[str] = list(document[APPLIED]) if document else []
             current = self._state(document) if document else None
             if dedup_id is not None and dedup_id in applied:
                 return Mutation(Result.DUPLICATE, current, version)
             change = decide(current)
+            if change is None and guessed:
+                continue  # "no change" must be decided on the real latest version
             if change is None and (document is None or dedup_id is None):
                 return Mutation(Result.UNCHANGED, current, version)
             envelopes = [
@@ -206,9 +233,10 @@ class AggregateStore(Generic[S]):
             }
             try:
                 await self.collection.insert_one(document)
-            except DuplicateKeyError:  # another writer took version + 1: decide again
+            except DuplicateKeyError:  # another writer took version + 1 (or the guess was stale): decide again
+                self._last.pop(key, None)
                 continue
-            self._remember(key, version + 1)
+            self._keep(key, document)
             if envelopes:
                 self.on_events(self.collection, document)
             result = Result.APPLIED if change is not None else Result.UNCHANGED
