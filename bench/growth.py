@@ -2,9 +2,9 @@
 
     python -m bench.growth [--sizes 10000,100000,1000000] [--messages 1000] [--plot docs/performance-growth.png]
 
-For each size, in a fresh namespace: store that many cases first (referral snapshots,
-their publication records and bureau references, as a long-running referral service would
-hold them), then run the Kring hop of bench.hop with `--messages` new referrals. Prints
+For each size, in a fresh namespace: store that many cases first (referral snapshots
+whose events were published long ago, and their bureau references, as a long-running
+referral service holds them), then run the Kring hop of bench.hop with `--messages` new referrals. Prints
 throughput, answer latency and the memory of this process (which hosts the referral
 service) per size, and the ratios largest/smallest (goal: <= 1.2). With --plot, draws
 throughput and p99 latency against stored cases into a PNG.
@@ -26,8 +26,8 @@ from tests.support.harness import Harness
 BATCH = 250
 
 
-def stored_case(number: int, at: datetime) -> tuple[dict, dict, dict]:
-    """A referral snapshot as the service writes it, its publication record, its bureau reference."""
+def stored_case(number: int, at: datetime) -> tuple[dict, dict]:
+    """A referral snapshot as the service writes it (its events long published), its bureau reference."""
     case_id = f"case-{uuid.uuid4().hex[:20]}"
     document_id = f"{case_id}:0000000001"
     event = {"envelope": {"id": str(uuid.uuid4()), "type": "referral.received", "data": {"case_id": case_id, "region": "NH"}}}
@@ -36,14 +36,14 @@ def stored_case(number: int, at: datetime) -> tuple[dict, dict, dict]:
         "state": {"case_id": case_id, "region": "NH", "language": "nl", "consent": "given", "contact": {"name": "x" * 40}},
         "outbox": {event["envelope"]["id"]: {**event, "order": 0}}, "outbox_count": 1,
     }  # fmt: skip
-    return snapshot, {"_id": document_id, "at": at}, {"_id": f"bjz-old:{number}", "case_id": case_id, "claimed_at": at}
+    return snapshot, {"_id": f"bjz-old:{number}", "case_id": case_id, "claimed_at": at}
 
 
 async def prefill(harness: Harness, size: int) -> None:
     """Store `size` old, published cases; shows progress."""
     service = harness.app(create_app, "referral").state.kring
     referrals = service.db["referrals"]
-    collections = (referrals, referrals.database["referrals.published"], referrals.database["bureau_references"])
+    collections = (referrals, referrals.database["bureau_references"])
     at = datetime.now(UTC) - timedelta(days=30)
     started = last = time.monotonic()
     for start in range(0, size, BATCH):
@@ -53,7 +53,6 @@ async def prefill(harness: Harness, size: int) -> None:
         if time.monotonic() - last > 10:
             print(f"  stored {start + len(rows):,}/{size:,} cases ({time.monotonic() - started:.0f}s)", flush=True)
             last = time.monotonic()
-    await referrals.database["referrals.outbox_horizon"].insert_one({"_id": "horizon", "until": at + timedelta(seconds=1)})
 
 
 def memory_mib() -> float:

@@ -1,25 +1,28 @@
-"""The transactional outbox, without multi-document transactions and without updates.
+"""The transactional outbox, without multi-document transactions, updates or big scans.
 
 Events caused by a state change are written in the SAME insert as the change (see
-shared.store): `outbox.<event id>` holds each pending event (`publisher.stored_form`)
-and `outbox_count` counts them. `OutboxRelay` publishes them with confirms, then records
-the document as published by inserting `{_id: <document id>}` into
-`<collection>.published`. Snapshot documents are never changed afterwards: their outbox
-stays as the record of what each version caused. A crash between publish and that record
-republishes later; consumers are idempotent, so that has no second effect.
+shared.store): `outbox.<event id>` holds each event (`publisher.stored_form`) and
+`outbox_count` counts them. Snapshot documents are never changed afterwards: their outbox
+stays as the record of what each version caused.
 
-Why a record insert and not clearing the outbox in place: FerretDB v1 on SQLite scans the
-collection for every update, even one by `_id` (measured: 3.5 ms at 500 documents,
-27 ms at 5,000, growing without bound), while inserts and `_id` reads stay under a
-millisecond at any size. The hot path therefore only inserts and reads by `_id`.
+What is still to publish is listed in a small collection, `<collection>.pending`: just
+before inserting a snapshot with events, the writer inserts `{_id: <snapshot id>}` there
+(the intent). The relay publishes the snapshot's events with confirms, then deletes the
+intent. So `pending` holds only work in flight, and finding leftover work never scans the
+growing snapshot collection: on FerretDB v1 on SQLite every read and every delete scans its
+collection (see shared.store), which is cheap for `pending` and ruinous for history.
 
-Right after a write the writer's own relay publishes that document from memory, without a
+- A crash between intent and snapshot leaves an intent without a snapshot: removed once it
+  is older than `ORPHAN_AFTER` (a writer's insert can be that late, not later).
+- A crash between publishing and deleting the intent republishes later; consumers are
+  idempotent, so that has no second effect.
+- Two writers racing for one version may both write the intent (the second insert is a
+  duplicate and ignored); the winner's snapshot is what gets published.
+
+Right after a write the writer's own relay publishes that snapshot from memory, without a
 lease: nobody else publishes a document that young. Every `sweep_seconds` the relay also
-looks for documents with events, committed at least `sweep_seconds` ago and not yet
-published (crash recovery, broker outages, replicas that died), and publishes them under a
-lease. The sweep reads two scans (documents with events, and publication records) since a
-horizon kept in `<collection>.outbox_horizon`: every document committed before the horizon
-is published, so a sweep's work does not grow with history. Versions of one aggregate are
+reads `pending` for intents older than `sweep_seconds` (crash recovery, broker outages,
+replicas that died) and publishes them under a lease. Versions of one aggregate are
 published in version order.
 
 Several relays (one per replica) may run over the same collections. Before publishing
@@ -65,57 +68,32 @@ def new_outbox(envelopes: Sequence[Envelope[Any]]) -> dict[str, Any]:
 
 
 def outbox_indexes(collection: str) -> list[IndexSpec]:
-    return [
-        IndexSpec(collection, [(COUNT, 1), ("committed_at", 1)]),
-        IndexSpec(f"{collection}.published", [("at", 1)]),
-    ]
+    return [IndexSpec(f"{collection}.pending", [("at", 1)])]
 
 
 def leases_of(collection: AsyncCollection) -> AsyncCollection:
     return collection.database[f"{collection.name}.leases"]
 
 
-def published_of(collection: AsyncCollection) -> AsyncCollection:
-    return collection.database[f"{collection.name}.published"]
+def pending_of(collection: AsyncCollection) -> AsyncCollection:
+    return collection.database[f"{collection.name}.pending"]
 
 
-def horizon_of(collection: AsyncCollection) -> AsyncCollection:
-    return collection.database[f"{collection.name}.outbox_horizon"]
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-HORIZON = "horizon"
-
-
-async def read_horizon(collection: AsyncCollection) -> datetime:
-    """Every document of `collection` committed before this time has been published."""
-    document = await horizon_of(collection).find_one({"_id": HORIZON})
-    return EPOCH if document is None else document["until"]
-
-
-async def unpublished(collection: AsyncCollection, since: datetime | None = None) -> list[dict[str, Any]]:
-    """Documents with events not yet published, committed since `since` (default: the
-    horizon), oldest version of each aggregate first; `_id`, key, version, committed_at and
-    outbox_count only. Records are read first: a document published in between still shows
-    up here and is skipped when read again under its lease."""
-    if since is None:
-        since = await read_horizon(collection)
-    published = {record["_id"] async for record in published_of(collection).find({"at": {"$gte": since}}, {"_id": 1})}
-    documents = [
-        document
-        async for document in collection.find(
-            {COUNT: {"$gt": 0}, "committed_at": {"$gte": since}},
-            {"_id": 1, "key": 1, "version": 1, "committed_at": 1, COUNT: 1},
-        )
-        if document["_id"] not in published
-    ]
-    documents.sort(key=lambda d: (str(d.get("key", "")), d.get("version", 0), str(d["_id"])))
-    return documents
+async def record_intent(collection: AsyncCollection, document_id: str, at: datetime) -> None:
+    """Before inserting snapshot `document_id` with events: list it as to be published."""
+    try:
+        await pending_of(collection).insert_one({"_id": document_id, "at": at})
+    except DuplicateKeyError:  # a writer racing for the same version listed it already
+        pass
 
 
 async def pending_events(collection: AsyncCollection) -> int:
     """Events of `collection` waiting to be published (for ops and tests)."""
-    return sum(document[COUNT] for document in await unpublished(collection))
+    total = 0
+    async for intent in pending_of(collection).find({}):
+        document = await collection.find_one({"_id": intent["_id"]}, {COUNT: 1})
+        total += document[COUNT] if document else 0
+    return total
 
 
 class OutboxRelay:
@@ -125,9 +103,9 @@ class OutboxRelay:
     left by a crash, by a broker outage or by another replica.
     """
 
-    # How far behind "now" the sweep horizon stays: a write whose insert was still in
-    # flight (committed_at is taken just before it) must land after the horizon.
-    HORIZON_LAG = timedelta(minutes=10)
+    # An intent whose snapshot has not appeared after this long belongs to a writer that
+    # crashed or lost a race: its insert can be that late (store.MAX_DECISION_SECONDS), not later.
+    ORPHAN_AFTER = timedelta(minutes=5)
 
     def __init__(
         self,
@@ -244,8 +222,11 @@ class OutboxRelay:
         if not await self._take_lease(collection, document_id):
             return 0
         # Read under the lease: another relay may have published it meanwhile.
-        document = await collection.find_one({"_id": document_id})
-        if document is None or not document.get(COUNT) or await published_of(collection).find_one({"_id": document_id}):
+        intent = await pending_of(collection).find_one({"_id": document_id})
+        document = None if intent is None else await collection.find_one({"_id": document_id})
+        if intent is not None and document is None and intent["at"] <= self.clock() - self.ORPHAN_AFTER:
+            await pending_of(collection).delete_one({"_id": document_id})  # its snapshot never came
+        if document is None or not document.get(COUNT):
             await self._release_quietly(collection, document_id)
             return 0
         try:
@@ -262,24 +243,14 @@ class OutboxRelay:
         """Publish everything pending for at least `min_age` that no other live relay
         holds; returns the number of events published. A document whose events the broker
         refuses (e.g. unroutable) is held back until the next sweep and the others go on;
-        any other failure (broker or database down) stops the drain and is raised. Then
-        moves the horizon up to the oldest document still pending, or `HORIZON_LAG` ago."""
+        any other failure (broker or database down) stops the drain and is raised."""
         published = 0
         for collection, settle in list(self.collections.values()):
-            started = self.clock()
-            horizon = await read_horizon(collection)
-            still_pending: list[datetime] = []
-            for candidate in await unpublished(collection, since=horizon):
-                if candidate["committed_at"] > started - min_age:
-                    still_pending.append(candidate["committed_at"])
-                    continue
-                done = await self._publish_leased(collection, settle, candidate["_id"])
-                if not done and not await published_of(collection).find_one({"_id": candidate["_id"]}):
-                    still_pending.append(candidate["committed_at"])
-                published += done
-            new_horizon = min([started - self.HORIZON_LAG, *still_pending])
-            if new_horizon > horizon:
-                await horizon_of(collection).replace_one({"_id": HORIZON}, {"until": new_horizon}, upsert=True)
+            due = self.clock() - min_age
+            # key:<zero-padded version> sorts an aggregate's versions in order
+            intents = sorted([intent["_id"] async for intent in pending_of(collection).find({"at": {"$lte": due}}, {"_id": 1})])
+            for document_id in intents:
+                published += await self._publish_leased(collection, settle, document_id)
         self.published += published
         return published
 
@@ -296,18 +267,15 @@ class OutboxRelay:
         )
         for _, entry in entries:
             await self.publisher.publish_stored(entry)
-        await self._record_published(collection, document["_id"])
+        await self._forget_intent(collection, document["_id"])
         if leased:
             await leases_of(collection).delete_one({"_id": document["_id"], "owner": self.owner})
         if settle is not None:
             await settle(collection, document)
         return len(entries)
 
-    async def _record_published(self, collection: AsyncCollection, key: Any) -> None:
-        try:
-            await published_of(collection).insert_one({"_id": key, "at": self.clock()})
-        except DuplicateKeyError:  # another relay published it too: consumers dedupe
-            pass
+    async def _forget_intent(self, collection: AsyncCollection, key: Any) -> None:
+        await pending_of(collection).delete_one({"_id": key})
 
     async def _take_lease(self, collection: AsyncCollection, key: Any) -> bool:
         leases = leases_of(collection)

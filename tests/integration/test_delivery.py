@@ -21,7 +21,7 @@ from shared.messaging.publisher import (
     Unroutable,
 )
 from shared.messaging.topology import DELIVERY_LIMIT
-from shared.outbox import OutboxRelay, pending_events, published_of, read_horizon, unpublished
+from shared.outbox import OutboxRelay, pending_events, pending_of
 from shared.runtime import KringService
 from shared.store import AggregateStore, Change, Result
 from tests.support.harness import Harness, with_host_port
@@ -81,7 +81,7 @@ async def record_referral(store: AggregateStore[Intake]) -> Envelope[ReferralRec
 class CrashBeforeRemoval(OutboxRelay):
     """A relay whose process dies right after publishing, before removing the outbox entries."""
 
-    async def _record_published(self, collection, key) -> None:
+    async def _forget_intent(self, collection, key) -> None:
         raise SystemExit("simulated kill between publish and outbox removal")
 
 
@@ -110,9 +110,10 @@ async def test_event_reaches_consumer_once_in_effect_despite_crash_before_outbox
     await producer.stop()
 
 
-async def test_publishing_never_rewrites_a_snapshot_and_the_sweep_starts_at_its_horizon(kring: Harness) -> None:
+async def test_publishing_never_rewrites_a_snapshot_and_leaves_no_intent(kring: Harness) -> None:
     """Regression: clearing the outbox with an update scanned the whole collection on
-    FerretDB (27 ms at 5,000 documents and growing); publication is now an inserted record."""
+    FerretDB (27 ms at 5,000 documents and growing); now a small `pending` collection lists
+    what is to be published and snapshots are never rewritten."""
     consumer = Consumer(kring.service("scheduling"))
     await kring.start(consumer.service)
     producer = kring.service("referral")
@@ -122,6 +123,7 @@ async def test_publishing_never_rewrites_a_snapshot_and_the_sweep_starts_at_its_
 
     envelopes = [await record_referral(store) for _ in range(3)]
     written = {e.subject: await store.latest(e.subject) for e in envelopes}
+    assert await pending_of(store.collection).count_documents({}) == 3
     assert await pending_events(store.collection) == 3
     relay = OutboxRelay(producer.publisher, [store.collection])
     assert await relay.drain() == 3
@@ -129,12 +131,24 @@ async def test_publishing_never_rewrites_a_snapshot_and_the_sweep_starts_at_its_
 
     for envelope in envelopes:
         assert await store.latest(envelope.subject) == written[envelope.subject], "the snapshot was rewritten"
-        assert await published_of(store.collection).find_one({"_id": written[envelope.subject]["_id"]})
-    assert await pending_events(store.collection) == 0
-    horizon = await read_horizon(store.collection)
-    assert horizon > max(document["committed_at"] for document in written.values()) - OutboxRelay.HORIZON_LAG
-    assert await unpublished(store.collection) == []
+    assert await pending_of(store.collection).count_documents({}) == 0
     assert await relay.drain() == 0, "nothing is published twice by a second sweep"
+    await producer.stop()
+
+
+async def test_an_intent_whose_snapshot_never_came_is_removed_once_orphaned(kring: Harness) -> None:
+    producer = kring.service("referral")
+    store = producer_store(producer)
+    await producer.start()
+    await producer.relay.stop()
+    now = datetime.now(UTC)
+    await pending_of(store.collection).insert_one({"_id": "case-gone:0000000001", "at": now})
+    relay = OutboxRelay(producer.publisher, [store.collection], clock=lambda: now)
+    assert await relay.drain() == 0
+    assert await pending_of(store.collection).count_documents({}) == 1, "young: its writer may still insert"
+    later = OutboxRelay(producer.publisher, [store.collection], clock=lambda: now + OutboxRelay.ORPHAN_AFTER * 2)
+    assert await later.drain() == 0
+    assert await pending_of(store.collection).count_documents({}) == 0, "orphaned: removed"
     await producer.stop()
 
 
