@@ -142,6 +142,7 @@ class Driver:
         self.started = time.monotonic()
         self.stage: dict[int, str] = {}
         self.event_ids: set[str] = set()
+        self.partner_bodies: list[bytes] = []  # what funders received, for privacy checks
         self.republished = 0  # the same event again (a relay that died before clearing it)
         self.retried_after_crash = 0
         self.refused = 0  # requests that found their service down
@@ -199,6 +200,8 @@ class Driver:
                     return
                 if message.message_id:
                     self.event_ids.add(message.message_id)
+                if message.exchange == f"{self.prefix}.partner":
+                    self.partner_bodies.append(message.body)
                 body = json.loads(message.body)
                 kind = message.routing_key or ""
                 if kind.startswith("referral.accepted."):
@@ -358,7 +361,7 @@ async def progress(driver: Driver, total: int, done: asyncio.Event) -> None:
 
 async def run(
     cases: int, seed: int, urls: dict[str, str], rabbitmq_url: str, *, timeout: float = 120, quiet: bool = False,
-    prefix: str = SETTINGS.amqp_prefix, stats: dict[str, int] | None = None,
+    prefix: str = SETTINGS.amqp_prefix, stats: dict[str, int] | None = None, partner_messages: list[bytes] | None = None,
 ) -> list[Scenario]:  # fmt: skip
     driver = Driver(urls, rabbitmq_url, timeout, prefix)
     await driver.watch()
@@ -386,6 +389,8 @@ async def run(
             s.events = sorted(driver.seen.get(s.case_id or "", []))
         if stats is not None:
             stats.update(republished=driver.republished, retried_after_crash=driver.retried_after_crash, refused=driver.refused)
+        if partner_messages is not None:
+            partner_messages.extend(driver.partner_bodies)
         await driver.watch_queue.cancel(driver.watch_tag)
         await driver.watch_queue.delete(if_unused=False, if_empty=False)
         await driver.connection.close()

@@ -97,11 +97,13 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
 
     if reason := unavailable(mongodb_url):
         pytest.skip(reason)
+    system.environment["KRING_LOG_LEVEL"] = "DEBUG"  # the second replicas log everything: scanned below
     for service in SERVICES:
         system.start(service, replica=1)
     demo = load_demo()
     stats: dict[str, int] = {}
     faults: list[str] = []
+    partner_messages: list[bytes] = []
 
     async def chaos() -> float:
         await asyncio.sleep(4)
@@ -124,7 +126,7 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
 
     async def run() -> tuple[list, float, float]:  # type: ignore[type-arg]
         faulting = asyncio.create_task(chaos())
-        made = await demo.run(30, 4242, system.urls, rabbitmq_url, timeout=300, quiet=True, prefix=system.prefix, stats=stats)
+        made = await demo.run(30, 4242, system.urls, rabbitmq_url, timeout=300, quiet=True, prefix=system.prefix, stats=stats, partner_messages=partner_messages)
         last_fault = await faulting
         return made, last_fault, time.monotonic()
 
@@ -136,6 +138,18 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
     assert backlog and set(backlog.values()) == {0}, backlog
     states = asyncio.run(queue_states(settings))
     assert {state.name: state.dead_letters for state in states if state.dead_letters > 0} == {}
+    personal = {value for s in made for value in personal_values(demo.request_body(s))}
+    log_lines = [line for log in system.logs.glob("*.log") for line in log.read_text(errors="replace").splitlines()]
+    assert len(partner_messages) >= 18 and len(log_lines) > 1000, (len(partner_messages), len(log_lines))
+    leaks = [value for value in personal for text in (*log_lines, *(m.decode() for m in partner_messages)) if value in text]
+    assert leaks == [], f"personal data in logs or partner messages: {len(leaks)} hits"
     print(f"\nfault run: 30 cases, two replicas per service; {'; '.join(faults)}; lost 0, duplicated effects 0, "
           f"outbox left 0, dead letters 0; drained {max(0.0, drained - last_fault):.0f} s after the last fault; "
-          f"requests refused while down {stats['refused']}, events republished {stats['republished']}")
+          f"requests refused while down {stats['refused']}, events republished {stats['republished']}; "
+          f"{len(personal)} personal values searched in {len(log_lines)} log lines and {len(partner_messages)} partner messages: 0 found")
+
+
+def personal_values(request: dict) -> list[str]:  # type: ignore[type-arg]
+    """What a referral says about the family that must stay in the referral service."""
+    contact = request["contact"]
+    return [contact["name"], contact["phone"], request["description"]]
