@@ -28,7 +28,7 @@ from tests.support.system import System, load_demo
 # the follow-up comes due by the service's timer; every other hop waits for a person.
 SERVICE_HOPS = {
     ("referral.received", "scheduling.coordinator-assigned"),
-    ("consent.recorded", "scheduling.coordinator-assigned"),
+    ("referral.consent-recorded", "scheduling.coordinator-assigned"),
     ("plans.plan-presented", "plans.plan-accepted"),
     ("plans.plan-presented", "plans.plan-revision-requested"),
     ("followup.completed", "outcome.recorded"),

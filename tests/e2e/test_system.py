@@ -5,8 +5,6 @@ without a plan), every expected event exactly once per case."""
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,21 +13,11 @@ from services.ops import outbox_backlog, queue_states
 from shared.settings import KringSettings
 from tests.support.faults import FerretDB, restart_rabbitmq, unavailable
 from tests.support.system import System, load_demo
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 CASES = int(os.environ.get("KRING_E2E_CASES", "50"))
-
-
-@pytest.fixture
-def system(rabbitmq_url: str, mongodb_url: str, tmp_path: Path) -> Iterator[System]:
-    running = System(rabbitmq_url, mongodb_url, tmp_path)
-    try:
-        for service in SERVICES:
-            running.start(service)
-        yield running
-    finally:
-        running.stop()
-        running.remove_everything()
+FAULT_CASES = int(os.environ.get("KRING_FAULT_CASES", "30"))
 
 
 def check_every_case(made: list, cases: int) -> None:  # type: ignore[type-arg]
@@ -91,8 +79,10 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
 ) -> None:
     """The quick fault run, part two: a second replica of every service, then while cases
     flow the RabbitMQ node is restarted, FerretDB is stopped and started, and a replica
-    of each service is killed with SIGKILL and restarted. Afterwards every case is where it
-    should be, every event applied once in effect, no outbox entry and no dead letter left."""
+    of each service is killed with SIGKILL and restarted, in cycles until the cases are
+    done (KRING_FAULT_CASES, default 30). Afterwards every case is where it should be,
+    every event applied once in effect, no outbox entry and no dead letter left, and no
+    personal value in any log line or partner message."""
     import asyncio
 
     if reason := unavailable(mongodb_url):
@@ -105,37 +95,47 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
     faults: list[str] = []
     partner_messages: list[bytes] = []
 
-    async def chaos() -> float:
-        await asyncio.sleep(4)
-        down = await asyncio.to_thread(restart_rabbitmq)
-        faults.append(f"RabbitMQ restarted ({down:.0f} s down)")
-        await asyncio.sleep(4)
-        ferretdb = FerretDB.find(mongodb_url)
-        assert ferretdb is not None
-        await asyncio.to_thread(ferretdb.stop)
-        await asyncio.sleep(3)
-        await asyncio.to_thread(ferretdb.start)
-        faults.append("FerretDB stopped for 3 s")
-        for service in SERVICES:
-            await asyncio.sleep(1)
-            replica = f"{service}-1"
-            system.kill(replica)
-            await asyncio.to_thread(system.start, service, 1)
-            faults.append(f"{replica} killed")
+    async def chaos(done: asyncio.Event) -> float:
+        while not faults or not done.is_set():
+            await asyncio.sleep(4)
+            down = await asyncio.to_thread(restart_rabbitmq)
+            faults.append(f"RabbitMQ restarted ({down:.0f} s down)")
+            await asyncio.sleep(4)
+            ferretdb = FerretDB.find(mongodb_url)
+            assert ferretdb is not None
+            await asyncio.to_thread(ferretdb.stop)
+            await asyncio.sleep(3)
+            await asyncio.to_thread(ferretdb.start)
+            faults.append("FerretDB stopped for 3 s")
+            for service in SERVICES:
+                await asyncio.sleep(1)
+                replica = f"{service}-1"
+                system.kill(replica)
+                await asyncio.to_thread(system.start, service, 1)
+                faults.append(f"{replica} killed")
         return time.monotonic()
 
     async def run() -> tuple[list, float, float]:  # type: ignore[type-arg]
-        faulting = asyncio.create_task(chaos())
-        made = await demo.run(30, 4242, system.urls, rabbitmq_url, timeout=300, quiet=True, prefix=system.prefix, stats=stats, partner_messages=partner_messages)
-        last_fault = await faulting
-        return made, last_fault, time.monotonic()
+        done = asyncio.Event()
+        faulting = asyncio.create_task(chaos(done))
+        made = await demo.run(
+            FAULT_CASES, 4242, system.urls, rabbitmq_url, timeout=max(300, FAULT_CASES), quiet=FAULT_CASES < 100,
+            prefix=system.prefix, stats=stats, partner_messages=partner_messages,
+        )  # fmt: skip
+        done.set()
+        return made, await faulting
 
-    made, last_fault, drained = asyncio.run(run())
-    assert len(faults) == 6, faults
-    check_every_case(made, 30)
+    async def drained() -> bool:
+        await asyncio.sleep(0.5)
+        backlog = await outbox_backlog(settings)
+        return bool(backlog) and set(backlog.values()) == {0} and all(s.messages == 0 for s in await queue_states(settings))
+
     settings = KringSettings(service_name="ops", amqp_prefix=system.prefix, mongodb_database_prefix=system.prefix, RABBITMQ_URL=rabbitmq_url, MONGODB_URL=mongodb_url)
-    backlog = asyncio.run(outbox_backlog(settings))
-    assert backlog and set(backlog.values()) == {0}, backlog
+    made, last_fault = asyncio.run(run())
+    asyncio.run(eventually(drained, timeout=120, what="every outbox and queue empty after the last fault"))
+    drain_seconds = time.monotonic() - last_fault
+    assert len(faults) >= 6, faults
+    check_every_case(made, FAULT_CASES)
     states = asyncio.run(queue_states(settings))
     assert {state.name: state.dead_letters for state in states if state.dead_letters > 0} == {}
     personal = {value for s in made for value in personal_values(demo.request_body(s))}
@@ -143,8 +143,9 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
     assert len(partner_messages) >= 18 and len(log_lines) > 1000, (len(partner_messages), len(log_lines))
     leaks = [value for value in personal for text in (*log_lines, *(m.decode() for m in partner_messages)) if value in text]
     assert leaks == [], f"personal data in logs or partner messages: {len(leaks)} hits"
-    print(f"\nfault run: 30 cases, two replicas per service; {'; '.join(faults)}; lost 0, duplicated effects 0, "
-          f"outbox left 0, dead letters 0; drained {max(0.0, drained - last_fault):.0f} s after the last fault; "
+    kinds = Counter(fault.split(" (")[0].replace("-1 killed", " killed") for fault in faults)
+    print(f"\nfault run: {FAULT_CASES} cases, two replicas per service; {dict(kinds)}; lost 0, duplicated effects 0, "
+          f"outbox left 0, dead letters 0; drained {drain_seconds:.1f} s after the last fault; "
           f"requests refused while down {stats['refused']}, events republished {stats['republished']}; "
           f"{len(personal)} personal values searched in {len(log_lines)} log lines and {len(partner_messages)} partner messages: 0 found")
 
