@@ -131,7 +131,7 @@ class OutboxRelay:
 
     def watch(self, collection: AsyncCollection, settle: Settle | None = None) -> None:
         """Publish `collection`'s outboxes; `settle(collection, document)` runs after a
-        document's events are published and cleared (e.g. to delete it if superseded)."""
+        document's events are published and its intent deleted."""
         self.collections[collection.full_name] = (collection, settle)
 
     def notify(self, collection: AsyncCollection | None = None, document: dict[str, Any] | None = None) -> None:
