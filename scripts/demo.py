@@ -171,6 +171,26 @@ class Driver:
                 raise TimeoutError(f"{service} did not answer {method} {path}")
             await asyncio.sleep(0.5)
 
+    async def submit(self, command: dict[str, Any]) -> None:
+        """Publish a bureau's command, confirmed; while the broker is down or restarting it is
+        sent again, as a bureau's system would (the same reference answers the same case)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                channel = await self.connection.channel(publisher_confirms=True)
+                intake = await channel.get_exchange(f"{self.prefix}.intake", ensure=False)
+                await intake.publish(
+                    aio_pika.Message(json.dumps(command).encode(), content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(uuid.uuid4())),
+                    "referral.submit",
+                )  # fmt: skip
+                await channel.close()
+                return
+            except (RuntimeError, aio_pika.exceptions.AMQPError, ConnectionError):
+                self.refused += 1
+            if time.monotonic() > deadline:
+                raise TimeoutError("the broker did not take the bureau's command")
+            await asyncio.sleep(0.5)
+
     async def until(self, what: str, check: Any, timeout: float | None = None) -> Any:
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:
@@ -230,13 +250,7 @@ class Driver:
         if s.via_bureau:
             reference = f"DEMO/{uuid.uuid4().hex[:8]}"
             command = {**request_body(s), "source_organisation_id": s.bureau, "external_reference": reference}
-            channel = await self.connection.channel(publisher_confirms=True)
-            intake = await channel.get_exchange(f"{self.prefix}.intake", ensure=False)
-            await intake.publish(
-                aio_pika.Message(json.dumps(command).encode(), content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(uuid.uuid4())),
-                "referral.submit",
-            )  # fmt: skip
-            await channel.close()
+            await self.submit(command)
             s.case_id = await self.until("the bureau's answer", lambda: asyncio.sleep(0, self.accepted.get(reference)))
             consenting = token(Role.BUREAU, s.bureau, organisation_id=s.bureau)
         else:

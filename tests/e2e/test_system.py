@@ -74,6 +74,7 @@ def test_nothing_is_lost_or_doubled_when_every_service_is_killed_mid_run(system:
     assert stats["refused"] > 0, "the kills hit live traffic"
 
 
+@pytest.mark.timeout(max(300, FAULT_CASES * 8))  # the full run: people and caseloads set the pace
 def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two_replicas(
     system: System, rabbitmq_url: str, mongodb_url: str
 ) -> None:
