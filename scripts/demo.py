@@ -142,6 +142,7 @@ class Driver:
         self.started = time.monotonic()
         self.stage: dict[int, str] = {}
         self.event_ids: set[str] = set()
+        self.last_seen = time.monotonic()
         self.partner_bodies: list[bytes] = []  # what funders received, for privacy checks
         self.republished = 0  # the same event again (a relay that died before clearing it)
         self.retried_after_crash = 0
@@ -214,6 +215,7 @@ class Driver:
             await queue.bind(f"{self.prefix}.{exchange}", "#")
 
         async def seen(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            self.last_seen = time.monotonic()
             async with message.process():
                 if message.message_id in self.event_ids:
                     self.republished += 1
@@ -394,7 +396,10 @@ async def run(
 
     try:
         await asyncio.gather(*(bounded(s) for s in made))
-        await asyncio.sleep(2)  # the last events reach the watcher
+        # The last events reach the watcher, also after a broker restart (its queue is durable).
+        await asyncio.wait_for(driver.connection.connected.wait(), timeout=120)
+        while time.monotonic() - driver.last_seen < 3:
+            await asyncio.sleep(0.2)
     finally:
         done.set()
         if reporter:
