@@ -10,7 +10,6 @@ Prints operations/s for both and the ratio pymongo/motor.
 
 import argparse
 import asyncio
-import os
 import time
 import uuid
 from typing import Any
@@ -19,6 +18,7 @@ import motor.motor_asyncio
 from pymongo import AsyncMongoClient
 
 from bench.report import print_result
+from bench.servers import server_urls
 
 DOCUMENT = {"state": {"referral": "x" * 1500, "consent": ["given"]}, "applied": [str(uuid.uuid4()) for _ in range(5)], "outbox_count": 0}
 
@@ -39,7 +39,7 @@ async def exercise(collection: Any, operations: int, concurrency: int) -> float:
 
 
 async def run(operations: int, concurrency: int) -> dict[str, float]:
-    url = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
+    _, url = server_urls()
     database = f"bench_driver_{uuid.uuid4().hex[:8]}"
     results = {}
     pymongo_client = AsyncMongoClient(url, tz_aware=True)

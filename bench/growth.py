@@ -12,7 +12,6 @@ throughput and p99 latency against stored cases into a PNG.
 
 import argparse
 import asyncio
-import os
 import resource
 import time
 import uuid
@@ -20,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from bench.hop import Run, commands, kring_hop
 from bench.report import print_result
+from bench.servers import server_urls
 from services.referral.app import create_app
 from tests.support.harness import Harness
 
@@ -61,8 +61,7 @@ def memory_mib() -> float:
 
 
 async def measure(sizes: list[int], messages: int, prefetch: int) -> dict[int, tuple[Run, float]]:
-    rabbitmq_url = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    mongodb_url = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
+    rabbitmq_url, mongodb_url = server_urls()
     results = {}
     for size in sizes:
         harness = Harness(rabbitmq_url, mongodb_url)
@@ -114,7 +113,7 @@ def main() -> None:
     print_result(
         f"growth, {args.messages} new referrals after {', '.join(f'{s:,}' for s in sizes)} stored cases",
         [
-            (f"{size:,} stored", f"{run.rate:8,.1f} msg/s   p50 {run.latencies_ms()['p50']:7,.0f} ms  p99 {run.latencies_ms()['p99']:7,.0f} ms   peak memory {mib:5,.0f} MiB")
+            (f"{size:,} stored", f"{run.figure()}   peak memory {mib:5,.0f} MiB")
             for size, (run, mib) in results.items()
         ],
         [

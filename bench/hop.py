@@ -19,7 +19,6 @@ waiting in the queue). Prints msg/s and latency of each and the ratios to kring.
 import argparse
 import asyncio
 import json
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,7 @@ import aio_pika
 from pymongo import AsyncMongoClient
 
 from bench.report import percentiles, print_result
+from bench.servers import server_urls
 from services.referral.app import create_app
 from tests.support.harness import Harness
 from tests.support.referrals import submit_referral
@@ -51,6 +51,11 @@ class Run:
 
     def latencies_ms(self) -> dict[str, float]:
         return percentiles([(self.answered[r] - self.sent[r]) * 1000 for r in self.answered])
+
+    def figure(self) -> str:
+        """Throughput and answer latency, as every hop benchmark prints them."""
+        latency = self.latencies_ms()
+        return f"{self.rate:8,.1f} msg/s   latency p50 {latency['p50']:7,.0f} ms  p99 {latency['p99']:7,.0f} ms"
 
 
 def commands(messages: int) -> list[dict]:
@@ -152,8 +157,7 @@ Hop = Callable[[Harness, list[dict], int], Awaitable[Run]]
 
 async def run_variants(variants: list[tuple[str, Hop]], messages: int, prefetch: int) -> dict[str, Run]:
     """Each variant in a fresh namespace on the same servers, one after the other."""
-    rabbitmq_url = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    mongodb_url = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
+    rabbitmq_url, mongodb_url = server_urls()
     results = {}
     for name, hop in variants:
         harness = Harness(rabbitmq_url, mongodb_url)
@@ -165,14 +169,6 @@ async def run_variants(variants: list[tuple[str, Hop]], messages: int, prefetch:
         finally:
             await harness.close()
     return results
-
-
-def figures(results: dict[str, Run]) -> list[tuple[str, str]]:
-    rows = []
-    for name, run in results.items():
-        latency = run.latencies_ms()
-        rows.append((name, f"{run.rate:8,.0f} msg/s   latency p50 {latency['p50']:7,.0f} ms  p99 {latency['p99']:7,.0f} ms"))
-    return rows
 
 
 def main() -> None:
@@ -189,7 +185,7 @@ def main() -> None:
     raw, floor, kring = (results[name].rate for name, _ in variants)
     print_result(
         f"hop, {args.messages} messages, quorum queues, persistent, confirms, prefetch {args.prefetch}",
-        figures(results),
+        [(name, run.figure()) for name, run in results.items()],
         [("kring/raw", kring / raw, "(goal >= 0.6)"), ("kring/raw + 1 insert", kring / floor, "(what storage leaves)")],
     )
 

@@ -14,13 +14,13 @@ hops at p50.
 
 import argparse
 import asyncio
-import os
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 from bench.report import percentiles, print_result
+from bench.servers import server_urls
 from services.asyncapi import SERVICES
 from tests.support.system import System, load_demo
 
@@ -50,8 +50,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    rabbitmq_url = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    mongodb_url = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
+    rabbitmq_url, mongodb_url = server_urls()
     demo = load_demo()
     with tempfile.TemporaryDirectory(prefix="kring-lifecycle-") as logs:
         system = System(rabbitmq_url, mongodb_url, Path(logs))

@@ -11,7 +11,6 @@ replicas compete for the same cores and the same SQLite writer.
 
 import argparse
 import asyncio
-import os
 import tempfile
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import aio_pika
 
 from bench.hop import Run, collect, commands, publish_all
 from bench.report import print_result
+from bench.servers import server_urls
 from tests.support.system import System
 
 
@@ -42,8 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--messages", type=int, default=2000)
     args = parser.parse_args()
-    rabbitmq_url = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    mongodb_url = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
+    rabbitmq_url, mongodb_url = server_urls()
     results: dict[int, Run] = {}
     for replicas in (1, 2):
         with tempfile.TemporaryDirectory(prefix="kring-scaleout-") as logs:
@@ -58,13 +57,9 @@ def main() -> None:
             finally:
                 system.stop()
                 system.remove_everything()
-    rows = []
-    for replicas, run in results.items():
-        latency = run.latencies_ms()
-        rows.append((f"{replicas} replica(s)", f"{run.rate:8,.1f} msg/s   latency p50 {latency['p50']:7,.0f} ms  p99 {latency['p99']:7,.0f} ms"))
     print_result(
         f"scale-out, referral service, {args.messages} messages, 2 cores shared with RabbitMQ and FerretDB",
-        rows,
+        [(f"{replicas} replica(s)", run.figure()) for replicas, run in results.items()],
         [("two replicas/one", results[2].rate / results[1].rate, "")],
     )
 
