@@ -13,6 +13,7 @@ funder report, and writes the HTML report.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -43,6 +44,16 @@ COORDINATORS = {
     "coord-elif": {"provinces": ["NH", "UT"], "languages": ["nl", "tr", "en"], "gender": "female"},
     "coord-bram": {"provinces": ["NH"], "languages": ["nl"], "gender": "male"},
 }
+CASELOAD = 4  # cases a demo coordinator prepares at a time
+
+
+def coordinators(count: int) -> dict[str, dict[str, Any]]:
+    """The four named coordinators, and for large runs colleagues who cover both provinces."""
+    extra = {
+        f"coord-{n:03d}": {"provinces": ["UT", "NH"], "languages": ["nl", "en", "ar", "tr"], "gender": ("female", "male")[n % 2]}
+        for n in range(max(0, count - len(COORDINATORS)))
+    }  # fmt: skip
+    return dict(list(COORDINATORS.items())[:count]) | extra
 
 
 def token(role: Role, subject: str = "demo", **claims: Any) -> str:
@@ -147,6 +158,7 @@ class Driver:
         self.republished = 0  # the same event again (a relay that died before clearing it)
         self.retried_after_crash = 0
         self.refused = 0  # requests that found their service down
+        self.watch_queue = f"{prefix}.demo.{uuid.uuid4().hex[:8]}"
 
     async def call(self, service: str, method: str, path: str, bearer: str | None, **kwargs: Any) -> httpx.Response:
         """One request; while the service is down or restarting it is tried again. If an
@@ -173,24 +185,27 @@ class Driver:
             await asyncio.sleep(0.5)
 
     async def submit(self, command: dict[str, Any]) -> None:
-        """Publish a bureau's command, confirmed; while the broker is down or restarting it is
-        sent again, as a bureau's system would (the same reference answers the same case)."""
+        """Publish a bureau's command, confirmed, on a connection of its own; while the broker
+        is down or restarting it is sent again, as a bureau's system would (the same reference
+        answers the same case)."""
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                channel = await self.connection.channel(publisher_confirms=True)
-                intake = await channel.get_exchange(f"{self.prefix}.intake", ensure=False)
-                await intake.publish(
-                    aio_pika.Message(json.dumps(command).encode(), content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(uuid.uuid4())),
-                    "referral.submit",
-                )  # fmt: skip
-                await channel.close()
+                await asyncio.wait_for(self._publish_command(command), timeout=30)
                 return
-            except (RuntimeError, aio_pika.exceptions.AMQPError, ConnectionError):
+            except (TimeoutError, RuntimeError, OSError, aio_pika.exceptions.AMQPError):
                 self.refused += 1
             if time.monotonic() > deadline:
                 raise TimeoutError("the broker did not take the bureau's command")
             await asyncio.sleep(0.5)
+
+    async def _publish_command(self, command: dict[str, Any]) -> None:
+        async with await aio_pika.connect(self.rabbitmq_url) as connection, connection.channel(publisher_confirms=True) as channel:
+            intake = await channel.get_exchange(f"{self.prefix}.intake", ensure=False)
+            await intake.publish(
+                aio_pika.Message(json.dumps(command).encode(), content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(uuid.uuid4())),
+                "referral.submit",
+            )  # fmt: skip
 
     async def until(self, what: str, check: Any, timeout: float | None = None) -> Any:
         deadline = time.monotonic() + (timeout or self.timeout)
@@ -205,36 +220,68 @@ class Driver:
     # --- watching the bus ---------------------------------------------------------------
 
     async def watch(self) -> None:
-        connection = await aio_pika.connect_robust(self.rabbitmq_url)
-        self.connection = connection
-        channel = await connection.channel()
-        # Durable and quorum: the watcher sees every event even across a broker restart.
-        queue = await channel.declare_queue(f"{self.prefix}.demo.{uuid.uuid4().hex[:8]}", durable=True, arguments={"x-queue-type": "quorum"})
-        self.watch_queue = queue
-        for exchange in ("events", "partner", "replies"):
-            await queue.bind(f"{self.prefix}.{exchange}", "#")
+        """Watch every event, partner message and reply from now on; returns once watching.
+        The watcher's queue is durable and quorum, so nothing passes unseen while the broker
+        restarts; the watcher reconnects by itself rather than trusting a robust channel to
+        come back (aio-pika sometimes leaves one closed after a restart)."""
+        self.watching = asyncio.Event()
+        self.watcher = asyncio.create_task(self._watch_until_stopped())
+        await asyncio.wait_for(self.watching.wait(), timeout=60)
 
-        async def seen(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            self.last_seen = time.monotonic()
-            async with message.process():
-                if message.message_id in self.event_ids:
-                    self.republished += 1
-                    return
-                if message.message_id:
-                    self.event_ids.add(message.message_id)
-                if message.exchange == f"{self.prefix}.partner":
-                    self.partner_bodies.append(message.body)
-                body = json.loads(message.body)
-                kind = message.routing_key or ""
-                if kind.startswith("referral.accepted."):
-                    self.accepted[body["external_reference"]] = body["case_id"]
-                    return
-                if kind.startswith("outcome.recorded."):
-                    kind = "outcome.recorded"
-                if "case_id" in body:
-                    self.seen[body["case_id"]].append((time.monotonic() - self.started, kind))
+    async def _watch_until_stopped(self) -> None:
+        while True:
+            lost = asyncio.Event()
+            connection = channel = None
+            try:
+                connection = await aio_pika.connect(self.rabbitmq_url)
+                connection.close_callbacks.add(lambda *_: lost.set())
+                channel = await connection.channel()
+                channel.close_callbacks.add(lambda *_: lost.set())
+                queue = await channel.declare_queue(self.watch_queue, durable=True, arguments={"x-queue-type": "quorum"})
+                for exchange in ("events", "partner", "replies"):
+                    await queue.bind(f"{self.prefix}.{exchange}", "#")
+                await queue.consume(self._seen)
+                self.watching.set()
+                await lost.wait()
+            except (OSError, RuntimeError, aio_pika.exceptions.AMQPError):
+                pass
+            finally:
+                self.watching.clear()
+                # The channel first: closing only the connection leaves the channel's close
+                # callback running after the event loop has gone.
+                for opened in (channel, connection):
+                    if opened is not None:
+                        with contextlib.suppress(Exception):
+                            await opened.close()
+            await asyncio.sleep(0.5)
 
-        self.watch_tag = await queue.consume(seen)
+    async def _seen(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        self.last_seen = time.monotonic()
+        async with message.process():
+            if message.message_id in self.event_ids:
+                self.republished += 1
+                return
+            if message.message_id:
+                self.event_ids.add(message.message_id)
+            if message.exchange == f"{self.prefix}.partner":
+                self.partner_bodies.append(message.body)
+            body = json.loads(message.body)
+            kind = message.routing_key or ""
+            if kind.startswith("referral.accepted."):
+                self.accepted[body["external_reference"]] = body["case_id"]
+                return
+            if kind.startswith("outcome.recorded."):
+                kind = "outcome.recorded"
+            if "case_id" in body:
+                self.seen[body["case_id"]].append((time.monotonic() - self.started, kind))
+
+    async def stop_watching(self) -> None:
+        """Stop, and delete the watcher's queue."""
+        self.watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.watcher
+        async with await aio_pika.connect(self.rabbitmq_url) as connection, connection.channel() as channel:
+            await channel.queue_delete(self.watch_queue)
 
     # --- one case -------------------------------------------------------------------------
 
@@ -378,17 +425,20 @@ async def progress(driver: Driver, total: int, done: asyncio.Event) -> None:
 async def run(
     cases: int, seed: int, urls: dict[str, str], rabbitmq_url: str, *, timeout: float = 120, quiet: bool = False,
     prefix: str = SETTINGS.amqp_prefix, stats: dict[str, int] | None = None, partner_messages: list[bytes] | None = None,
+    staff: int = len(COORDINATORS),
 ) -> list[Scenario]:  # fmt: skip
+    """Carry `cases` seeded cases through the running services; `staff` coordinators, each
+    preparing up to CASELOAD cases at a time."""
     driver = Driver(urls, rabbitmq_url, timeout, prefix)
     await driver.watch()
     ops = token(Role.OPS, "ops-demo")
-    for coordinator_id, profile in COORDINATORS.items():
-        body = {**profile, "max_cases": 4, "professional_care_provider": False}
+    for coordinator_id, profile in coordinators(staff).items():
+        body = {**profile, "max_cases": CASELOAD, "professional_care_provider": False}
         (await driver.call("scheduling", "PUT", f"/coordinators/{coordinator_id}", ops, json=body)).raise_for_status()
     made = scenarios(cases, seed)
     done = asyncio.Event()
     reporter = None if quiet else asyncio.create_task(progress(driver, cases, done))
-    limit = asyncio.Semaphore(16)
+    limit = asyncio.Semaphore(staff * CASELOAD)
 
     async def bounded(s: Scenario) -> None:
         async with limit:
@@ -397,7 +447,7 @@ async def run(
     try:
         await asyncio.gather(*(bounded(s) for s in made))
         # The last events reach the watcher, also after a broker restart (its queue is durable).
-        await asyncio.wait_for(driver.connection.connected.wait(), timeout=120)
+        await asyncio.wait_for(driver.watching.wait(), timeout=120)
         while time.monotonic() - driver.last_seen < 3:
             await asyncio.sleep(0.2)
     finally:
@@ -410,9 +460,7 @@ async def run(
             stats.update(republished=driver.republished, retried_after_crash=driver.retried_after_crash, refused=driver.refused)
         if partner_messages is not None:
             partner_messages.extend(driver.partner_bodies)
-        await driver.watch_queue.cancel(driver.watch_tag)
-        await driver.watch_queue.delete(if_unused=False, if_empty=False)
-        await driver.connection.close()
+        await driver.stop_watching()
         await driver.http.aclose()
     return made
 
