@@ -54,14 +54,16 @@ class System:
         self.urls = {service: f"http://127.0.0.1:{port}" for service, port in self.ports.items()}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, service: str, replica: int = 0) -> str:
-        """Start a replica of `service` (replica 0 answers on `urls[service]`); its name."""
+    def start(self, service: str, replica: int = 0, rabbitmq_url: str | None = None) -> str:
+        """Start a replica of `service` (replica 0 answers on `urls[service]`), on another
+        node of a RabbitMQ cluster if `rabbitmq_url` says so; its name."""
         name = service if replica == 0 else f"{service}-{replica}"
         port = self.ports[service] if replica == 0 else free_port()
         log = (self.logs / f"{name}.log").open("a")
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{service}"], cwd=REPO,
-            env={**self.environment, "KRING_HTTP_PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT,
+            env={**self.environment, "KRING_HTTP_PORT": str(port), "RABBITMQ_URL": rabbitmq_url or self.rabbitmq_url},
+            stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while True:
