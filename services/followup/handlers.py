@@ -59,6 +59,7 @@ def register(service: KringService, tracking: Tracking) -> None:
 
     @service.on(ReferralWithdrawn)
     async def on_referral_withdrawn(envelope: Envelope[ReferralWithdrawn]) -> None:
+        await tracking.facts(envelope.subject)  # else the case, arriving later, would stay open
         await followups.mutate(envelope.subject, domain.closed, cause=envelope)
 
     @service.on(FollowUpCompleted)

@@ -22,6 +22,11 @@ from .assignment import Assignments
 def register(service: KringService, assignments: Assignments, clock: Callable[[], datetime]) -> None:
     cases = assignments.cases
 
+    async def known(case_id: str) -> None:
+        """ReferralReceived travels on another queue: after a restart a later event about the
+        case can come first. Retried until the case is known, so it is never dropped."""
+        if await cases.get(case_id) is None:
+            raise TransientFault(f"case {case_id} not known yet")
 
     @service.on(ReferralReceived)
     async def on_referral_received(envelope: Envelope[ReferralReceived]) -> None:
@@ -30,13 +35,13 @@ def register(service: KringService, assignments: Assignments, clock: Callable[[]
 
     @service.on(ConsentRecorded)
     async def on_consent_recorded(envelope: Envelope[ConsentRecorded]) -> None:
-        if await cases.get(envelope.subject) is None:  # ReferralReceived travels on another queue
-            raise TransientFault(f"case {envelope.subject} not known yet")
+        await known(envelope.subject)
         await cases.mutate(envelope.subject, lambda c: domain.consent_recorded(c, envelope.data.consent), cause=envelope)
         await assignments.try_assign(envelope.subject, envelope)
 
     @service.on(ReferralWithdrawn)
     async def on_referral_withdrawn(envelope: Envelope[ReferralWithdrawn]) -> None:
+        await known(envelope.subject)  # else the case, arriving later, would be assigned
         now = clock()
         await cases.mutate(envelope.subject, lambda c: domain.withdrawn(c, now), cause=envelope)
         await assignments.release(envelope.subject)

@@ -24,6 +24,7 @@ from shared.contract.events import (
     OutcomeRecorded,
     PlanAccepted,
     ReferralReceived,
+    ReferralWithdrawn,
 )
 from shared.contract.vocabulary import (
     ChildOutcome,
@@ -33,6 +34,7 @@ from shared.contract.vocabulary import (
     ReferrerType,
     Region,
     RoleCounts,
+    WithdrawalReason,
 )
 from shared.privacy import is_personal
 from tests.support.clock import ManualClock
@@ -305,3 +307,21 @@ async def test_an_event_redelivered_long_after_is_not_counted_twice(kring: Harne
 
 async def _equals(check: Any, expected: int) -> bool:
     return await check() == expected
+
+
+async def test_a_withdrawal_that_overtakes_the_referral_still_closes_the_case(kring: Harness) -> None:
+    """After a restart the withdrawal's queue can be read before the referral's: the case
+    must not stay open as if nothing happened."""
+    clock = ManualClock(START)
+    app = build(kring, clock)
+    await kring.start(app.state.kring)
+    event = referral_received().model_copy(update={"received_at": clock(), "region": REGION})
+    await publish(app, ReferralWithdrawn(case_id=event.case_id, withdrawn_at=clock(), reason=WithdrawalReason.CONSENT_WITHDRAWN))
+    await asyncio.sleep(1)  # the withdrawal has been delivered, the case is not known yet
+    await publish(app, event)
+
+    async def closed() -> bool:
+        followup = await app.state.tracking.followups.get(event.case_id)
+        return followup is not None and followup.stage == "closed"
+
+    await eventually(closed, what="the case closed")

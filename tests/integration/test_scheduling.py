@@ -208,3 +208,26 @@ async def test_withdrawal_during_preparation_cancels_and_frees_the_place(kring: 
     async with kring.http(scheduling.app, scheduling.ops) as http:
         [coordinator] = (await http.get("/coordinators")).json()
     assert coordinator["active_cases"] == []
+
+
+async def test_a_withdrawal_that_overtakes_the_referral_still_withdraws_the_case(kring: Harness) -> None:
+    """After a restart the withdrawal's queue can be read before the referral's: the case must
+    not be assigned as if nothing happened (found by the kill -9 fault run)."""
+    scheduling = await started(kring)
+    events = await kring.probe(kring.topology.events.name, "scheduling.#")
+    await scheduling.register("c1", profile(["UT"], ["nl"], max_cases=1))
+    event = referral()
+    await scheduling.publish(ReferralWithdrawn(case_id=event.case_id, withdrawn_at=event.received_at, reason=WithdrawalReason.CONSENT_WITHDRAWN))
+    await asyncio.sleep(1)  # the withdrawal has been delivered, the case is not known yet
+    await scheduling.publish(event)
+
+    async def withdrawn() -> bool:
+        return (await scheduling.case(event.case_id)).get("stage") == "withdrawn"
+
+    await eventually(withdrawn, what="the case withdrawn")
+    announced = sorted(m.routing_key for m in await kring.drain(events.name, settle=1.0))
+    # The withdrawal is applied before or right after the assignment: nothing, or both.
+    assert announced in ([], ["scheduling.conference-cancelled", "scheduling.coordinator-assigned"])
+    async with kring.http(scheduling.app, scheduling.ops) as http:
+        [coordinator] = (await http.get("/coordinators")).json()
+    assert coordinator["active_cases"] == []
