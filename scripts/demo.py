@@ -352,11 +352,17 @@ class Driver:
                 (await self.call("plans", "POST", f"/cases/{case_id}/plan/review", professional, json={})).raise_for_status()
         self.stage[s.number] = "waiting for the follow-up"
 
+        answered: list[str] = []
+
         async def due() -> bool:
             response = await self.call("followup", "GET", f"/cases/{case_id}", coordinator)
+            answered[:] = [f"{response.status_code} {response.json().get('stage', '') if response.status_code == 200 else response.text[:200]}"]
             return response.status_code == 200 and response.json()["stage"] == "due"
 
-        await self.until("the follow-up to fall due", due, timeout=self.timeout * 3)
+        try:
+            await self.until("the follow-up to fall due", due, timeout=self.timeout * 3)
+        except TimeoutError as error:  # say what the follow-up service last answered
+            raise TimeoutError(f"{error}; last answer: {answered}") from None
         rng = random.Random(s.number)
         check = {
             "execution_status": rng.choice(["fully_carried_out", "in_progress_fully", "in_progress_partly", "in_progress_partly", "not_carried_out"]),
@@ -498,11 +504,12 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=12)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--base-port", type=int, default=8081)
+    parser.add_argument("--staff", type=int, default=len(COORDINATORS), help=f"coordinators, each preparing up to {CASELOAD} cases at a time")
     args = parser.parse_args()
     urls = {name: f"http://127.0.0.1:{args.base_port + n}" for n, name in enumerate(("referral", "scheduling", "plans", "followup"))}
     rabbitmq_url = os.environ.get("RABBITMQ_URL", SETTINGS.rabbitmq_url)
     try:
-        made = asyncio.run(run(args.cases, args.seed, urls, rabbitmq_url))
+        made = asyncio.run(run(args.cases, args.seed, urls, rabbitmq_url, staff=args.staff))
     except KeyboardInterrupt:
         print("\n[demo] stopped; what was stored stays consistent (state and events are written together)")
         return 130

@@ -21,13 +21,14 @@ from tests.support.waiting import eventually
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 CASES = int(os.environ.get("KRING_E2E_CASES", "50"))
 FAULT_CASES = int(os.environ.get("KRING_FAULT_CASES", "30"))
+FAULT_STAFF = int(os.environ.get("KRING_FAULT_STAFF", "4"))  # coordinators: how many cases are prepared at once
 # How long one step of a case may wait (three times that for a coordinator or the follow-up);
 # every fault is over within seconds, so a case still waiting after this is stuck.
 STEP_TIMEOUT = 60
 
 
 def check_every_case(made: list, cases: int) -> None:  # type: ignore[type-arg]
-    failed = [(s.number, s.outcome) for s in made if s.outcome.startswith("failed")]
+    failed = [(s.number, s.case_id, s.outcome) for s in made if s.outcome.startswith("failed")]
     assert failed == []
     kinds: Counter[str] = Counter()
     for s in made:
@@ -83,7 +84,7 @@ def test_nothing_is_lost_or_doubled_when_every_service_is_killed_mid_run(system:
 
     async def run() -> list:  # type: ignore[type-arg]
         faults = asyncio.create_task(chaos())
-        made = await demo.run(30, 99, system.urls, rabbitmq_url, timeout=240, quiet=True, prefix=system.prefix, stats=stats)
+        made = await demo.run(30, 99, system.urls, rabbitmq_url, timeout=STEP_TIMEOUT, quiet=True, prefix=system.prefix, stats=stats)
         await faults
         return made
 
@@ -144,7 +145,7 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
         faulting = asyncio.create_task(chaos(done))
         made = await demo.run(
             FAULT_CASES, 4242, system.urls, rabbitmq_url, timeout=STEP_TIMEOUT, quiet=FAULT_CASES < 100,
-            prefix=system.prefix, stats=stats, partner_messages=partner_messages,
+            prefix=system.prefix, stats=stats, staff=FAULT_STAFF, partner_messages=partner_messages,
         )  # fmt: skip
         done.set()
         return made, await faulting
@@ -226,7 +227,7 @@ def test_nothing_is_lost_when_a_rabbitmq_cluster_node_stops_mid_run(cluster: Rab
             fault = asyncio.create_task(stop_node3_for_a_while(done))
             made = await demo.run(
                 FAULT_CASES, 4242, system.urls, cluster.url(1), timeout=STEP_TIMEOUT, quiet=FAULT_CASES < 100,
-                prefix=system.prefix, stats=stats,
+                prefix=system.prefix, stats=stats, staff=FAULT_STAFF,
             )  # fmt: skip
             done.set()
             await fault
