@@ -162,8 +162,8 @@ class Driver:
 
     async def call(self, service: str, method: str, path: str, bearer: str | None, **kwargs: Any) -> httpx.Response:
         """One request; while the service is down or restarting it is tried again. If an
-        attempt may have reached the service before it died, a 409 on the next attempt
-        means the first one took effect."""
+        attempt may have taken effect (the service died, or answered 503 while its database
+        went away mid-write), a 409 on the next attempt means the first one took effect."""
         headers = {"authorization": f"Bearer {bearer}"} if bearer else {}
         deadline = time.monotonic() + self.timeout
         ambiguous = False
@@ -180,6 +180,7 @@ class Driver:
                     return httpx.Response(200, json={}, request=response.request)
                 if response.status_code not in (502, 503):
                     return response
+                ambiguous = True  # a 503 can follow a write the database applied but never confirmed
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{service} did not answer {method} {path}")
             await asyncio.sleep(0.5)
