@@ -41,13 +41,6 @@ def check_every_case(made: list, cases: int) -> None:  # type: ignore[type-arg]
     assert sum(s.outcome == "outcome recorded" for s in made) >= cases * 0.6
 
 
-def ops_settings(system: System) -> KringSettings:
-    return KringSettings(
-        service_name="ops", amqp_prefix=system.prefix, mongodb_database_prefix=system.prefix,
-        RABBITMQ_URL=system.rabbitmq_url, MONGODB_URL=system.mongodb_url,
-    )  # fmt: skip
-
-
 async def drained(settings: KringSettings) -> bool:
     """Every outbox and every queue of the namespace empty."""
     import asyncio
@@ -150,7 +143,7 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
         done.set()
         return made, await faulting
 
-    settings = ops_settings(system)
+    settings = system.ops_settings()
     made, last_fault = asyncio.run(run())
     asyncio.run(eventually(lambda: drained(settings), timeout=120, what="every outbox and queue empty after the last fault"))
     drain_seconds = time.monotonic() - last_fault
@@ -234,7 +227,7 @@ def test_nothing_is_lost_when_a_rabbitmq_cluster_node_stops_mid_run(cluster: Rab
             return made
 
         made = asyncio.run(run())
-        settings = ops_settings(system)
+        settings = system.ops_settings()
         asyncio.run(eventually(lambda: drained(settings), timeout=120, what="every outbox and queue empty after node 3 returned"))
         while_down = outage["leaders while down"]
         assert isinstance(while_down, dict)

@@ -90,10 +90,16 @@ class System:
             except subprocess.TimeoutExpired:
                 process.kill()
 
+    def ops_settings(self) -> KringSettings:
+        """What operations' tools (services.ops) need to look at this namespace."""
+        return KringSettings(
+            service_name="ops", amqp_prefix=self.prefix, mongodb_database_prefix=self.prefix,
+            RABBITMQ_URL=self.rabbitmq_url, MONGODB_URL=self.mongodb_url,
+        )  # fmt: skip
+
     def remove_everything(self) -> None:
         """Delete this namespace's queues, exchanges and databases."""
-        settings = KringSettings(service_name="ops", amqp_prefix=self.prefix, RABBITMQ_URL=self.rabbitmq_url)
-        queues = subscriber_queues(settings)
+        queues = subscriber_queues(self.ops_settings())
         asyncio.run(_delete_broker_objects(self.rabbitmq_url, [*queues, *(f"{q}.dlq" for q in queues), f"{self.prefix}.unrouted"], self.prefix))
         with MongoClient(self.mongodb_url) as client:
             for service in SERVICES:
