@@ -353,17 +353,17 @@ class Driver:
                 (await self.call("plans", "POST", f"/cases/{case_id}/plan/review", professional, json={})).raise_for_status()
         self.stage[s.number] = "waiting for the follow-up"
 
-        answered: list[str] = []
+        answered: list[httpx.Response] = []
 
         async def due() -> bool:
             response = await self.call("followup", "GET", f"/cases/{case_id}", coordinator)
-            answered[:] = [f"{response.status_code} {response.json().get('stage', '') if response.status_code == 200 else response.text[:200]}"]
+            answered[:] = [response]
             return response.status_code == 200 and response.json()["stage"] == "due"
 
         try:
             await self.until("the follow-up to fall due", due, timeout=self.timeout * 3)
         except TimeoutError as error:  # say what the follow-up service last answered
-            raise TimeoutError(f"{error}; last answer: {answered}") from None
+            raise TimeoutError(f"{error}; last answer: {answered[-1].status_code} {answered[-1].text[:200]}") from None
         rng = random.Random(s.number)
         check = {
             "execution_status": rng.choice(["fully_carried_out", "in_progress_fully", "in_progress_partly", "in_progress_partly", "not_carried_out"]),
