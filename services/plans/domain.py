@@ -107,6 +107,7 @@ class CasePlan(BaseModel):
     professional_id: str | None = None
     requirements: list[Requirement] = []
     meetings: list[Meeting] = []
+    cancelled_meetings: list[int] = Field(default=[], description="meetings cancelled before plans saw them scheduled")
 
     @property
     def current(self) -> Meeting | None:
@@ -132,11 +133,14 @@ def coordinator_assigned(plan: CasePlan | None, case_id: str, coordinator_id: st
 
 
 def conference_scheduled(plan: CasePlan | None, case_id: str, number: int, day: date) -> Change[CasePlan] | None:
-    """Opens the plan record of meeting `number` (a second meeting links to the first)."""
+    """Opens the plan record of meeting `number` (a second meeting links to the first). Its
+    cancellation travels on another queue and may have come first: then it opens cancelled."""
     plan = _case(plan, case_id)
     if any(m.number == number for m in plan.meetings):
         return conference_moved(plan, number, day)
-    return Change(plan.model_copy(update={"meetings": [*plan.meetings, Meeting(number=number, conference_date=day)]}))
+    status = MeetingStatus.CANCELLED if number in plan.cancelled_meetings else MeetingStatus.PLANNED
+    meetings = sorted([*plan.meetings, Meeting(number=number, conference_date=day, status=status)], key=lambda m: m.number)
+    return Change(plan.model_copy(update={"meetings": meetings}))
 
 
 def conference_moved(plan: CasePlan | None, number: int, day: date) -> Change[CasePlan] | None:
@@ -162,9 +166,12 @@ def conference_held(plan: CasePlan | None, case_id: str, number: int, day: date)
     return Change(plan.model_copy(update={"meetings": meetings}))
 
 
-def conference_cancelled(plan: CasePlan | None, number: int) -> Change[CasePlan] | None:
-    if plan is None:
-        return None
+def conference_cancelled(plan: CasePlan | None, case_id: str, number: int) -> Change[CasePlan]:
+    """A meeting plans has not seen scheduled (its ConferenceScheduled is late, or it was
+    cancelled during preparation, before it had a date) is remembered as cancelled."""
+    plan = _case(plan, case_id)
+    if not any(m.number == number for m in plan.meetings):
+        return Change(plan.model_copy(update={"cancelled_meetings": sorted({*plan.cancelled_meetings, number})}))
     meetings = [m.model_copy(update={"status": MeetingStatus.CANCELLED}) if m.number == number and m.status is MeetingStatus.PLANNED else m for m in plan.meetings]
     return Change(plan.model_copy(update={"meetings": meetings}))
 

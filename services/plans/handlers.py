@@ -9,6 +9,7 @@ from shared.contract.events import (
     CoordinatorAssigned,
     ReferralReceived,
 )
+from shared.messaging.consumer import TransientFault
 from shared.runtime import KringService
 from shared.store import AggregateStore
 
@@ -17,6 +18,13 @@ from .domain import CasePlan
 
 
 def register(service: KringService, plans: AggregateStore[CasePlan]) -> None:
+
+    async def meeting_known(case_id: str, meeting_number: int) -> None:
+        """ConferenceScheduled travels on another queue: after a restart the move of a
+        meeting can come first. Retried until the meeting is known, so the new date wins."""
+        plan = await plans.get(case_id)
+        if plan is None or not any(m.number == meeting_number for m in plan.meetings):
+            raise TransientFault(f"meeting {meeting_number} of case {case_id} not known yet")
 
     @service.on(ReferralReceived)
     async def on_referral_received(envelope: Envelope[ReferralReceived]) -> None:
@@ -38,6 +46,7 @@ def register(service: KringService, plans: AggregateStore[CasePlan]) -> None:
     @service.on(ConferenceRescheduled)
     async def on_conference_rescheduled(envelope: Envelope[ConferenceRescheduled]) -> None:
         data = envelope.data
+        await meeting_known(data.case_id, data.meeting_number)
         await plans.mutate(data.case_id, lambda p: domain.conference_moved(p, data.meeting_number, data.conference_date), cause=envelope)
 
     @service.on(ConferenceHeld)
@@ -48,4 +57,4 @@ def register(service: KringService, plans: AggregateStore[CasePlan]) -> None:
     @service.on(ConferenceCancelled)
     async def on_conference_cancelled(envelope: Envelope[ConferenceCancelled]) -> None:
         data = envelope.data
-        await plans.mutate(data.case_id, lambda p: domain.conference_cancelled(p, data.meeting_number), cause=envelope)
+        await plans.mutate(data.case_id, lambda p: domain.conference_cancelled(p, data.case_id, data.meeting_number), cause=envelope)

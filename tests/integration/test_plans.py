@@ -1,6 +1,7 @@
 """The plans service on the real servers: from conference to accepted plan, revisions,
 second meetings, no plan, late requirements, who may read, duplicates."""
 
+import asyncio
 import json
 from datetime import date, timedelta
 from typing import Any
@@ -11,8 +12,15 @@ from fastapi import FastAPI
 from services.plans.app import create_app
 from shared.auth import Role
 from shared.contract.envelope import Envelope
-from shared.contract.events import ConferenceHeld, ConferenceScheduled, CoordinatorAssigned, Event
-from shared.contract.vocabulary import Region, RoleCounts, StatutoryContext
+from shared.contract.events import (
+    ConferenceCancelled,
+    ConferenceHeld,
+    ConferenceRescheduled,
+    ConferenceScheduled,
+    CoordinatorAssigned,
+    Event,
+)
+from shared.contract.vocabulary import CancellationReason, Region, RoleCounts, StatutoryContext
 from tests.support.clock import ManualClock
 from tests.support.harness import Harness
 from tests.support.samples import referral_received
@@ -40,13 +48,16 @@ class Plans:
             return response.json() if response.status_code == 200 else {}
 
     async def open_case(self, statutory: StatutoryContext = StatutoryContext.NONE, *, conference_in_days: int = 10) -> tuple[str, date]:
-        referral = referral_received().model_copy(update={"statutory_context": statutory})
-        case_id = referral.case_id
-        await self.publish(referral)
-        await self.publish(CoordinatorAssigned(case_id=case_id, coordinator_id="coord-1", assigned_at=self.clock(), region=REGION))
+        case_id = await self.assigned(statutory)
         day = (self.clock() + timedelta(days=conference_in_days)).date()
         await self.scheduled(case_id, 1, day)
         return case_id, day
+
+    async def assigned(self, statutory: StatutoryContext = StatutoryContext.NONE) -> str:
+        referral = referral_received().model_copy(update={"statutory_context": statutory})
+        await self.publish(referral)
+        await self.publish(CoordinatorAssigned(case_id=referral.case_id, coordinator_id="coord-1", assigned_at=self.clock(), region=REGION))
+        return referral.case_id
 
     async def scheduled(self, case_id: str, meeting: int, day: date) -> None:
         await self.publish(
@@ -218,3 +229,25 @@ async def test_only_the_case_people_read_the_plan_and_duplicates_change_nothing(
 
     await eventually(moved, what="the date moved")
     assert len((await plans.plan(case_id))["meetings"]) == 1
+
+
+async def test_a_cancellation_or_a_move_that_overtakes_the_scheduling_still_applies(kring: Harness) -> None:
+    """ConferenceScheduled, ConferenceRescheduled and ConferenceCancelled travel on three
+    queues: after a restart a later one can be read first (found by the fault runs)."""
+    plans, _ = await started(kring)
+    day = (plans.clock() + timedelta(days=10)).date()
+    cancelled, moved = await plans.assigned(), await plans.assigned()
+    await plans.publish(ConferenceCancelled(case_id=cancelled, cancelled_at=plans.clock(), reason=CancellationReason.CONSENT_WITHDRAWN))
+    await plans.publish(
+        ConferenceRescheduled(case_id=moved, previous_date=day, conference_date=day + timedelta(days=7), days_since_referral=17)
+    )
+    await asyncio.sleep(1)  # both delivered before their meeting is known
+    await plans.scheduled(cancelled, 1, day)
+    await plans.scheduled(moved, 1, day)
+
+    async def settled() -> bool:
+        return (await plans.plan(moved))["meetings"][0]["conference_date"] == (day + timedelta(days=7)).isoformat()
+
+    await eventually(settled, what="the move applied after the scheduling")
+    assert [m["status"] for m in (await plans.plan(cancelled))["meetings"]] == ["cancelled"]
+    assert [m["status"] for m in (await plans.plan(moved))["meetings"]] == ["planned"]

@@ -64,3 +64,20 @@ def test_a_conference_held_before_its_scheduling_arrives_opens_the_meeting_as_he
     assert [(m.number, m.status) for m in plan.meetings] == [(1, domain.MeetingStatus.HELD)]
     late = domain.conference_scheduled(plan, plan.case_id, 1, date(2026, 12, 1))
     assert late is not None and late.state.meetings[0].status is domain.MeetingStatus.HELD
+
+
+def test_a_cancellation_before_its_scheduling_arrives_opens_the_meeting_as_cancelled() -> None:
+    plan = domain.conference_cancelled(None, "case-12345678", 1).state
+    assert plan.meetings == [] and plan.cancelled_meetings == [1]
+    late = domain.conference_scheduled(plan, plan.case_id, 1, date(2026, 12, 1))
+    assert late is not None and [(m.number, m.status) for m in late.state.meetings] == [(1, domain.MeetingStatus.CANCELLED)]
+    with pytest.raises(domain.RuleViolation):
+        domain.record_plan(late.state, domain.PlanDraft(central_question="?", agreements=[agreement(1)]))
+
+
+def test_a_cancellation_after_the_scheduling_cancels_only_a_planned_meeting() -> None:
+    plan = domain.conference_scheduled(None, "case-12345678", 1, date(2026, 12, 1)).state  # type: ignore[union-attr]
+    plan = domain.conference_cancelled(plan, plan.case_id, 1).state
+    assert [m.status for m in plan.meetings] == [domain.MeetingStatus.CANCELLED] and plan.cancelled_meetings == []
+    held = domain.conference_held(None, "case-12345678", 1, date(2026, 12, 1)).state  # type: ignore[union-attr]
+    assert domain.conference_cancelled(held, held.case_id, 1).state.meetings[0].status is domain.MeetingStatus.HELD
