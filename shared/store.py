@@ -175,12 +175,19 @@ class AggregateStore(Generic[S]):
 
     async def find_current(self, state_filter: Mapping[str, Any]) -> AsyncIterator[tuple[str, S]]:
         """(key, state) of every aggregate whose CURRENT version matches `state_filter`
-        (a query on `state.<field>` paths). Superseded versions that still match are
-        skipped: each candidate is checked against its aggregate's latest version."""
+        (a query on `state.<field>` paths). Superseded versions that still match are skipped.
+        A writer can supersede the newest version the scan saw before it is checked: then
+        the newer version is matched against the filter, so the aggregate is not lost."""
+        newest_seen: dict[str, int] = {}
         async for candidate in self.collection.find(dict(state_filter), {KEY: 1, VERSION: 1}):
-            latest = await self.latest(candidate[KEY])
-            if latest is not None and latest[VERSION] == candidate[VERSION]:
-                yield candidate[KEY], self._state(latest)
+            newest_seen[candidate[KEY]] = max(candidate[VERSION], newest_seen.get(candidate[KEY], 0))
+        for key, seen in newest_seen.items():
+            latest = await self.latest(key)
+            if latest is None:
+                continue
+            if latest[VERSION] != seen and await self.collection.find_one({**state_filter, "_id": latest["_id"]}, {"_id": 1}) is None:
+                continue
+            yield key, self._state(latest)
 
     async def mutate(
         self,

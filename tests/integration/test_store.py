@@ -59,3 +59,24 @@ async def test_a_fresh_process_finds_the_latest_of_many_versions(kring: Harness)
     latest = await reader.latest(key)
     assert latest is not None and latest["version"] == 37 and latest["state"]["effects"] == 37
     assert await reader.latest(case_id()) is None
+
+
+
+async def test_find_current_lists_an_aggregate_that_is_written_while_the_listing_runs(kring: Harness) -> None:
+    """A version the scan read can be superseded before it is checked: the aggregate must
+    still be listed, with its current state (it vanished, and a coordinator kept a closed
+    case's place: a fault run)."""
+    writer, reader = (kring.service("scheduling").aggregate_store("tallies", Tally) for _ in range(2))
+    keys = [case_id() for _ in range(6)]
+    for key in keys:
+        await writer.mutate(key, add_one)
+    listed: dict[str, int] = {}
+    async for key, tally in reader.find_current({"key": {"$in": keys}}):
+        if not listed:  # the other aggregates change while the listing runs
+            for other in keys:
+                if other != key:
+                    await writer.mutate(other, add_one)
+        listed[key] = tally.effects
+    assert sorted(listed) == sorted(keys)
+    assert sorted(listed.values()) == [1] + [2] * 5, "each with its current state"
+    assert [k async for k, _ in reader.find_current({"key": {"$in": keys}, "state.effects": 1})] == [next(iter(listed))]
