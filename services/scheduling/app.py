@@ -22,7 +22,7 @@ from .domain import Case, Coordinator
 
 SERVICE = "scheduling"
 DESCRIPTION = "Independent coordinators, assignment, preparation and the conference date; the 60-day target."
-WAITING_SWEEP_SECONDS = 30.0
+SWEEP_SECONDS = 30.0
 
 
 def create_app(settings: KringSettings | None = None, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
@@ -33,7 +33,7 @@ def create_app(settings: KringSettings | None = None, *, clock: Callable[[], dat
     cases.clock = coordinators.clock = clock
     assignments = Assignments(cases, coordinators, clock)
     handlers.register(service, assignments, clock)
-    service.every(WAITING_SWEEP_SECONDS, assignments.assign_waiting)
+    service.every(SWEEP_SECONDS, assignments.sweep)
     service.documents(CoordinatorAssigned, ConferenceScheduled, ConferenceRescheduled, ConferenceHeld, ConferenceCancelled)
     app = service.http_app(routes.router(assignments, clock))
     app.state.assignments = assignments

@@ -93,6 +93,25 @@ class Assignments:
         for holder in holders:
             await self.coordinators.mutate(holder, lambda c: domain.release(c, case_id))
 
+    async def release_ended(self) -> int:
+        """Give back places still held by cases that have ended. A step that ends a case and
+        then frees its place can be cut off in between (a crash, a dropped database connection
+        under an HTTP request that is not retried); nothing else would ever free that place."""
+        held = {case_id for coordinator in await self.all_coordinators() for case_id in coordinator.active_cases}
+        if not held:
+            return 0
+        ended = {"state.case_id": {"$in": sorted(held)}, "state.stage": {"$in": sorted(stage.value for stage in domain.ENDED)}}
+        released = 0
+        async for case_id, case in self.cases.find_current(ended):
+            await self.release(case_id)
+            log.warning("released the place of an ended case", case_id=case_id, stage=case.stage.value)
+            released += 1
+        return released
+
+    async def sweep(self) -> None:
+        await self.release_ended()
+        await self.assign_waiting()
+
     async def assign_waiting(self) -> int:
         """Try again for every case waiting for a coordinator: none is forgotten."""
         waiting = [case_id async for case_id, _ in self.cases.find_current({"state.stage": Stage.UNASSIGNED.value})]

@@ -131,8 +131,12 @@ class Stage(StrEnum):
     PREPARING = "preparing"
     SCHEDULED = "scheduled"
     HELD = "held"
+    CLOSED = "closed"  # the plan was accepted, or no plan was reached: the coordinator's work is done
     CANCELLED = "cancelled"
     WITHDRAWN = "withdrawn"
+
+
+ENDED = frozenset({Stage.CLOSED, Stage.CANCELLED, Stage.WITHDRAWN})
 
 
 class Preparation(Strict):
@@ -348,6 +352,13 @@ def withdrawn(case: Case | None, now: datetime) -> Change[Case] | None:
             )
         )  # fmt: skip
     return Change(case.model_copy(update={"stage": Stage.WITHDRAWN, "waiting_reason": None}), events)
+
+
+def plan_settled(case: Case | None, meeting: int) -> Change[Case] | None:
+    """The plan of `meeting` was accepted, or no plan was reached: the case closes here."""
+    if case is None or case.stage is not Stage.HELD or case.meeting_number != meeting:
+        return None
+    return Change(case.model_copy(update={"stage": Stage.CLOSED}))
 
 
 def second_meeting(case: Case | None, finished_meeting: int) -> Change[Case] | None:

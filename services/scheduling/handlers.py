@@ -53,15 +53,17 @@ def register(service: KringService, assignments: Assignments, clock: Callable[[]
         await cases.mutate(envelope.subject, lambda c: domain.second_meeting(c, meeting), cause=envelope)
         await assignments.try_assign(envelope.subject, envelope)
 
-    async def coordinator_done(case_id: str) -> None:
-        """The plan is settled: the coordinator's place in the caseload frees."""
-        await assignments.release(case_id)
+    async def coordinator_done(envelope: Envelope[PlanAccepted] | Envelope[NoPlanReached]) -> None:
+        """The plan is settled: the case closes and the coordinator's place in the caseload frees."""
+        meeting = envelope.data.meeting_number
+        await cases.mutate(envelope.subject, lambda c: domain.plan_settled(c, meeting), cause=envelope)
+        await assignments.release(envelope.subject)
         await assignments.assign_waiting()
 
     @service.on(PlanAccepted)
     async def on_plan_accepted(envelope: Envelope[PlanAccepted]) -> None:
-        await coordinator_done(envelope.subject)
+        await coordinator_done(envelope)
 
     @service.on(NoPlanReached)
     async def on_no_plan_reached(envelope: Envelope[NoPlanReached]) -> None:
-        await coordinator_done(envelope.subject)
+        await coordinator_done(envelope)

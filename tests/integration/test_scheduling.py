@@ -13,8 +13,9 @@ from fastapi import FastAPI
 from services.scheduling.app import create_app
 from shared.auth import Role
 from shared.contract.envelope import Envelope
-from shared.contract.events import ReferralReceived, ReferralWithdrawn
-from shared.contract.vocabulary import CoordinatorPreferences, Region, WithdrawalReason
+from services.scheduling import domain
+from shared.contract.events import AgreementCounts, PlanAccepted, ReferralReceived, ReferralWithdrawn
+from shared.contract.vocabulary import CancellationReason, CoordinatorPreferences, Region, WithdrawalReason
 from tests.support.clock import ManualClock
 from tests.support.harness import Harness
 from tests.support.samples import referral_received
@@ -32,6 +33,14 @@ def referral(**overrides: Any) -> ReferralReceived:
     values.update(region=Region(province="UT", municipality="GM0344"), referrer_organisation_id="bjz-utrecht", funder_id="prov-utrecht", language="nl")
     values.update(overrides)
     return ReferralReceived.model_validate(values)
+
+
+PREPARATION = {
+    "network": {"parents": 2, "children": 2, "grandparents": 2, "friends": 3, "teachers": 1, "professionals": 2},
+    "invited": {"parents": 2, "children": 2, "grandparents": 2, "friends": 3, "teachers": 1, "professionals": 2},
+    "accepted": {"parents": 2, "children": 2, "grandparents": 1, "friends": 3, "teachers": 1, "professionals": 2},
+    "parents_with_responsibility": 2, "interpreter_arranged": False, "location_booked": True, "catering_arranged": True,
+}  # fmt: skip
 
 
 class Scheduling:
@@ -152,18 +161,12 @@ async def test_preparation_to_conference_with_no_personal_data_and_coordinators_
     owner = await scheduling.assigned_to(mine.case_id)
     other = "c2" if owner == "c1" else "c1"
     me = kring.token(Role.COORDINATOR, subject=owner)
-    preparation = {
-        "network": {"parents": 2, "children": 2, "grandparents": 2, "friends": 3, "teachers": 1, "professionals": 2},
-        "invited": {"parents": 2, "children": 2, "grandparents": 2, "friends": 3, "teachers": 1, "professionals": 2},
-        "accepted": {"parents": 2, "children": 2, "grandparents": 1, "friends": 3, "teachers": 1, "professionals": 2},
-        "parents_with_responsibility": 2, "interpreter_arranged": False, "location_booked": True, "catering_arranged": True,
-    }  # fmt: skip
     day = (clock() + timedelta(days=20)).date()
     async with kring.http(scheduling.app, me) as http:
         assert (await http.get(f"/cases/{theirs.case_id}")).status_code == 403
-        assert (await http.put(f"/cases/{theirs.case_id}/preparation", json=preparation)).status_code == 403
+        assert (await http.put(f"/cases/{theirs.case_id}/preparation", json=PREPARATION)).status_code == 403
         assert (await http.put(f"/cases/{mine.case_id}/conference", json={"conference_date": day.isoformat()})).status_code == 409
-        assert (await http.put(f"/cases/{mine.case_id}/preparation", json=preparation)).status_code == 200
+        assert (await http.put(f"/cases/{mine.case_id}/preparation", json=PREPARATION)).status_code == 200
         assert (await http.put(f"/cases/{mine.case_id}/conference", json={"conference_date": day.isoformat()})).status_code == 200
         attended = {"attended": {"parents": 1, "children": 2, "grandparents": 1, "friends": 3, "professionals": 2}, "all_parents_with_responsibility_attended": False}
         assert (await http.post(f"/cases/{mine.case_id}/held", json=attended)).status_code == 409, "not before the date"
@@ -231,3 +234,45 @@ async def test_a_withdrawal_that_overtakes_the_referral_still_withdraws_the_case
     async with kring.http(scheduling.app, scheduling.ops) as http:
         [coordinator] = (await http.get("/coordinators")).json()
     assert coordinator["active_cases"] == []
+
+
+async def test_a_settled_plan_closes_the_case_and_a_place_left_by_an_ended_case_is_given_back(kring: Harness) -> None:
+    """Cancelling over HTTP ends the case, then frees its place; a dropped database connection
+    in between answers 503 and a retry meets an ended case (409), so nothing else would ever
+    free that place: the sweep gives it back (a caseload leak seen in a fault run)."""
+    clock = ManualClock()
+    scheduling = await started(kring, clock)
+    assignments = scheduling.app.state.assignments
+    await scheduling.register("c1", profile(["UT"], ["nl"], max_cases=1))
+    cancelled, settled = referral(), referral()
+    await scheduling.publish(cancelled)
+    await eventually(lambda: scheduling.assigned_to(cancelled.case_id), what="assigned")
+    async with kring.http(scheduling.app, scheduling.ops) as http:
+        assert (await http.post(f"/cases/{cancelled.case_id}/cancellation", json={"reason": CancellationReason.FAMILY_DECLINED})).status_code == 200
+    await assignments.coordinators.mutate("c1", lambda c: domain.reserve(c, cancelled.case_id))  # as if the release was cut off
+    await scheduling.publish(settled)
+    await eventually(lambda: scheduling.case(settled.case_id), what="the second case")
+    assert (await scheduling.case(settled.case_id))["stage"] == "unassigned", "the leaked place blocks the caseload"
+
+    assert await assignments.release_ended() == 1
+    assert await assignments.assign_waiting() == 1
+    assert await scheduling.assigned_to(settled.case_id) == "c1"
+    assert await assignments.release_ended() == 0
+
+    me = kring.token(Role.COORDINATOR, subject="c1")
+    async with kring.http(scheduling.app, me) as http:
+        assert (await http.put(f"/cases/{settled.case_id}/preparation", json=PREPARATION)).status_code == 200
+        day = (clock() + timedelta(days=20)).date()
+        assert (await http.put(f"/cases/{settled.case_id}/conference", json={"conference_date": day.isoformat()})).status_code == 200
+        clock.advance(days=20)
+        attended = {"attended": {"parents": 2, "friends": 3}, "all_parents_with_responsibility_attended": True}
+        assert (await http.post(f"/cases/{settled.case_id}/held", json=attended)).status_code == 200
+    accepted = PlanAccepted(case_id=settled.case_id, accepted_at=clock(), agreements=AgreementCounts(network_support=3), reviewed_by_professional=False)
+    await scheduling.publish(accepted)
+
+    async def closed_and_freed() -> bool:
+        async with kring.http(scheduling.app, scheduling.ops) as http:
+            [coordinator] = (await http.get("/coordinators")).json()
+        return (await scheduling.case(settled.case_id)).get("stage") == "closed" and coordinator["active_cases"] == []
+
+    await eventually(closed_and_freed, what="the case closed and its place free")

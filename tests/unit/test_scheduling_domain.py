@@ -80,3 +80,12 @@ def test_sixty_day_share_and_at_risk() -> None:
     assert domain.at_risk(open_case, date(2026, 10, 20)) == "no date yet after 49 days"
     planned_late = open_case.model_copy(update={"stage": domain.Stage.SCHEDULED, "conference_date": date(2026, 11, 15)})
     assert domain.at_risk(planned_late, date(2026, 10, 1)) == "planned after day 60"
+
+
+def test_a_settled_plan_closes_only_the_held_meeting_it_belongs_to() -> None:
+    held = case().model_copy(update={"stage": domain.Stage.HELD, "coordinator_id": "c1", "meeting_number": 2})
+    closed = domain.plan_settled(held, 2)
+    assert closed is not None and closed.state.stage is domain.Stage.CLOSED and closed.state.stage in domain.ENDED
+    assert domain.plan_settled(held, 1) is None, "a late outcome of an earlier meeting"
+    assert domain.plan_settled(held.model_copy(update={"stage": domain.Stage.PREPARING}), 2) is None
+    assert domain.plan_settled(None, 1) is None
