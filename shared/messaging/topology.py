@@ -11,7 +11,7 @@
 - `<prefix>.dead-letter` direct, routing key = the source queue's name, one DLQ
                       (`<queue>.dlq`) per queue.
 Subscriber queues are quorum queues named `<prefix>.<service>.<binding key>`, one per
-subscriber, dead-lettering to their DLQ after DELIVERY_LIMIT redeliveries.
+subscriber, dead-lettering to their DLQ after DELIVERY_LIMIT failed deliveries.
 The prefix is the deployment's namespace (KRING_AMQP_PREFIX); tests use their own.
 """
 
@@ -21,8 +21,15 @@ from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExcha
 
 from shared.contract.events import Channel
 
-# A failing message is delivered 1 + DELIVERY_LIMIT times, then dead-lettered.
+# A message whose handler fails is delivered 1 + DELIVERY_LIMIT times, then dead-lettered
+# with the reason (shared.messaging.consumer).
 DELIVERY_LIMIT = 5
+# The broker's own limit is only the backstop for a message that kills its consumer every
+# time, when nothing is left to record a reason. The broker counts every return to the
+# queue, also of messages held when a connection was lost (a broker restart, a replica
+# killed): set to DELIVERY_LIMIT, it dead-lettered good messages held through a few broker
+# restarts under load (the 150-case fault run).
+BROKER_DELIVERY_LIMIT = 50
 
 
 class Topology:
@@ -57,7 +64,7 @@ class Topology:
             arguments={
                 "x-dead-letter-exchange": self.dead_letter.name,
                 "x-dead-letter-routing-key": name,
-                "x-delivery-limit": DELIVERY_LIMIT,
+                "x-delivery-limit": BROKER_DELIVERY_LIMIT,
                 # Quorum queues (3.10+) can dead-letter at-least-once, never dropping.
                 "x-dead-letter-strategy": "at-least-once",
                 "x-overflow": "reject-publish",

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import aio_pika
 import pytest
 from aio_pika import DeliveryMode
 
@@ -225,6 +226,35 @@ async def test_handler_that_always_fails_is_dead_lettered_after_the_delivery_lim
     assert len(dead) == 1
     assert dead[0].headers[REASON_HEADER] == f"handler failed on {1 + DELIVERY_LIMIT} deliveries: KeyError"
     assert calls[envelope.id] == 1 + DELIVERY_LIMIT
+
+
+async def test_a_good_message_held_through_many_lost_connections_is_handled_not_dead_lettered(kring: Harness) -> None:
+    """The broker counts every return of a message to its queue, also when the consumer
+    holding it loses its connection (a broker restart, a killed replica). Those are not
+    failures: found by the 150-case fault run, where the broker dead-lettered good
+    NoPlanReached events held through a few restarts and caseloads filled up for good."""
+    first = kring.service("scheduling")
+    consumer = Consumer(first)
+    await kring.start(first)  # declares the queue
+    await kring.stop(first)
+    sender = await kring.start(kring.service("referral"))
+    envelope = Envelope.wrap(referral_received(), source="kring/test")
+    await sender.publisher.publish(envelope)
+    returns = DELIVERY_LIMIT + 2
+    for taken in range(returns):  # taken, then the connection is lost before the ack
+        connection = await aio_pika.connect(kring.rabbitmq_url)
+        channel = await connection.channel()
+        queue = await channel.get_queue(consumer.queue, ensure=False)
+        held = await queue.get(no_ack=False, fail=False, timeout=10)
+        await connection.close()
+        assert held is not None, f"the broker dead-lettered a good message after {taken} lost connections"
+        assert int(held.headers.get("x-delivery-count") or 0) == taken
+    second = kring.service("scheduling")
+    consumer = Consumer(second)
+    await kring.start(second)
+    await eventually(lambda: consumer.effects(), what="the message handled")
+    assert await consumer.effects() == {envelope.subject: 1}
+    assert await kring.depth(kring.topology.dead_letter_queue(consumer.queue).name) == 0
 
 
 async def test_with_the_database_unreachable_a_message_is_retried_and_applied_once_it_is_back(kring: Harness) -> None:
