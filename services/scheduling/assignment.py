@@ -113,10 +113,19 @@ class Assignments:
         await self.assign_waiting()
 
     async def assign_waiting(self) -> int:
-        """Try again for every case waiting for a coordinator: none is forgotten."""
+        """Try again for every case waiting for a coordinator: none is forgotten. Not while
+        every caseload is full: under load many cases wait, and each try reads every caseload."""
+        if not await self._room_anywhere():
+            return 0
         waiting = [case_id async for case_id, _ in self.cases.find_current({"state.stage": Stage.UNASSIGNED.value})]
         assigned = 0
         for case_id in waiting:
             case = await self.try_assign(case_id)
-            assigned += bool(case and case.coordinator_id)
+            if case and case.coordinator_id:
+                assigned += 1
+                if not await self._room_anywhere():
+                    break
         return assigned
+
+    async def _room_anywhere(self) -> bool:
+        return any(coordinator.has_room() for coordinator in await self.all_coordinators())
