@@ -100,6 +100,34 @@ class Facts(BaseModel):
         return f"{self.funder_id}:{self.province}:{self.period}:{shard:02d}"
 
 
+Score = Annotated[int, Field(ge=1, le=10)]
+
+
+class Check(BaseModel):
+    """The coordinator's three-month check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    execution_status: ExecutionStatus
+    agreements: list[AgreementProgress] = []
+    ratings_by_children: list[Score] = Field(default=[], max_length=20)
+    ratings_by_family: list[Score] = Field(default=[], max_length=50)
+    ratings_by_professionals: list[Score] = Field(default=[], max_length=20)
+    child_outcomes: list[ChildOutcome] = Field(default=[], max_length=20)
+    new_conference_requested: bool = False
+
+    @property
+    def ratings(self) -> Ratings:
+        def average(scores: list[int]) -> float | None:
+            return round(fmean(scores), 2) if scores else None
+
+        return Ratings(
+            children=average(self.ratings_by_children),
+            family=average(self.ratings_by_family),
+            professionals=average(self.ratings_by_professionals),
+        )
+
+
 class FollowUp(BaseModel):
     case_id: str
     facts: Facts
@@ -111,6 +139,7 @@ class FollowUp(BaseModel):
     generation: int = 0  # bumped when the date moves: each generation fires once
     fired_generation: int | None = None
     outcome: dict[str, object] | None = Field(default=None, description="the stored OutcomeRecorded envelope, for replays")
+    check: Check | None = Field(default=None, description="the check as recorded, so that an identical repeat is answered")
 
 
 def facts_of(event: ReferralReceived) -> Facts:
@@ -180,37 +209,13 @@ def late(current: FollowUp, now: datetime) -> bool:
     return current.stage is Stage.DUE and current.due_at is not None and now - current.due_at > timedelta(days=LATE_AFTER_DAYS)
 
 
-Score = Annotated[int, Field(ge=1, le=10)]
-
-
-class Check(BaseModel):
-    """The coordinator's three-month check."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    execution_status: ExecutionStatus
-    agreements: list[AgreementProgress] = []
-    ratings_by_children: list[Score] = Field(default=[], max_length=20)
-    ratings_by_family: list[Score] = Field(default=[], max_length=50)
-    ratings_by_professionals: list[Score] = Field(default=[], max_length=20)
-    child_outcomes: list[ChildOutcome] = Field(default=[], max_length=20)
-    new_conference_requested: bool = False
-
-    @property
-    def ratings(self) -> Ratings:
-        def average(scores: list[int]) -> float | None:
-            return round(fmean(scores), 2) if scores else None
-
-        return Ratings(
-            children=average(self.ratings_by_children),
-            family=average(self.ratings_by_family),
-            professionals=average(self.ratings_by_professionals),
-        )
-
-
-def complete(current: FollowUp | None, check: Check, now: datetime) -> Change[FollowUp]:
+def complete(current: FollowUp | None, check: Check, now: datetime) -> Change[FollowUp] | None:
+    """Record the check once it is due. The same check again changes nothing: a coordinator
+    whose answer was lost (a 503 after the write took effect) may simply send it again."""
     if current is None:
         raise LookupError("no such case")
+    if current.stage is Stage.COMPLETED and current.check == check:
+        return None
     if current.stage is not Stage.DUE:
         raise RuleViolation(f"the follow-up is {current.stage}: a check is recorded once it is due")
     completed = FollowUpCompleted(
@@ -224,7 +229,7 @@ def complete(current: FollowUp | None, check: Check, now: datetime) -> Change[Fo
         concern_categories=facts.concern_categories, meeting_count=current.meetings,
         execution_status=check.execution_status, ratings=check.ratings, child_outcomes=check.child_outcomes,
     )  # fmt: skip
-    return Change(current.model_copy(update={"stage": Stage.COMPLETED}), [completed, outcome])
+    return Change(current.model_copy(update={"stage": Stage.COMPLETED, "check": check}), [completed, outcome])
 
 
 # --- the funder report ------------------------------------------------------------------------

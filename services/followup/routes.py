@@ -58,7 +58,7 @@ def router(tracking: Tracking, log_collection: AsyncCollection, publisher: Event
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this is not your case")
         return followup
 
-    async def change(case_id: str, caller: Principal, decide: Callable[[FollowUp | None], Change[FollowUp]]) -> FollowUp:
+    async def change(case_id: str, caller: Principal, decide: Callable[[FollowUp | None], Change[FollowUp] | None]) -> FollowUp:
         await own(case_id, caller)
         try:
             mutation = await followups.mutate(case_id, decide)

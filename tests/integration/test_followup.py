@@ -131,7 +131,10 @@ async def test_moved_date_check_and_outcome_for_the_funder_without_personal_data
     async with kring.http(app, coordinator) as http:
         completed = await http.post(f"/cases/{case_id}/check", json=check)
         assert completed.status_code == 200, completed.text
-        assert (await http.post(f"/cases/{case_id}/check", json=check)).status_code == 409, "once"
+        repeated = await http.post(f"/cases/{case_id}/check", json=check)
+        assert (repeated.status_code, repeated.json()) == (200, completed.json()), "the same check again: answered, not applied twice"
+        changed = await http.post(f"/cases/{case_id}/check", json={**check, "execution_status": "not_carried_out"})
+        assert changed.status_code == 409, "a check is recorded once"
     [outcome] = await kring.drain(partner.name, settle=1.5)
     assert outcome.routing_key == "outcome.recorded.prov-nh.UT.GM0344"
     body = json.loads(outcome.body)

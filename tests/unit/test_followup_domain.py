@@ -12,6 +12,7 @@ from services.followup.domain import Check, FollowUp, RuleViolation, Stage
 from shared.contract.events import FollowUpCompleted, FollowUpDue, OutcomeRecorded
 from shared.contract.vocabulary import ChildOutcome, ConcernCategory, ExecutionStatus, ReferrerType
 from shared.privacy import is_personal
+from shared.store import Change
 from tests.support.samples import referral_received
 
 ACCEPTED = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
@@ -97,18 +98,27 @@ def check(**update: object) -> Check:
     return Check(**{**fields, **update})
 
 
+def recorded(followup: FollowUp, the_check: Check, at: datetime = ACCEPTED + NINETY_DAYS) -> Change[FollowUp]:
+    change = domain.complete(followup, the_check, at)
+    assert change is not None
+    return change
+
+
 def test_the_check_is_recorded_only_once_it_is_due() -> None:
     with pytest.raises(RuleViolation):
         domain.complete(scheduled(), check(), ACCEPTED)
-    completed = domain.complete(due(), check(), ACCEPTED + NINETY_DAYS)
+    completed = recorded(due(), check())
     assert completed.state.stage is Stage.COMPLETED
+    assert completed.state.check == check()
+    # the same check again (its answer was lost) changes nothing; a different one is refused
+    assert domain.complete(completed.state, check(), ACCEPTED + NINETY_DAYS + timedelta(minutes=1)) is None
     with pytest.raises(RuleViolation):
-        domain.complete(completed.state, check(), ACCEPTED + NINETY_DAYS)
+        domain.complete(completed.state, check(execution_status=ExecutionStatus.NOT_CARRIED_OUT), ACCEPTED + NINETY_DAYS)
 
 
 def test_completion_emits_the_check_and_the_funders_outcome() -> None:
     followup = due()
-    done, outcome = domain.complete(followup, check(), ACCEPTED + NINETY_DAYS).events
+    done, outcome = recorded(followup, check()).events
     assert isinstance(done, FollowUpCompleted) and isinstance(outcome, OutcomeRecorded)
     assert (done.ratings.children, done.ratings.family, done.ratings.professionals) == (8.5, 8.0, 6.0)
     assert outcome.funder_id == followup.facts.funder_id
@@ -117,7 +127,7 @@ def test_completion_emits_the_check_and_the_funders_outcome() -> None:
 
 
 def test_the_outcome_carries_no_personal_field() -> None:
-    _, outcome = domain.complete(due(), check(), ACCEPTED + NINETY_DAYS).events
+    _, outcome = recorded(due(), check()).events
 
     def names(value: object) -> list[str]:
         if isinstance(value, dict):
@@ -162,7 +172,7 @@ def test_the_report_adds_up_to_a_hand_computed_expectation() -> None:
     apply(domain.count_plan(slice_, bureau, 2))
     apply(domain.count_no_plan(slice_, family))
     for status, children in ((ExecutionStatus.FULLY_CARRIED_OUT, [9]), (ExecutionStatus.NOT_CARRIED_OUT, [])):
-        completed = domain.complete(due(), check(execution_status=status, ratings_by_children=children), ACCEPTED).events[0]
+        completed = recorded(due(), check(execution_status=status, ratings_by_children=children), ACCEPTED).events[0]
         apply(domain.count_followup(slice_, bureau, completed))
 
     assert slice_ is not None
