@@ -21,10 +21,11 @@ from fastapi.responses import JSONResponse
 from limits import parse as parse_limit
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import PyMongoError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .logging import get_logger
+from .mongo import database_unavailable
 
 if TYPE_CHECKING:
     from .runtime import KringService
@@ -65,7 +66,7 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
 
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(ConnectionFailure, _database_unavailable)
+    app.add_exception_handler(PyMongoError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(RequestLimits, max_body_bytes=service.settings.http_max_body_bytes)
     for router in routers:
@@ -97,7 +98,10 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     )
 
 
-async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    if not database_unavailable(error):
+        log.error("database error", path=request.url.path, error=type(error).__name__, code=getattr(error, "code", None))
+        return JSONResponse({"error": "internal error"}, status.HTTP_500_INTERNAL_SERVER_ERROR)
     log.warning("database unavailable", path=request.url.path, error=type(error).__name__)
     return JSONResponse(
         {"error": "temporarily unavailable, try again shortly"},

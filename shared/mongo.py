@@ -11,8 +11,25 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, OperationFailure
 
 from .settings import KringSettings
+
+
+# What a server answers for work it dropped because it is stopping: MongoDB's
+# InterruptedAtShutdown, InterruptedDueToReplStateChange and ShutdownInProgress, and
+# FerretDB's InternalError "context canceled" for the queries it cancels on SIGTERM.
+INTERRUPTED_CODES = frozenset({11600, 11602, 91})
+FERRETDB_INTERNAL_ERROR = 1
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """The database is away or going away (retry later), as opposed to refusing the request."""
+    if isinstance(error, ConnectionFailure):
+        return True
+    if isinstance(error, OperationFailure):
+        return error.code in INTERRUPTED_CODES or (error.code == FERRETDB_INTERNAL_ERROR and "context canceled" in str(error))
+    return False
 
 
 @dataclass(frozen=True)

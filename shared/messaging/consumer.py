@@ -22,11 +22,11 @@ import pydantic
 from fast_depends.exceptions import ValidationError as ArgumentValidationError
 from faststream import AckPolicy, BaseMiddleware
 from faststream.rabbit import RabbitBroker, RabbitMessage, RabbitQueue, RabbitRouter
-from pymongo.errors import ConnectionFailure
 
 from shared.contract.envelope import CONTENT_TYPE, HEADER_PREFIX, InvalidMessage, envelope_from_amqp
 from shared.contract.events import Event
 from shared.logging import bind_message_context, get_logger
+from shared.mongo import database_unavailable
 from shared.settings import KringSettings
 
 from .publisher import EventPublisher
@@ -39,7 +39,8 @@ class TransientFault(Exception):
     """Raise (or wrap) for a fault that will pass: the message is retried, not dead-lettered."""
 
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionFailure, TransientFault)
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, TransientFault) or database_unavailable(error)
 
 
 async def envelope_decoder(message: RabbitMessage, _default: Callable[..., Any]) -> dict[str, Any]:
@@ -98,7 +99,7 @@ class DeliveryPolicy:
                 if _is_invalid(error):
                     await self._dead_letter(message, queue, describe_invalid(error))
                     return None
-                if isinstance(error, TRANSIENT_ERRORS):
+                if is_transient(error):
                     if time.monotonic() - started < self.settings.retry_give_up_seconds:
                         log.warning("transient fault, retrying", error=type(error).__name__, retry_in=delay)
                         await asyncio.sleep(delay)

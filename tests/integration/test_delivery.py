@@ -3,12 +3,15 @@
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
 from aio_pika import DeliveryMode
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from shared.contract.envelope import Envelope, amqp_body, amqp_headers
 from shared.contract.events import ConsentRecorded, ReferralReceived
@@ -22,11 +25,14 @@ from shared.messaging.publisher import (
     Unroutable,
 )
 from shared.messaging.topology import DELIVERY_LIMIT
+from shared.mongo import database_unavailable
 from shared.outbox import OutboxRelay, pending_events, pending_of
 from shared.runtime import KringService
 from shared.store import AggregateStore, Change, Result
+from tests.support.faults import FerretDB
 from tests.support.harness import Harness, with_host_port
 from tests.support.samples import Intake, Tally, case_id, referral_received
+from tests.support.system import free_port
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import eventually
 
@@ -352,3 +358,43 @@ async def test_an_event_nobody_subscribes_to_is_parked_and_an_unroutable_command
 
     with pytest.raises(Unroutable):
         await service.publisher.send_command("referral.submit", b"{}")  # no intake queue bound yet
+
+
+async def test_what_ferretdb_answers_while_it_stops_counts_as_the_database_being_away(mongodb_url: str, tmp_path: Path) -> None:
+    """A private FerretDB on a spare port is stopped under slow queries: every error the
+    clients see must count as the database being away (retry, 503), not as a bug (500, dead
+    letter after five tries). Mostly the connection drops; sometimes FerretDB first answers
+    the cancelled query with an InternalError "context canceled" (a chaos run's request got
+    a 500 that way; that answer is checked in tests/unit/test_database_errors.py)."""
+    running = FerretDB.find(mongodb_url)
+    if running is None:
+        pytest.skip(f"no local FerretDB process listening for {mongodb_url} to take the binary from")
+    port = free_port()
+    command = [running.command[0], "--handler=sqlite", f"--sqlite-url=file:{tmp_path}/", f"--listen-addr=127.0.0.1:{port}",
+               "--telemetry=disable", "--debug-addr=-", f"--state-dir={tmp_path}"]  # fmt: skip
+    private = FerretDB(0, command, str(tmp_path), f"mongodb://127.0.0.1:{port}/")
+    await asyncio.to_thread(private.start)
+    client: AsyncMongoClient = AsyncMongoClient(private.url, serverSelectionTimeoutMS=2000)
+    errors: list[Exception] = []
+    try:
+        documents = client.kring_probe.documents
+        await documents.insert_many([{"_id": f"d{n}", "k": n, "pad": "x" * 400} for n in range(40_000)])
+
+        async def slow_queries() -> None:  # a filter FerretDB cannot push down: it reads every document
+            while True:
+                try:
+                    await documents.find_one({"k": -1})
+                except PyMongoError as error:
+                    errors.append(error)
+                    return
+
+        queries = [asyncio.create_task(slow_queries()) for _ in range(8)]
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(private.stop)
+        await asyncio.wait_for(asyncio.gather(*queries), timeout=60)
+    finally:
+        await client.close()
+        if Path(f"/proc/{private.pid}").exists():
+            private.stop()
+    assert len(errors) == 8
+    assert [error for error in errors if not database_unavailable(error)] == []

@@ -7,6 +7,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
+from pymongo.errors import AutoReconnect, OperationFailure
 
 from shared.auth import Principal, Role, authorised, issue_token
 from shared.http import rate_limited
@@ -15,6 +16,11 @@ from shared.settings import KringSettings
 
 pytestmark = pytest.mark.anyio
 SETTINGS = KringSettings(service_name="example", http_max_body_bytes=1000, public_rate_limit="3/minute")
+DATABASE_FAILURES = {
+    "stopping": OperationFailure("[collection.go:94 sqlite.(*collection).Query] context canceled", 1),  # FerretDB on SIGTERM
+    "unreachable": AutoReconnect("connection closed"),
+    "refusing": OperationFailure("unknown operator: $foo", 2),
+}
 
 
 class Note(BaseModel):
@@ -33,6 +39,10 @@ def client(token: str | None = None) -> httpx.AsyncClient:
     @router.post("/public", dependencies=[Depends(rate_limited(SETTINGS.public_rate_limit))])
     async def public(note: Note) -> dict[str, bool]:
         return {"ok": True}
+
+    @router.get("/database/{failure}")
+    async def read(failure: str) -> None:
+        raise DATABASE_FAILURES[failure]
 
     app = KringService(SETTINGS).http_app(router)
     headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -103,3 +113,12 @@ async def test_public_writes_are_rate_limited_per_address() -> None:
     async with client() as http:
         statuses = [(await http.post("/public", json={"age": 1, "language": "nl"})).status_code for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
+
+
+async def test_a_database_that_is_away_is_503_and_one_that_refuses_is_500() -> None:
+    async with client() as http:
+        for failure in ("stopping", "unreachable"):
+            response = await http.get(f"/database/{failure}")
+            assert (response.status_code, response.headers.get("retry-after")) == (503, "5"), failure
+        refused = await http.get("/database/refusing")
+        assert (refused.status_code, refused.json()) == (500, {"error": "internal error"})
