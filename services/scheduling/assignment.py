@@ -7,6 +7,7 @@ assignment and announces it. A crash between the two leaves a reservation that t
 attempt for the case finds and completes; a case that was withdrawn meanwhile gives it back.
 """
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,9 @@ class Assignments:
         self.cases = cases
         self.coordinators = coordinators
         self.clock = clock
+        self._passing = asyncio.Lock()
+        self._requested = 0  # requests for a pass of assign_waiting, numbered
+        self._pass_started = 0  # the newest request the running or last pass started after
 
     async def all_coordinators(self) -> list[Coordinator]:
         return [coordinator async for _, coordinator in self.coordinators.find_current({})]
@@ -113,19 +117,40 @@ class Assignments:
         await self.assign_waiting()
 
     async def assign_waiting(self) -> int:
-        """Try again for every case waiting for a coordinator: none is forgotten. Not while
-        every caseload is full: under load many cases wait, and each try reads every caseload."""
-        if not await self._room_anywhere():
+        """Try again for the cases waiting for a coordinator: none is forgotten. Every freed
+        place asks for this, often many at once; one pass at a time per process serves them
+        all (a request waits for a pass that starts after it), so a burst of settled plans
+        costs two passes, not one pass per plan."""
+        self._requested += 1
+        request = self._requested
+        async with self._passing:
+            if self._pass_started >= request:
+                return 0  # a pass that began after this request has run
+            covered_before, self._pass_started = self._pass_started, self._requested
+            try:
+                return await self._assign_waiting_pass()
+            except BaseException:
+                self._pass_started = covered_before  # the requests it covered run again
+                raise
+
+    async def _assign_waiting_pass(self) -> int:
+        """Longest waiting first. A case goes to the store only if a coordinator with room
+        could take it: under load many cases wait, and trying one reads every caseload."""
+        coordinators = await self.all_coordinators()
+        if not any(coordinator.has_room() for coordinator in coordinators):
             return 0
-        waiting = [case_id async for case_id, _ in self.cases.find_current({"state.stage": Stage.UNASSIGNED.value})]
+        waiting = [case async for _, case in self.cases.find_current({"state.stage": Stage.UNASSIGNED.value})]
+        waiting.sort(key=lambda case: (case.referral.received_at, case.case_id))
+        today = self.clock().date()
         assigned = 0
-        for case_id in waiting:
-            case = await self.try_assign(case_id)
-            if case and case.coordinator_id:
+        for case in waiting:
+            candidates, _ = domain.ranked(coordinators, case, today)
+            if not candidates:
+                continue
+            assignment = await self.try_assign(case.case_id)
+            if assignment and assignment.coordinator_id:
                 assigned += 1
-                if not await self._room_anywhere():
+                coordinators = await self.all_coordinators()
+                if not any(coordinator.has_room() for coordinator in coordinators):
                     break
         return assigned
-
-    async def _room_anywhere(self) -> bool:
-        return any(coordinator.has_room() for coordinator in await self.all_coordinators())

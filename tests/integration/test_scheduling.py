@@ -276,3 +276,46 @@ async def test_a_settled_plan_closes_the_case_and_a_place_left_by_an_ended_case_
         return (await scheduling.case(settled.case_id)).get("stage") == "closed" and coordinator["active_cases"] == []
 
     await eventually(closed_and_freed, what="the case closed and its place free")
+
+
+async def test_a_burst_of_freed_places_costs_two_passes_and_tries_only_cases_a_coordinator_could_take(
+    kring: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every settled plan asks for the waiting cases to be tried again. In a 150-case fault run
+    sixteen such handlers at once each read every caseload for every waiting case, and the
+    PlanAccepted queue backed up for minutes. Now one pass at a time serves every request made
+    before it started, and a case no coordinator with room could take is not tried at all."""
+    scheduling = await started(kring)
+    assignments = scheduling.app.state.assignments
+    await scheduling.register("c1", profile(["UT"], ["nl"], max_cases=1))
+    holder = referral()
+    await scheduling.publish(holder)
+    await eventually(lambda: scheduling.assigned_to(holder.case_id), what="the first case assigned")
+    received = holder.received_at
+    other_region = referral(region=Region(province="NH", municipality="GM0363"), received_at=received - timedelta(days=3))
+    longest_waiting = referral(received_at=received - timedelta(days=2))
+    newer = referral(received_at=received - timedelta(days=1))
+    for waiting in (newer, other_region, longest_waiting):
+        await scheduling.publish(waiting)
+        await eventually(lambda: scheduling.case(waiting.case_id), what="a waiting case")
+    await assignments.release(holder.case_id)
+
+    passes, tried = 0, []
+    original_pass, original_try = assignments._assign_waiting_pass, assignments.try_assign
+
+    async def counted_pass() -> int:
+        nonlocal passes
+        passes += 1
+        return await original_pass()
+
+    async def recorded_try(case_id: str, cause: Any = None) -> Any:
+        tried.append(case_id)
+        return await original_try(case_id, cause)
+
+    monkeypatch.setattr(assignments, "_assign_waiting_pass", counted_pass)
+    monkeypatch.setattr(assignments, "try_assign", recorded_try)
+    results = await asyncio.gather(*(assignments.assign_waiting() for _ in range(16)))
+    assert sum(results) == 1 and passes <= 2, (results, passes)
+    assert tried == [longest_waiting.case_id], "only a case c1 could take, the longest waiting first"
+    assert await scheduling.assigned_to(longest_waiting.case_id) == "c1"
+    assert (await scheduling.case(newer.case_id))["stage"] == "unassigned"
