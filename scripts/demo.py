@@ -45,6 +45,7 @@ COORDINATORS = {
     "coord-bram": {"provinces": ["NH"], "languages": ["nl"], "gender": "male"},
 }
 CASELOAD = 4  # cases a demo coordinator prepares at a time
+MAX_POLL_INTERVAL = 4.0  # seconds between looks while waiting for something
 
 
 def coordinators(count: int) -> dict[str, dict[str, Any]]:
@@ -209,14 +210,19 @@ class Driver:
             )  # fmt: skip
 
     async def until(self, what: str, check: Any, timeout: float | None = None) -> Any:
+        """Look again until `check` holds: soon at first, then less often (up to every
+        MAX_POLL_INTERVAL seconds), as a person would: in long fault runs every read of a
+        waiting case costs the database a table scan (FerretDB v1 uses no index)."""
         deadline = time.monotonic() + (timeout or self.timeout)
+        interval = 0.5
         while True:
             result = await check()
             if result:
                 return result
             if time.monotonic() > deadline:
                 raise TimeoutError(f"waited too long for {what}")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+            interval = min(interval * 1.5, MAX_POLL_INTERVAL)
 
     # --- watching the bus ---------------------------------------------------------------
 

@@ -121,10 +121,11 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
             await asyncio.sleep(4)
             ferretdb = FerretDB.find(mongodb_url)
             assert ferretdb is not None
+            stopped = time.monotonic()
             await asyncio.to_thread(ferretdb.stop)
             await asyncio.sleep(3)
             await asyncio.to_thread(ferretdb.start)
-            faults.append("FerretDB stopped for 3 s")
+            faults.append(f"FerretDB stopped ({time.monotonic() - stopped:.0f} s down)")
             for service in SERVICES:
                 await asyncio.sleep(1)
                 replica = f"{service}-1"
@@ -157,7 +158,8 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
     leaks = [value for value in personal for text in (*log_lines, *(m.decode() for m in partner_messages)) if value in text]
     assert leaks == [], f"personal data in logs or partner messages: {len(leaks)} hits"
     kinds = Counter(fault.split(" (")[0].replace("-1 killed", " killed") for fault in faults)
-    print(f"\nfault run: {FAULT_CASES} cases, two replicas per service; {dict(kinds)}; lost 0, duplicated effects 0, "
+    outages = [fault for fault in faults if "down)" in fault]
+    print(f"\nfault run: {FAULT_CASES} cases, two replicas per service; {dict(kinds)}; outages: {outages}; lost 0, duplicated effects 0, "
           f"outbox left 0, dead letters 0; drained {drain_seconds:.1f} s after the last fault; "
           f"requests refused while down {stats['refused']}, events republished {stats['republished']}; "
           f"{len(personal)} personal values searched in {len(log_lines)} log lines and {len(partner_messages)} partner messages: 0 found")
