@@ -176,18 +176,27 @@ class AggregateStore(Generic[S]):
     async def find_current(self, state_filter: Mapping[str, Any]) -> AsyncIterator[tuple[str, S]]:
         """(key, state) of every aggregate whose CURRENT version matches `state_filter`
         (a query on `state.<field>` paths). Superseded versions that still match are skipped.
-        A writer can supersede the newest version the scan saw before it is checked: then
-        the newer version is matched against the filter, so the aggregate is not lost."""
-        newest_seen: dict[str, int] = {}
+        A writer can supersede the newest matching version the first query saw: then the
+        newer version is matched against the filter, so the aggregate is not lost.
+
+        Three queries however many aggregates match (the key index answers the second on
+        MongoDB): on FerretDB v1 every query scans the collection, so reading each match's
+        latest version one by one cost two scans per aggregate, and a listing of a few
+        hundred waiting cases held a handler for minutes under load."""
+        newest_matching: dict[str, int] = {}
         async for candidate in self.collection.find(dict(state_filter), {KEY: 1, VERSION: 1}):
-            newest_seen[candidate[KEY]] = max(candidate[VERSION], newest_seen.get(candidate[KEY], 0))
-        for key, seen in newest_seen.items():
-            latest = await self.latest(key)
-            if latest is None:
-                continue
-            if latest[VERSION] != seen and await self.collection.find_one({**state_filter, "_id": latest["_id"]}, {"_id": 1}) is None:
-                continue
-            yield key, self._state(latest)
+            newest_matching[candidate[KEY]] = max(candidate[VERSION], newest_matching.get(candidate[KEY], 0))
+        if not newest_matching:
+            return
+        newest: dict[str, int] = {}
+        async for version in self.collection.find({KEY: {"$in": sorted(newest_matching)}}, {KEY: 1, VERSION: 1}):
+            newest[version[KEY]] = max(version[VERSION], newest.get(version[KEY], 0))
+        still_current = [version_id(key, seen) for key, seen in newest_matching.items() if newest[key] == seen]
+        superseded = [version_id(key, newest[key]) for key, seen in newest_matching.items() if newest[key] != seen]
+        wanted = {"$or": [{"_id": {"$in": still_current}}, {**state_filter, "_id": {"$in": superseded}}]}
+        async for document in self.collection.find(wanted):
+            self._keep(document[KEY], document)
+            yield document[KEY], self._state(document)
 
     async def mutate(
         self,
@@ -211,7 +220,12 @@ class AggregateStore(Generic[S]):
             current = self._state(document) if document else None
             if dedup_id is not None and dedup_id in applied:
                 return Mutation(Result.DUPLICATE, current, version)
-            change = decide(current)
+            try:
+                change = decide(current)
+            except Exception:
+                if guessed:
+                    continue  # a rule refused the guessed state: decide on the real latest version
+                raise
             if change is None and guessed:
                 continue  # "no change" must be decided on the real latest version
             if change is None and (document is None or dedup_id is None):

@@ -1,6 +1,8 @@
 """The aggregate store on the real MongoDB-protocol server: concurrent writers."""
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -63,20 +65,65 @@ async def test_a_fresh_process_finds_the_latest_of_many_versions(kring: Harness)
 
 
 async def test_find_current_lists_an_aggregate_that_is_written_while_the_listing_runs(kring: Harness) -> None:
-    """A version the scan read can be superseded before it is checked: the aggregate must
-    still be listed, with its current state (it vanished, and a coordinator kept a closed
-    case's place: a fault run)."""
+    """A version the first query matched can be superseded before the listing reads on: the
+    aggregate must still be listed, with its newer state if that matches, and not if it does
+    not (it vanished, and a coordinator kept a closed case's place: a fault run)."""
     writer, reader = (kring.service("scheduling").aggregate_store("tallies", Tally) for _ in range(2))
     keys = [case_id() for _ in range(6)]
     for key in keys:
         await writer.mutate(key, add_one)
-    listed: dict[str, int] = {}
-    async for key, tally in reader.find_current({"key": {"$in": keys}}):
-        if not listed:  # the other aggregates change while the listing runs
-            for other in keys:
-                if other != key:
-                    await writer.mutate(other, add_one)
-        listed[key] = tally.effects
-    assert sorted(listed) == sorted(keys)
-    assert sorted(listed.values()) == [1] + [2] * 5, "each with its current state"
-    assert [k async for k, _ in reader.find_current({"key": {"$in": keys}, "state.effects": 1})] == [next(iter(listed))]
+
+    async def write_every_aggregate() -> None:
+        for key in keys:
+            await writer.mutate(key, add_one)
+
+    reader.collection = WritesAfterFirstQuery(reader.collection, write_every_aggregate)  # type: ignore[assignment]
+    listed = {key: tally.effects async for key, tally in reader.find_current({"key": {"$in": keys}})}
+    assert listed == {key: 2 for key in keys}, "each listed, with its state after the write"
+
+    reader.collection = WritesAfterFirstQuery(reader.collection.collection, write_every_aggregate)  # type: ignore[attr-defined]
+    assert [k async for k, _ in reader.find_current({"key": {"$in": keys}, "state.effects": 2})] == [], "each superseded by 3"
+
+
+class WritesAfterFirstQuery:
+    """A collection whose first `find` runs `write` once its results are read: a writer that
+    comes between the queries of one listing."""
+
+    def __init__(self, collection: Any, write: Callable[[], Awaitable[None]]) -> None:
+        self.collection = collection
+        self.write = write
+        self.queries = 0
+
+    def find(self, *arguments: Any, **options: Any) -> Any:
+        self.queries += 1
+        cursor = self.collection.find(*arguments, **options)
+        if self.queries > 1:
+            return cursor
+
+        async def then_write() -> AsyncIterator[Any]:
+            async for document in cursor:
+                yield document
+            await self.write()
+
+        return then_write()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.collection, name)
+
+
+async def test_a_rule_that_refuses_a_guessed_state_is_decided_again_on_the_real_one(kring: Harness) -> None:
+    """A store that has not seen an aggregate guesses it is new (an insert of version 1 would
+    tell). A rule that refuses "no such aggregate" must then be asked again with the real
+    state, not fail the caller (a coordinator listed by another query was 'no such
+    coordinator' to the replica that then reserved a place)."""
+    writer, fresh = (kring.service("scheduling").aggregate_store("tallies", Tally) for _ in range(2))
+    key = case_id()
+    await writer.mutate(key, add_one)
+
+    def add_one_to_existing(tally: Tally | None) -> Change[Tally]:
+        if tally is None:
+            raise LookupError("no such tally")
+        return Change(Tally(effects=tally.effects + 1))
+
+    mutation = await fresh.mutate(key, add_one_to_existing)
+    assert (mutation.result, mutation.state) == (Result.APPLIED, Tally(effects=2))
