@@ -9,6 +9,8 @@ Nothing connects until the app starts.
 
 import asyncio
 import logging
+import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -95,6 +97,7 @@ class KringService:
         self.relay.start()
         self.relay.notify()  # sweep now: publish what a previous run left behind
         self._tasks = [asyncio.create_task(self._repeat(seconds, job)) for seconds, job in self._periodic]
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
         log.info("service started", service=self.name)
 
     async def _repeat(self, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
@@ -141,6 +144,21 @@ class KringService:
     def http_app(self, *routers: APIRouter) -> FastAPI:
         """The service's process: HTTP routes plus broker consumers, relay and health."""
         return create_http_app(self, routers, version=API_VERSION)
+
+
+def dump_tasks() -> None:
+    """`kill -USR1 <pid>`: where every task of the process waits, down the chain of awaits,
+    to stderr (file, line and function only: no values), for a handler that hangs."""
+    for task in asyncio.all_tasks():
+        lines = [f"task {task.get_name()}:"]
+        awaited: Any = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None) or getattr(awaited, "ag_frame", None)
+            if frame is not None:
+                lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None) or getattr(awaited, "ag_await", None)
+        print("\n".join(lines), file=sys.stderr)
+    sys.stderr.flush()
 
 
 def run(app: FastAPI, settings: KringSettings) -> None:
