@@ -118,7 +118,10 @@ class AggregateStore(Generic[S]):
         known = self._seen.get(key, 0) or await self._highest_by_search(key)
         if known == 0:
             return None
-        document = await self._version(key, known)
+        cached = self._last.get(key)
+        # versions are never rewritten: one this store wrote or read is still that version,
+        # and on FerretDB v1 every read by _id scans the collection
+        document = cached if cached is not None and cached[VERSION] == known else await self._version(key, known)
         assert document is not None, "versions are never deleted"
         while (newer := await self._version(key, known + 1)) is not None:
             document, known = newer, known + 1

@@ -127,3 +127,30 @@ async def test_a_rule_that_refuses_a_guessed_state_is_decided_again_on_the_real_
 
     mutation = await fresh.mutate(key, add_one_to_existing)
     assert (mutation.result, mutation.state) == (Result.APPLIED, Tally(effects=2))
+
+
+async def test_reading_an_aggregate_this_store_knows_costs_one_probe_for_a_newer_version(kring: Harness) -> None:
+    """Every read by _id is a table scan on FerretDB v1: a read of an aggregate whose version
+    this store holds probes only for a newer one, and still sees a newer one."""
+    writer, reader = (kring.service("scheduling").aggregate_store("tallies", Tally) for _ in range(2))
+    key = case_id()
+    await reader.mutate(key, add_one)
+    counted = CountedQueries(reader.collection)
+    reader.collection = counted  # type: ignore[assignment]
+    assert await reader.get(key) == Tally(effects=1)
+    assert counted.queries == 1, "only the probe for version 2"
+    await writer.mutate(key, add_one)
+    assert await reader.get(key) == Tally(effects=2)
+
+
+class CountedQueries:
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+        self.queries = 0
+
+    async def find_one(self, *arguments: Any, **options: Any) -> Any:
+        self.queries += 1
+        return await self.collection.find_one(*arguments, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.collection, name)
