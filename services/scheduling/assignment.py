@@ -34,11 +34,12 @@ class Assignments:
     async def all_coordinators(self) -> list[Coordinator]:
         return [coordinator async for _, coordinator in self.coordinators.find_current({})]
 
-    async def try_assign(self, case_id: str, cause: Envelope[Any] | None = None) -> Case | None:
+    async def try_assign(self, case_id: str, cause: Envelope[Any] | None = None, coordinators: list[Coordinator] | None = None) -> Case | None:
+        """`coordinators`: caseloads just read, if the caller has them (reserving checks again)."""
         case = await self.cases.get(case_id)
         if case is None or not case.needs_coordinator:
             return case
-        coordinators = await self.all_coordinators()
+        coordinators = coordinators if coordinators is not None else await self.all_coordinators()
         holder = next((c for c in coordinators if case_id in c.active_cases), None)
         candidates, reason = ([holder], "") if holder else domain.ranked(coordinators, case, self.clock().date())
         for coordinator in candidates:
@@ -147,7 +148,7 @@ class Assignments:
             candidates, _ = domain.ranked(coordinators, case, today)
             if not candidates:
                 continue
-            assignment = await self.try_assign(case.case_id)
+            assignment = await self.try_assign(case.case_id, coordinators=coordinators)
             if assignment and assignment.coordinator_id:
                 assigned += 1
                 coordinators = await self.all_coordinators()

@@ -56,8 +56,9 @@ def register(service: KringService, assignments: Assignments, clock: Callable[[]
     async def coordinator_done(envelope: Envelope[PlanAccepted] | Envelope[NoPlanReached]) -> None:
         """The plan is settled: the case closes and the coordinator's place in the caseload frees."""
         meeting = envelope.data.meeting_number
-        await cases.mutate(envelope.subject, lambda c: domain.plan_settled(c, meeting), cause=envelope)
-        await assignments.release(envelope.subject)
+        settled = await cases.mutate(envelope.subject, lambda c: domain.plan_settled(c, meeting), cause=envelope)
+        holder = settled.state.coordinator_id if settled.state else None
+        await assignments.release(envelope.subject, holder)  # a place held elsewhere is left to the sweep
         await assignments.assign_waiting()
 
     @service.on(PlanAccepted)

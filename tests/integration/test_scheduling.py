@@ -308,9 +308,9 @@ async def test_a_burst_of_freed_places_costs_two_passes_and_tries_only_cases_a_c
         passes += 1
         return await original_pass()
 
-    async def recorded_try(case_id: str, cause: Any = None) -> Any:
+    async def recorded_try(case_id: str, cause: Any = None, **options: Any) -> Any:
         tried.append(case_id)
-        return await original_try(case_id, cause)
+        return await original_try(case_id, cause, **options)
 
     monkeypatch.setattr(assignments, "_assign_waiting_pass", counted_pass)
     monkeypatch.setattr(assignments, "try_assign", recorded_try)
