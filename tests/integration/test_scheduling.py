@@ -143,7 +143,10 @@ async def test_two_replicas_never_overfill_a_caseload_and_assign_each_case_once(
         caseloads = {c["coordinator_id"]: c["active_cases"] for c in (await http.get("/coordinators")).json()}
     assert len(caseloads["a"]) == 2 and len(caseloads["b"]) == 3
     assert not set(caseloads["a"]) & set(caseloads["b"])
-    announced = Counter(json.loads(m.body)["case_id"] for m in await kring.drain(events.name, settle=1.0))
+    # Delivery is at least once: under load both replicas' relays can publish one event
+    # (seen with the CPU busy: the same message id twice). One assignment is one event id.
+    assignments = {(json.loads(m.body)["case_id"], m.message_id) for m in await kring.drain(events.name, settle=1.0)}
+    announced = Counter(case_id for case_id, _ in assignments)
     assert len(announced) == 5 and set(announced.values()) == {1}, "each case assigned (and announced) once"
 
 
