@@ -19,8 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
         ["bench.growth", "--sizes", "100,1000", "--messages", "30"],
         ["bench.driver", "--operations", "64", "--concurrency", "4"],
         ["bench.scaleout", "--messages", "30"],
+        ["bench.lookup", "--sizes", "200,2000", "--lookups", "10"],
     ],
-    ids=["hop", "lifecycle", "growth", "driver", "scaleout"],
+    ids=["hop", "lifecycle", "growth", "driver", "scaleout", "lookup"],
 )
 def test_benchmark_runs_and_prints_its_ratio(command: list[str], rabbitmq_url: str, mongodb_url: str) -> None:
     environment = {**os.environ, "RABBITMQ_URL": rabbitmq_url, "MONGODB_URL": mongodb_url}
