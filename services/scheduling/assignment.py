@@ -30,7 +30,6 @@ class Assignments:
         self._passing = asyncio.Lock()
         self._requested = 0  # requests for a pass of assign_waiting, numbered
         self._pass_started = 0  # the newest request the running or last pass started after
-        self._background: set[asyncio.Task[None]] = set()
 
     async def all_coordinators(self) -> list[Coordinator]:
         return [coordinator async for _, coordinator in self.coordinators.find_current({})]
@@ -117,20 +116,6 @@ class Assignments:
     async def sweep(self) -> None:
         await self.release_ended()
         await self.assign_waiting()
-
-    def assign_waiting_soon(self) -> None:
-        """A place may have come free: start a pass over the waiting cases without waiting
-        for it, so the event that freed the place is acknowledged at once. A pass that fails
-        is done again by the sweep (every SWEEP_SECONDS)."""
-        task = asyncio.create_task(self._assign_waiting_logged())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _assign_waiting_logged(self) -> None:
-        try:
-            await self.assign_waiting()
-        except Exception as error:
-            log.warning("assigning waiting cases failed; the sweep tries again", error=type(error).__name__)
 
     async def assign_waiting(self) -> int:
         """Try again for the cases waiting for a coordinator: none is forgotten. Every freed

@@ -45,7 +45,7 @@ def register(service: KringService, assignments: Assignments, clock: Callable[[]
         now = clock()
         await cases.mutate(envelope.subject, lambda c: domain.withdrawn(c, now), cause=envelope)
         await assignments.release(envelope.subject)
-        assignments.assign_waiting_soon()
+        await assignments.assign_waiting()  # a place may have come free
 
     @service.on(SecondMeetingNeeded)
     async def on_second_meeting_needed(envelope: Envelope[SecondMeetingNeeded]) -> None:
@@ -59,7 +59,7 @@ def register(service: KringService, assignments: Assignments, clock: Callable[[]
         settled = await cases.mutate(envelope.subject, lambda c: domain.plan_settled(c, meeting), cause=envelope)
         holder = settled.state.coordinator_id if settled.state else None
         await assignments.release(envelope.subject, holder)  # a place held elsewhere is left to the sweep
-        assignments.assign_waiting_soon()
+        await assignments.assign_waiting()
 
     @service.on(PlanAccepted)
     async def on_plan_accepted(envelope: Envelope[PlanAccepted]) -> None:
