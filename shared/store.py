@@ -186,20 +186,23 @@ class AggregateStore(Generic[S]):
         MongoDB): on FerretDB v1 every query scans the collection, so reading each match's
         latest version one by one cost two scans per aggregate, and a listing of a few
         hundred waiting cases held a handler for minutes under load."""
-        newest_matching: dict[str, int] = {}
-        async for candidate in self.collection.find(dict(state_filter), {KEY: 1, VERSION: 1}):
-            newest_matching[candidate[KEY]] = max(candidate[VERSION], newest_matching.get(candidate[KEY], 0))
+        newest_matching = await self._newest_versions(dict(state_filter))
         if not newest_matching:
             return
-        newest: dict[str, int] = {}
-        async for version in self.collection.find({KEY: {"$in": sorted(newest_matching)}}, {KEY: 1, VERSION: 1}):
-            newest[version[KEY]] = max(version[VERSION], newest.get(version[KEY], 0))
+        newest = await self._newest_versions({KEY: {"$in": sorted(newest_matching)}})
         still_current = [version_id(key, seen) for key, seen in newest_matching.items() if newest[key] == seen]
         superseded = [version_id(key, newest[key]) for key, seen in newest_matching.items() if newest[key] != seen]
         wanted = {"$or": [{"_id": {"$in": still_current}}, {**state_filter, "_id": {"$in": superseded}}]}
         async for document in self.collection.find(wanted):
             self._keep(document[KEY], document)
             yield document[KEY], self._state(document)
+
+    async def _newest_versions(self, query: Mapping[str, Any]) -> dict[str, int]:
+        """The highest version number per key among the versions `query` matches."""
+        newest: dict[str, int] = {}
+        async for version in self.collection.find(query, {KEY: 1, VERSION: 1}):
+            newest[version[KEY]] = max(version[VERSION], newest.get(version[KEY], 0))
+        return newest
 
     async def mutate(
         self,

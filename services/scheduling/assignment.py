@@ -102,13 +102,17 @@ class Assignments:
         """Give back places still held by cases that have ended. A step that ends a case and
         then frees its place can be cut off in between (a crash, a dropped database connection
         under an HTTP request that is not retried); nothing else would ever free that place."""
-        held = {case_id for coordinator in await self.all_coordinators() for case_id in coordinator.active_cases}
-        if not held:
+        holders: dict[str, list[str]] = {}
+        for coordinator in await self.all_coordinators():
+            for case_id in coordinator.active_cases:
+                holders.setdefault(case_id, []).append(coordinator.coordinator_id)
+        if not holders:
             return 0
-        ended = {"state.case_id": {"$in": sorted(held)}, "state.stage": {"$in": sorted(stage.value for stage in domain.ENDED)}}
+        ended = {"state.case_id": {"$in": sorted(holders)}, "state.stage": {"$in": sorted(stage.value for stage in domain.ENDED)}}
         released = 0
         async for case_id, case in self.cases.find_current(ended):
-            await self.release(case_id)
+            for holder in holders[case_id]:
+                await self.release(case_id, holder)
             log.warning("released the place of an ended case", case_id=case_id, stage=case.stage.value)
             released += 1
         return released
