@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -41,6 +42,7 @@ class FerretDB:
     command: list[str]
     cwd: str
     url: str
+    log: str | None = None  # where its output goes, kept across restarts
 
     @classmethod
     def find(cls, mongodb_url: str) -> "FerretDB | None":
@@ -53,22 +55,46 @@ class FerretDB:
                 command = (entry / "cmdline").read_bytes().split(b"\0")[:-1]
                 arguments = [part.decode() for part in command]
                 if arguments and arguments[0].endswith("ferretdb") and listen in arguments:
-                    return cls(int(entry.name), arguments, os.readlink(entry / "cwd"), mongodb_url)
+                    output = os.readlink(entry / "fd" / "2")
+                    log = output if Path(output).is_file() else None
+                    return cls(int(entry.name), arguments, os.readlink(entry / "cwd"), mongodb_url, log)
             except (OSError, UnicodeDecodeError):
                 continue
         return None
 
-    def stop(self) -> None:
+    def stop(self, patience: float = 30) -> tuple[float, bool]:
+        """SIGTERM; SIGKILL if it is still there after `patience` seconds. Returns the seconds
+        until it was gone and whether it had to be killed: a new one must not start on the same
+        files while the old one still serves its connections."""
+        started = time.monotonic()
         os.kill(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while Path(f"/proc/{self.pid}").exists() and time.monotonic() < deadline:
+        killed = not self._exited_within(patience)
+        if killed:
+            os.kill(self.pid, signal.SIGKILL)
+            assert self._exited_within(10), f"FerretDB {self.pid} survived SIGKILL"
+        return time.monotonic() - started, killed
+
+    def _exited_within(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while self._running() and time.monotonic() < deadline:
             time.sleep(0.1)
+        return not self._running()
+
+    def _running(self) -> bool:
+        # one this process restarted is its child: once exited it stays in /proc as a zombie
+        # until reaped
+        with suppress(ChildProcessError):
+            os.waitpid(self.pid, os.WNOHANG)
+        try:
+            status = Path(f"/proc/{self.pid}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        return status.rsplit(")", 1)[1].split()[0] != "Z"
 
     def start(self) -> None:
         """The same command in the same folder; returns once it answers."""
-        process = subprocess.Popen(
-            self.command, cwd=self.cwd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        with open(self.log or os.devnull, "ab") as log:
+            process = subprocess.Popen(self.command, cwd=self.cwd, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
         self.pid = process.pid
         deadline = time.monotonic() + 60
         while True:
