@@ -159,6 +159,7 @@ class Driver:
         self.republished = 0  # the same event again (a relay that died before clearing it)
         self.retried_after_crash = 0
         self.refused = 0  # requests that found their service down
+        self.throttled = 0  # requests answered 429 and sent again after Retry-After
         self.watch_queue = f"{prefix}.demo.{uuid.uuid4().hex[:8]}"
 
     async def call(self, service: str, method: str, path: str, bearer: str | None, **kwargs: Any) -> httpx.Response:
@@ -179,6 +180,13 @@ class Driver:
                 if response.status_code == 409 and ambiguous:
                     self.retried_after_crash += 1
                     return httpx.Response(200, json={}, request=response.request)
+                if response.status_code == 429:  # refused before it was handled: wait as told
+                    self.throttled += 1
+                    wait = float(response.headers.get("retry-after", "1"))
+                    if time.monotonic() + wait > deadline:
+                        return response
+                    await asyncio.sleep(wait)
+                    continue
                 if response.status_code not in (502, 503):
                     return response
                 ambiguous = True  # a 503 can follow a write the database applied but never confirmed
@@ -225,6 +233,11 @@ class Driver:
             interval = min(interval * 1.5, MAX_POLL_INTERVAL)
 
     # --- watching the bus ---------------------------------------------------------------
+
+    def saw_expected(self, s: Scenario) -> bool:
+        """Whether every event a finished case should have caused has been seen."""
+        seen = Counter(kind for _, kind in self.seen.get(s.case_id or "", []))
+        return s.outcome.startswith("failed") or seen >= Counter(s.expected)
 
     async def watch(self) -> None:
         """Watch every event, partner message and reply from now on; returns once watching.
@@ -459,8 +472,11 @@ async def run(
 
     try:
         await asyncio.gather(*(bounded(s) for s in made))
-        # The last events reach the watcher, also after a broker restart (its queue is durable).
+        # The last events reach the watcher, also after a broker restart (its queue is durable):
+        # the events each case should have had, then 3 s of quiet, when a duplicate would show.
         await asyncio.wait_for(driver.watching.wait(), timeout=120)
+        with contextlib.suppress(TimeoutError):  # what is still missing then is reported case by case
+            await driver.until("every case's events", lambda: asyncio.sleep(0, all(driver.saw_expected(s) for s in made)))
         while time.monotonic() - driver.last_seen < 3:
             await asyncio.sleep(0.2)
     finally:
@@ -470,7 +486,7 @@ async def run(
         for s in made:
             s.events = sorted(driver.seen.get(s.case_id or "", []))
         if stats is not None:
-            stats.update(republished=driver.republished, retried_after_crash=driver.retried_after_crash, refused=driver.refused)
+            stats.update(republished=driver.republished, retried_after_crash=driver.retried_after_crash, refused=driver.refused, throttled=driver.throttled)
         if partner_messages is not None:
             partner_messages.extend(driver.partner_bodies)
         await driver.stop_watching()
