@@ -7,6 +7,7 @@ size limit (413), a content-type check (415), and one error shape for bad input:
     {"error": "invalid request", "fields": [{"field": "children.0.age", "problem": "..."}]}
 
 Values from the request are never echoed in errors or logs: they may be personal data.
+A domain rule's refusal (shared.domain.RuleViolation) answers 409 with the rule's message.
 A database outage answers 503 with Retry-After; nothing a client sends should produce 500.
 """
 
@@ -24,6 +25,7 @@ from limits.strategies import MovingWindowRateLimiter
 from pymongo.errors import PyMongoError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .domain import RuleViolation
 from .logging import get_logger
 from .mongo import database_unavailable
 
@@ -66,6 +68,7 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
 
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(RuleViolation, _rule_violation)
     app.add_exception_handler(PyMongoError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(RequestLimits, max_body_bytes=service.settings.http_max_body_bytes)
@@ -96,6 +99,10 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(
         {"error": "invalid request", "fields": field_errors(errors)}, status.HTTP_422_UNPROCESSABLE_CONTENT
     )
+
+
+async def _rule_violation(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status.HTTP_409_CONFLICT)
 
 
 async def _database_error(request: Request, error: Exception) -> JSONResponse:

@@ -29,6 +29,7 @@ from shared.contract.vocabulary import (
     ReferrerType,
     Region,
 )
+from shared.domain import RuleViolation
 from shared.store import Change
 
 DEFAULT_INTERVAL_DAYS = 90
@@ -51,10 +52,6 @@ REFERENCE = {
     "average_participants": 13,
     "share_non_professional_referrers": 0.09,
 }
-
-
-class RuleViolation(Exception):
-    """Well-formed, but not allowed now (HTTP 409)."""
 
 
 class Interval(BaseModel):

@@ -60,10 +60,7 @@ def router(tracking: Tracking, log_collection: AsyncCollection, publisher: Event
 
     async def change(case_id: str, caller: Principal, decide: Callable[[FollowUp | None], Change[FollowUp] | None]) -> FollowUp:
         await own(case_id, caller)
-        try:
-            mutation = await followups.mutate(case_id, decide)
-        except domain.RuleViolation as error:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
+        mutation = await followups.mutate(case_id, decide)
         assert mutation.state is not None
         return mutation.state
 

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from shared.contract.events import (
     AgreementCounts,
@@ -22,18 +22,11 @@ from shared.contract.events import (
     SecondMeetingNeeded,
 )
 from shared.contract.vocabulary import AgreementKind, Identifier, StatutoryContext
+from shared.domain import RuleViolation, Strict
 from shared.store import Change
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 STATUTORY = frozenset({StatutoryContext.SUPERVISION_ORDER, StatutoryContext.OUT_OF_HOME_PLACEMENT})
-
-
-class RuleViolation(Exception):
-    """Well-formed, but not allowed now (HTTP 409)."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Who(StrEnum):

@@ -49,8 +49,6 @@ def router(plans: AggregateStore[CasePlan], clock: Callable[[], datetime]) -> AP
         await allowed(case_id, caller)
         try:
             mutation = await plans.mutate(case_id, decide)
-        except domain.RuleViolation as error:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
         except PermissionError as error:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(error)) from None
         except LookupError as error:
@@ -80,8 +78,6 @@ def router(plans: AggregateStore[CasePlan], clock: Callable[[], datetime]) -> AP
         now = clock()
         try:
             mutation = await plans.mutate(case_id, lambda p: domain.add_requirement(p, case_id, requirement, caller.subject, now))
-        except domain.RuleViolation as error:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
         except PermissionError as error:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(error)) from None
         assert mutation.state is not None

@@ -8,7 +8,7 @@ events built here carry only codes, bands and counts.
 from datetime import datetime
 from typing import Annotated, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
 
 from shared.contract.events import (
     ConsentRecorded,
@@ -31,6 +31,7 @@ from shared.contract.vocabulary import (
     Urgency,
     WithdrawalReason,
 )
+from shared.domain import RuleViolation, Strict
 from shared.store import Change
 
 NON_PROFESSIONAL = frozenset({ReferrerType.FAMILY_MEMBER, ReferrerType.SELF})
@@ -39,14 +40,6 @@ STATUTORY = frozenset({StatutoryContext.SUPERVISION_ORDER, StatutoryContext.OUT_
 OWN_CONSENT_AGE = 16
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-
-
-class RuleViolation(Exception):
-    """A request that is well-formed but not allowed in the case's current state."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # --- what a referrer sends ----------------------------------------------------------

@@ -171,8 +171,6 @@ def router(referrals: Referrals, settings: KringSettings, clock: Callable[[], da
         await visible_case(case_id, caller)
         try:
             mutation = await referrals.change(case_id, decide)
-        except domain.RuleViolation as error:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
         except ValueError as error:
             raise invalid_field((), str(error)) from None
         assert mutation.state is not None

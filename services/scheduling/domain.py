@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, Field, PositiveInt, model_validator
 
 from shared.contract.events import (
     ConferenceCancelled,
@@ -30,19 +30,12 @@ from shared.contract.vocabulary import (
     Province,
     RoleCounts,
 )
+from shared.domain import RuleViolation, Strict
 from shared.store import Change
 
 SIXTY_DAYS = 60
 REFERENCE_SHARE_WITHIN_60_DAYS = 0.65  # the Netherlands (DOMAIN.md)
 AT_RISK_AFTER_DAYS = 45
-
-
-class RuleViolation(Exception):
-    """Well-formed, but not allowed now (HTTP 409)."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # --- coordinators ---------------------------------------------------------------------

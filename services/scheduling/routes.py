@@ -68,10 +68,7 @@ def router(assignments: Assignments, clock: Callable[[], datetime]) -> APIRouter
 
     async def change(case_id: str, caller: Principal, decide: Callable[[Case | None], object]) -> Case:
         await own_case(case_id, caller)
-        try:
-            mutation = await cases.mutate(case_id, decide)  # type: ignore[arg-type]
-        except domain.RuleViolation as error:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
+        mutation = await cases.mutate(case_id, decide)  # type: ignore[arg-type]
         assert mutation.state is not None
         return mutation.state
 
@@ -169,8 +166,6 @@ def router(assignments: Assignments, clock: Callable[[], datetime]) -> APIRouter
             case = await assignments.reassign(case_id, body.coordinator_id)
         except LookupError as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None
-        except domain.RuleViolation as error:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
         log.info("case reassigned", case_id=case_id, to=body.coordinator_id, by=caller.subject, reason_length=len(body.reason))
         return case
 

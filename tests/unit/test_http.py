@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import AutoReconnect, OperationFailure
 
 from shared.auth import Principal, Role, authorised, issue_token
+from shared.domain import RuleViolation
 from shared.http import rate_limited
 from shared.runtime import KringService
 from shared.settings import KringSettings
@@ -43,6 +44,10 @@ def client(token: str | None = None) -> httpx.AsyncClient:
     @router.get("/database/{failure}")
     async def read(failure: str) -> None:
         raise DATABASE_FAILURES[failure]
+
+    @router.post("/closed-case")
+    async def refuse() -> None:
+        raise RuleViolation("the case is closed")
 
     app = KringService(SETTINGS).http_app(router)
     headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -113,6 +118,12 @@ async def test_public_writes_are_rate_limited_per_address() -> None:
     async with client() as http:
         statuses = [(await http.post("/public", json={"age": 1, "language": "nl"})).status_code for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
+
+
+async def test_a_domain_rule_refusing_is_409_with_the_rule() -> None:
+    async with client() as http:
+        response = await http.post("/closed-case")
+    assert response.status_code == 409 and response.json() == {"detail": "the case is closed"}
 
 
 async def test_a_database_that_is_away_is_503_and_one_that_refuses_is_500() -> None:
