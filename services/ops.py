@@ -32,15 +32,12 @@ from shared.messaging.publisher import (
     ORIGINAL_ROUTING_KEY_HEADER,
     QUEUE_HEADER,
     REASON_HEADER,
+    PublishFailed,
 )
 from shared.mongo import create_client
 from shared.outbox import pending_events
 from shared.runtime import KringService
 from shared.settings import KringSettings
-
-# Headers that describe a delivery, not the message: a redriven message starts afresh.
-DELIVERY_HEADERS = ("x-delivery-count", "x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason")
-
 
 @dataclass(frozen=True)
 class QueueState:
@@ -134,44 +131,37 @@ async def dead_letters(settings: KringSettings, queue: str, limit: int) -> list[
 
 
 async def redrive(settings: KringSettings, queue: str, *, limit: int, message_id: str | None = None) -> int:
-    """Move dead letters of `queue` back onto it (confirmed, persistent), then drop them
-    from the DLQ. Returns how many were moved."""
+    """Move dead letters of `queue` back onto it (confirmed, persistent, mandatory), then drop
+    them from the DLQ. Returns how many were moved; raises Unroutable, leaving the letter in
+    the DLQ, if `queue` is gone."""
+    service = next(wired_services(settings))
     connection = await aio_pika.connect_robust(settings.rabbitmq_url)
+    await service.broker.connect()
     moved = 0
     try:
-        channel = await connection.channel(publisher_confirms=True)
+        channel = await connection.channel()
         dlq = await channel.get_queue(f"{queue}.dlq", ensure=False)
         skipped = []
-        while moved < limit and (message := await dlq.get(no_ack=False, fail=False)) is not None:
-            if message_id is not None and message.message_id != message_id:
-                skipped.append(message)
-                continue
-            headers = {
-                key: value
-                for key, value in (message.headers or {}).items()
-                if not key.startswith("x-kring-") and key not in DELIVERY_HEADERS
-            }
-            await channel.default_exchange.publish(
-                aio_pika.Message(
-                    message.body,
-                    headers=headers,
-                    content_type=message.content_type,
-                    message_id=message.message_id,
-                    correlation_id=message.correlation_id,
-                    timestamp=message.timestamp,
-                    type=message.type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                ),
-                routing_key=queue,
-                mandatory=True,
-            )
-            await message.ack()
-            moved += 1
-        for message in skipped:
-            await message.nack(requeue=True)
+        try:
+            while moved < limit and (message := await dlq.get(no_ack=False, fail=False)) is not None:
+                if message_id is not None and message.message_id != message_id:
+                    skipped.append(message)
+                    continue
+                try:
+                    await service.publisher.redrive(message, queue)
+                except PublishFailed:
+                    await message.nack(requeue=True)
+                    raise
+                await message.ack()
+                moved += 1
+        finally:
+            for message in skipped:
+                await message.nack(requeue=True)
         return moved
     finally:
         await connection.close()
+        await service.broker.stop()
+        await service.mongo.close()
 
 
 async def replay_partner(settings: KringSettings, funder_id: str, queue: str) -> int:

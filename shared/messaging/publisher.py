@@ -24,6 +24,9 @@ QUEUE_HEADER = "x-kring-dead-letter-queue"
 ORIGINAL_EXCHANGE_HEADER = "x-kring-original-exchange"
 ORIGINAL_ROUTING_KEY_HEADER = "x-kring-original-routing-key"
 DEAD_LETTERED_AT_HEADER = "x-kring-dead-lettered-at"
+KRING_HEADER_PREFIX = "x-kring-"
+# Headers that describe a delivery, not the message: a redriven message starts afresh.
+DELIVERY_HEADERS = ("x-delivery-count", "x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason")
 MAX_REASON_LENGTH = 1000
 DEFAULT_EXCHANGE = RabbitExchange("")
 
@@ -85,17 +88,18 @@ class EventPublisher:
                 DEAD_LETTERED_AT_HEADER: datetime.now(UTC).isoformat(),
             }
         )
-        await self._send(
-            self.topology.dead_letter,
-            queue,
-            message.body,
-            headers=headers,
-            content_type=message.content_type,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            timestamp=message.timestamp,
-            message_type=message.type,
-        )
+        await self._send(self.topology.dead_letter, queue, message.body, headers=headers, **_properties_of(message))
+
+    async def redrive(self, message: AbstractIncomingMessage, queue: str) -> None:
+        """Put a copy of dead letter `message` back on `queue` as a fresh delivery, without the
+        dead-letter and delivery headers; the caller then acks it. Raises Unroutable if the
+        queue is gone."""
+        headers = {
+            key: value
+            for key, value in (message.headers or {}).items()
+            if not key.startswith(KRING_HEADER_PREFIX) and key not in DELIVERY_HEADERS
+        }
+        await self._send(DEFAULT_EXCHANGE, queue, message.body, headers=headers, **_properties_of(message))
 
     async def _send(self, exchange: RabbitExchange, routing_key: str, body: bytes, **properties: Any) -> None:
         try:
@@ -111,3 +115,14 @@ class EventPublisher:
             if isinstance(error.frame, Basic.Return):
                 raise Unroutable(f"no queue bound for {exchange.name or '(default)'} / {routing_key}") from None
             raise PublishFailed(f"broker refused {exchange.name} / {routing_key}") from None
+
+
+def _properties_of(message: AbstractIncomingMessage) -> dict[str, Any]:
+    """What a copy of `message` keeps besides its body and headers."""
+    return {
+        "content_type": message.content_type,
+        "message_id": message.message_id,
+        "correlation_id": message.correlation_id,
+        "timestamp": message.timestamp,
+        "message_type": message.type,
+    }

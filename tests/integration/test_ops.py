@@ -3,11 +3,12 @@
 import json
 import uuid
 
+import aio_pika
 import pytest
 
 from services import ops
 from services.referral.app import create_app
-from shared.messaging.publisher import REASON_HEADER
+from shared.messaging.publisher import REASON_HEADER, Unroutable
 from tests.support.harness import Harness
 from tests.support.referrals import submit_referral
 from tests.support.waiting import eventually
@@ -46,6 +47,22 @@ async def test_a_dead_letter_is_shown_with_its_reason_and_redriven_to_be_consume
     assert await kring.depth(f"{queue}.dlq") == 0
     backlog = await ops.outbox_backlog(settings)
     assert backlog["referral:referrals"] == 0, backlog
+
+
+async def test_a_dead_letter_whose_queue_is_gone_stays_in_the_dlq(kring: Harness) -> None:
+    """Redrive publishes mandatory and waits for the broker: a message no queue takes is
+    returned, and the dead letter must then stay, not be acked away."""
+    settings = kring.settings("ops")
+    queue = f"{kring.namespace}.gone-{uuid.uuid4().hex[:6]}"
+    kring.extra_queues.add(f"{queue}.dlq")
+    assert kring.channel is not None
+    dlq = await kring.channel.declare_queue(f"{queue}.dlq", durable=True, arguments={"x-queue-type": "quorum"})
+    await kring.channel.default_exchange.publish(aio_pika.Message(b"{}", message_id="kept"), routing_key=dlq.name)
+    await eventually(lambda: kring.depth(dlq.name), what="the dead letter")
+
+    with pytest.raises(Unroutable):
+        await ops.redrive(settings, queue, limit=10)
+    assert await kring.depth(dlq.name) == 1
 
 
 async def test_replay_publishes_a_funders_history_into_its_queue(kring: Harness) -> None:
