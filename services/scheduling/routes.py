@@ -77,6 +77,7 @@ def router(assignments: Assignments, clock: Callable[[], datetime]) -> APIRouter
         coordinator_id: Identifier, profile: domain.CoordinatorProfile, caller: Principal = Depends(ops)
     ) -> Coordinator:
         """Register or update a coordinator. A professional care provider is refused."""
+        await assignments.enrol(coordinator_id)
         mutation = await coordinators.mutate(coordinator_id, lambda c: domain.register(c, coordinator_id, profile))
         await assignments.assign_waiting()  # someone may be eligible now
         assert mutation.state is not None
