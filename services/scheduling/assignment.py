@@ -7,14 +7,11 @@ assignment and announces it. A crash between the two leaves a reservation that t
 attempt for the case finds and completes; a case that was withdrawn meanwhile gives it back.
 
 Assignment runs on every freed place, so it reads only by `_id`: the coordinators on the
-roster (`coordinators.roster`, one document per coordinator) and the cases on the waiting
-list (`cases.waiting`, one per case that may wait), each then read from its store. A query
+roster and the cases on the waiting list (shared.keylist), each from its store. A query
 over the stores' version chains grows with every case ever handled (FerretDB v1 answers
 each by reading the whole collection: 9 s for 3,600 case versions in a 1,000-case fault
-run). Both lists are written before the change they announce and only hint: what they
-name is read and checked, a stale entry is dropped. The first sweep of a process and every
-RECONCILE_EVERY-th one after rebuild them from the stores, for data written before they
-existed and for any entry a crash kept from being written.
+run). The first sweep of a process and every RECONCILE_EVERY-th one after complete both
+lists from the stores.
 """
 
 import asyncio
@@ -22,10 +19,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
-
 from shared.contract.envelope import Envelope
+from shared.keylist import KeyList
 from shared.logging import get_logger
 from shared.store import AggregateStore
 
@@ -45,17 +40,16 @@ class Assignments:
         self._passing = asyncio.Lock()
         self._requested = 0  # requests for a pass of assign_waiting, numbered
         self._pass_started = 0  # the newest request the running or last pass started after
-        self.roster = coordinators.collection.database[f"{coordinators.collection.name}.roster"]
-        self.waiting = cases.collection.database[f"{cases.collection.name}.waiting"]
+        self.roster = KeyList(coordinators.collection.database[f"{coordinators.collection.name}.roster"])
+        self.waiting = KeyList(cases.collection.database[f"{cases.collection.name}.waiting"])
         self._sweeps = 0
 
     async def enrol(self, coordinator_id: str) -> None:
         """Put a coordinator on the roster; before the registration, so none is ever missed."""
-        await _add(self.roster, coordinator_id)
+        await self.roster.add(coordinator_id)
 
     async def all_coordinators(self) -> list[Coordinator]:
-        coordinator_ids = sorted([entry["_id"] async for entry in self.roster.find({})])
-        found = [await self.coordinators.get(coordinator_id) for coordinator_id in coordinator_ids]
+        found = [await self.coordinators.get(coordinator_id) for coordinator_id in await self.roster.keys()]
         return [coordinator for coordinator in found if coordinator is not None]  # a refused registration
 
     async def try_assign(self, case_id: str, cause: Envelope[Any] | None = None, coordinators: list[Coordinator] | None = None) -> Case | None:
@@ -63,7 +57,7 @@ class Assignments:
         case = await self.cases.get(case_id)
         if case is None or not case.needs_coordinator:
             return case
-        await _add(self.waiting, case_id)  # before it may wait: a pass will try it again
+        await self.waiting.add(case_id)  # before it may wait: a pass will try it again
         coordinators = coordinators if coordinators is not None else await self.all_coordinators()
         holder = next((c for c in coordinators if case_id in c.active_cases), None)
         candidates, reason = ([holder], "") if holder else domain.ranked(coordinators, case, self.clock().date())
@@ -74,7 +68,7 @@ class Assignments:
                 reason = "no eligible coordinator (caseload full)"
                 continue
             assigned = await self._record(case_id, coordinator.coordinator_id, cause)
-            await self.waiting.delete_one({"_id": case_id})
+            await self.waiting.remove(case_id)
             return assigned
         await self.cases.mutate(case_id, lambda c: domain.waiting(c, reason or "no eligible coordinator"))
         log.info("case waits for a coordinator", case_id=case_id, reason=reason)
@@ -147,11 +141,8 @@ class Assignments:
     async def reconcile(self) -> int:
         """Put every coordinator on the roster and every waiting case on the waiting list,
         from the stores (a scan of each); returns how many entries were missing."""
-        missing = 0
-        async for coordinator_id, _ in self.coordinators.find_current({}):
-            missing += await _add(self.roster, coordinator_id)
-        async for case_id, _ in self.cases.find_current({"state.stage": Stage.UNASSIGNED.value}):
-            missing += await _add(self.waiting, case_id)
+        missing = await self.roster.complete([key async for key, _ in self.coordinators.find_current({})])
+        missing += await self.waiting.complete([key async for key, _ in self.cases.find_current({"state.stage": Stage.UNASSIGNED.value})])
         if missing:
             log.warning("roster or waiting list completed from the stores", entries=missing)
         return missing
@@ -187,10 +178,10 @@ class Assignments:
         if not any(coordinator.has_room() for coordinator in coordinators):
             return 0
         waiting = []
-        for case_id in sorted([entry["_id"] async for entry in self.waiting.find({})]):
+        for case_id in await self.waiting.keys():
             case = await self.cases.get(case_id)
             if case is None or not case.needs_coordinator:
-                await self.waiting.delete_one({"_id": case_id})  # assigned or ended meanwhile
+                await self.waiting.remove(case_id)  # assigned or ended meanwhile
             else:
                 waiting.append(case)
         waiting.sort(key=lambda case: (case.referral.received_at, case.case_id))
@@ -208,11 +199,3 @@ class Assignments:
                     break
         return assigned
 
-
-async def _add(listing: AsyncCollection, entry_id: str) -> int:
-    """Add `entry_id` to a roster or waiting list; 1 if it was not there."""
-    try:
-        await listing.insert_one({"_id": entry_id})
-    except DuplicateKeyError:
-        return 0
-    return 1

@@ -18,6 +18,7 @@ from shared.contract.events import AgreementCounts, PlanAccepted, ReferralReceiv
 from shared.contract.vocabulary import CancellationReason, CoordinatorPreferences, Region, WithdrawalReason
 from tests.support.clock import ManualClock
 from tests.support.harness import Harness
+from tests.support.queries import QueriesOnly
 from tests.support.samples import referral_received
 from tests.support.waiting import eventually
 
@@ -324,25 +325,6 @@ async def test_a_burst_of_freed_places_costs_two_passes_and_tries_only_cases_a_c
     assert (await scheduling.case(newer.case_id))["stage"] == "unassigned"
 
 
-class QueriesOnly:
-    """A collection that records every query other than a lookup by `_id`."""
-
-    def __init__(self, collection: Any, queries: list[str]) -> None:
-        self._collection, self._queries = collection, queries
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._collection, name)
-
-    def find(self, query: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        self._queries.append(f"{self._collection.name}.find {query}")
-        return self._collection.find(query, *args, **kwargs)
-
-    async def find_one(self, query: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        if set(query) != {"_id"} or not isinstance(query["_id"], str):
-            self._queries.append(f"{self._collection.name}.find_one {query}")
-        return await self._collection.find_one(query, *args, **kwargs)
-
-
 async def test_assigning_waiting_cases_reads_cases_and_caseloads_only_by_id(kring: Harness) -> None:
     """Every freed place asks for a pass over the waiting cases. In a 1,000-case fault run the
     pass queried the version chains of all cases and caseloads, which FerretDB answers by
@@ -378,8 +360,8 @@ async def test_a_waiting_case_or_a_coordinator_missing_from_its_list_is_found_by
         await scheduling.publish(event)
         await eventually(lambda: scheduling.case(event.case_id), what="the case stored")
     await eventually(lambda: scheduling.assigned_to(holder.case_id), what="the first case assigned")
-    await assignments.waiting.delete_many({})
-    await assignments.roster.delete_many({})
+    await assignments.waiting.collection.delete_many({})
+    await assignments.roster.collection.delete_many({})
     assert await assignments.all_coordinators() == []
 
     await assignments.release(holder.case_id, "c1")
@@ -388,4 +370,4 @@ async def test_a_waiting_case_or_a_coordinator_missing_from_its_list_is_found_by
     assert [c.coordinator_id for c in await assignments.all_coordinators()] == ["c1"]
     assert await assignments.assign_waiting() == 1
     assert await scheduling.assigned_to(waiting.case_id) == "c1"
-    assert [entry async for entry in assignments.waiting.find({})] == []
+    assert await assignments.waiting.keys() == []

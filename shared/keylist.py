@@ -1,0 +1,40 @@
+"""A short list of aggregate keys to look at, kept beside a store, read without a query.
+
+On FerretDB v1 every query other than a lookup by `_id` reads the whole collection, and a
+store's collection holds every version of every aggregate ever written. A sweep or a pass
+that must find "the cases waiting" or "the checks scheduled" among them costs more with
+every case handled. A KeyList is a collection of its own with one tiny document per key
+(`_id` = the key): listing it reads only the few keys on it, and each aggregate is then
+read from its store by `_id`.
+
+A KeyList is a hint, never the truth: add a key before the change that makes it belong
+(a crash in between leaves a key too many, which the reader checks and removes), remove
+it after the change that ends it. What only a lost write could leave out (data from
+before the list existed, say) is put back by `complete`, from one query of the store.
+"""
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+
+class KeyList:
+    def __init__(self, collection: AsyncCollection) -> None:
+        self.collection = collection
+
+    async def add(self, key: str) -> bool:
+        """Put `key` on the list; whether it was missing."""
+        try:
+            await self.collection.insert_one({"_id": key})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def remove(self, key: str) -> None:
+        await self.collection.delete_one({"_id": key})
+
+    async def keys(self) -> list[str]:
+        return sorted([entry["_id"] async for entry in self.collection.find({})])
+
+    async def complete(self, keys: list[str]) -> int:
+        """Add every one of `keys` (found by a query of the store); how many were missing."""
+        return sum([await self.add(key) for key in keys])
