@@ -47,9 +47,7 @@ def register(service: KringService, tracking: Tracking) -> None:
         facts = await tracking.facts(envelope.subject)
         interval = await tracking.interval_for(facts)
         await tracking.count(facts, envelope, lambda s: domain.count_plan(s, facts, data.meeting_number))
-        await followups.mutate(
-            envelope.subject, lambda f: domain.plan_accepted(f, data.accepted_at, data.meeting_number, interval), cause=envelope
-        )
+        await tracking.schedule(envelope.subject, lambda f: domain.plan_accepted(f, data.accepted_at, data.meeting_number, interval), envelope)
 
     @service.on(NoPlanReached)
     async def on_no_plan_reached(envelope: Envelope[NoPlanReached]) -> None:

@@ -3,12 +3,11 @@ case, and the report slices (funder, province, period) counted as events arrive.
 update is deduplicated by the event's id, so a redelivery counts nothing twice."""
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, TypeAdapter
-
 from shared.contract.envelope import Envelope
+from shared.keylist import KeyList
 from shared.logging import get_logger
 from shared.messaging.consumer import TransientFault
 from shared.store import AggregateStore, Change
@@ -17,7 +16,7 @@ from . import domain
 from .domain import Facts, FollowUp, Interval, ReportSlice
 
 log = get_logger("kring.followup")
-_AS_JSON = TypeAdapter(AwareDatetime)
+RECONCILE_EVERY = 10  # due sweeps: every ten minutes at the default sweep of 60 s
 
 
 class Tracking:
@@ -34,6 +33,10 @@ class Tracking:
         self.intervals = intervals
         self.clock = clock
         self.default_interval = default_interval
+        # the cases whose check has a date: the due sweep reads them by _id, not by a query
+        # over every follow-up version ever written (shared.keylist)
+        self.scheduled = KeyList(followups.collection.database[f"{followups.collection.name}.scheduled"])
+        self._sweeps = 0
 
     async def facts(self, case_id: str) -> Facts:
         followup = await self.followups.get(case_id)
@@ -57,19 +60,38 @@ class Tracking:
                 return timedelta(days=interval.days)
         return self.default_interval
 
+    async def schedule(self, case_id: str, decide: Callable[[FollowUp | None], Change[FollowUp] | None], cause: Envelope[Any]) -> None:
+        """A change that may give the check a date: listed before, so the sweep cannot miss it."""
+        await self.scheduled.add(case_id)
+        await self.followups.mutate(case_id, decide, cause=cause)
+
     async def fire_due(self) -> int:
         """Emit FollowUpDue for every check whose time has come, exactly once per due
         date, whichever replica sweeps (and on start, for what came due while down)."""
+        if self._sweeps % RECONCILE_EVERY == 0:
+            await self.reconcile()
+        self._sweeps += 1
         now = self.clock()
         fired = 0
-        # due_at is stored as UTC text in pydantic's JSON form (see domain): written the same
-        # way, text order is time order.
-        now_text = _AS_JSON.dump_python(now.astimezone(UTC), mode="json")
-        query = {"state.stage": domain.Stage.SCHEDULED.value, "state.due_at": {"$lte": now_text}}
-        async for case_id, followup in self.followups.find_current(query):
-            if followup.due_at is not None and followup.due_at <= now:
+        for case_id in await self.scheduled.keys():
+            followup = await self.followups.get(case_id)
+            if followup is None or followup.stage is domain.Stage.OPEN:
+                continue  # listed just before its plan's acceptance is stored
+            if followup.stage is not domain.Stage.SCHEDULED:
+                await self.scheduled.remove(case_id)  # fired or closed: it never comes back
+            elif followup.due_at is not None and followup.due_at <= now:
                 mutation = await self.followups.mutate(case_id, lambda f: domain.fire(f, now))
                 fired += len(mutation.events)
+                if mutation.state is not None and mutation.state.stage is not domain.Stage.SCHEDULED:
+                    await self.scheduled.remove(case_id)  # moved to a later date meanwhile: stays
         if fired:
             log.info("follow-ups due", fired=fired)
         return fired
+
+    async def reconcile(self) -> int:
+        """Complete the list of scheduled checks from the store (one query); how many were missing."""
+        query = {"state.stage": domain.Stage.SCHEDULED.value}
+        missing = await self.scheduled.complete([key async for key, _ in self.followups.find_current(query)])
+        if missing:
+            log.warning("scheduled checks completed from the store", entries=missing)
+        return missing

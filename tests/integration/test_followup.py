@@ -39,6 +39,7 @@ from shared.contract.vocabulary import (
 from shared.privacy import is_personal
 from tests.support.clock import ManualClock
 from tests.support.harness import Harness
+from tests.support.queries import QueriesOnly
 from tests.support.samples import referral_received
 from tests.support.waiting import eventually
 
@@ -328,3 +329,30 @@ async def test_a_withdrawal_that_overtakes_the_referral_still_closes_the_case(kr
         return followup is not None and followup.stage == "closed"
 
     await eventually(closed, what="the case closed")
+
+
+async def test_the_due_sweep_reads_checks_only_by_id_and_finds_one_missing_from_its_list(kring: Harness) -> None:
+    """The sweep looked for due checks with a query over every follow-up version ever written
+    (every second in the fault runs, on two replicas). It now reads the list of scheduled
+    checks and each check by `_id`; a check missing from the list (written before it
+    existed) is put back from the store by the sweep's periodic completion."""
+    clock = ManualClock(START)
+    app = kring.app(lambda s: create_app(s, clock=clock, sweep_seconds=3600), "followup")  # only the sweep at start
+    await kring.start(app.state.kring)
+    tracking = app.state.tracking
+    listed, unlisted = await accepted_case(app, clock), await accepted_case(app, clock)
+    await tracking.scheduled.remove(unlisted)
+    clock.advance(days=91)
+
+    queries: list[str] = []
+    tracking.followups.collection = QueriesOnly(tracking.followups.collection, queries)
+    tracking._sweeps = 1  # not a sweep that completes the list
+    assert await tracking.fire_due() == 1
+    assert queries == []
+    assert (await tracking.followups.get(listed)).stage == "due"  # type: ignore[union-attr]
+    assert (await tracking.followups.get(unlisted)).stage == "scheduled"  # type: ignore[union-attr]
+
+    assert await tracking.reconcile() == 1
+    assert await tracking.fire_due() == 1
+    assert (await tracking.followups.get(unlisted)).stage == "due"  # type: ignore[union-attr]
+    assert await tracking.scheduled.keys() == []
