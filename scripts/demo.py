@@ -296,12 +296,21 @@ class Driver:
                 self.seen[body["case_id"]].append((time.monotonic() - self.started, kind))
 
     async def stop_watching(self) -> None:
-        """Stop, and delete the watcher's queue."""
+        """Stop, and delete the watcher's queue (once the broker answers: a fault run may be
+        restarting it)."""
         self.watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.watcher
-        async with await aio_pika.connect(self.rabbitmq_url) as connection, connection.channel() as channel:
-            await channel.queue_delete(self.watch_queue)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                async with await aio_pika.connect(self.rabbitmq_url) as connection, connection.channel() as channel:
+                    await channel.queue_delete(self.watch_queue)
+                return
+            except (OSError, aio_pika.exceptions.AMQPError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1)
 
     # --- one case -------------------------------------------------------------------------
 
