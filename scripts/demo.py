@@ -391,7 +391,9 @@ class Driver:
         try:
             await self.until("the follow-up to fall due", due, timeout=self.timeout * 3)
         except TimeoutError as error:  # say what the follow-up service last answered
-            raise TimeoutError(f"{error}; last answer: {answered[-1].status_code} {answered[-1].text[:200]}") from None
+            last = answered[-1]
+            said = {key: last.json().get(key) for key in ("stage", "due_at", "plan_accepted_at")} if last.status_code == 200 else last.text[:200]
+            raise TimeoutError(f"{error}; last answer: {last.status_code} {said}") from None
         rng = random.Random(s.number)
         check = {
             "execution_status": rng.choice(["fully_carried_out", "in_progress_fully", "in_progress_partly", "in_progress_partly", "not_carried_out"]),

@@ -1,3 +1,4 @@
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,4 +17,5 @@ def system(rabbitmq_url: str, mongodb_url: str, tmp_path: Path) -> Iterator[Syst
         yield running
     finally:
         running.stop()
-        running.remove_everything()
+        if os.environ.get("KRING_KEEP_DATA") != "1":  # kept: to look into a failed run
+            running.remove_everything()
