@@ -89,3 +89,15 @@ def test_a_settled_plan_closes_only_the_held_meeting_it_belongs_to() -> None:
     assert domain.plan_settled(held, 1) is None, "a late outcome of an earlier meeting"
     assert domain.plan_settled(held.model_copy(update={"stage": domain.Stage.PREPARING}), 2) is None
     assert domain.plan_settled(None, 1) is None
+
+
+@pytest.mark.parametrize("model", ["preparation", "attendance"])
+def test_counts_of_people_past_any_real_network_are_refused(model: str) -> None:
+    """2**70 parents reached the database driver (OverflowError, HTTP 500) before."""
+    huge = {"parents": 2**70}
+    with pytest.raises(pydantic.ValidationError, match="at most 1000 people in one role"):
+        if model == "preparation":
+            domain.Preparation.model_validate({"network": huge})
+        else:
+            domain.Attendance.model_validate({"attended": huge, "all_parents_with_responsibility_attended": True})
+    assert domain.Preparation.model_validate({"network": {"parents": 1000}}).network.parents == 1000
