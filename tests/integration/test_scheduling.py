@@ -325,20 +325,26 @@ async def test_a_burst_of_freed_places_costs_two_passes_and_tries_only_cases_a_c
     assert (await scheduling.case(newer.case_id))["stage"] == "unassigned"
 
 
-async def test_assigning_waiting_cases_reads_cases_and_caseloads_only_by_id(kring: Harness) -> None:
-    """Every freed place asks for a pass over the waiting cases. In a 1,000-case fault run the
-    pass queried the version chains of all cases and caseloads, which FerretDB answers by
-    reading every version (9 s for 3,600 case versions under load), and PlanAccepted queued up
-    until every place was stuck. The pass and the sweep now read the roster and the waiting
-    list and then each aggregate by `_id`."""
+async def one_place_one_waiting(kring: Harness) -> tuple[Scheduling, ReferralReceived, ReferralReceived]:
+    """c1 with room for one case, holding the first; the second waiting."""
     scheduling = await started(kring)
-    assignments = scheduling.app.state.assignments
     await scheduling.register("c1", profile(["UT"], ["nl"], max_cases=1))
     holder, waiting = referral(), referral()
     for event in (holder, waiting):
         await scheduling.publish(event)
         await eventually(lambda: scheduling.case(event.case_id), what="the case stored")
     await eventually(lambda: scheduling.assigned_to(holder.case_id), what="the first case assigned")
+    return scheduling, holder, waiting
+
+
+async def test_assigning_waiting_cases_reads_cases_and_caseloads_only_by_id(kring: Harness) -> None:
+    """Every freed place asks for a pass over the waiting cases. In a 1,000-case fault run the
+    pass queried the version chains of all cases and caseloads, which FerretDB answers by
+    reading every version (9 s for 3,600 case versions under load), and PlanAccepted queued up
+    until every place was stuck. The pass and the sweep now read the roster and the waiting
+    list and then each aggregate by `_id`."""
+    scheduling, holder, waiting = await one_place_one_waiting(kring)
+    assignments = scheduling.app.state.assignments
     await assignments.release(holder.case_id, "c1")
 
     queries: list[str] = []
@@ -352,14 +358,8 @@ async def test_assigning_waiting_cases_reads_cases_and_caseloads_only_by_id(krin
 async def test_a_waiting_case_or_a_coordinator_missing_from_its_list_is_found_by_the_sweep(kring: Harness) -> None:
     """The roster and the waiting list are written before the change they announce, so only
     data from before they existed can be missing; the sweep completes them from the stores."""
-    scheduling = await started(kring)
+    scheduling, holder, waiting = await one_place_one_waiting(kring)
     assignments = scheduling.app.state.assignments
-    await scheduling.register("c1", profile(["UT"], ["nl"], max_cases=1))
-    holder, waiting = referral(), referral()
-    for event in (holder, waiting):
-        await scheduling.publish(event)
-        await eventually(lambda: scheduling.case(event.case_id), what="the case stored")
-    await eventually(lambda: scheduling.assigned_to(holder.case_id), what="the first case assigned")
     await assignments.waiting.collection.delete_many({})
     await assignments.roster.collection.delete_many({})
     assert await assignments.all_coordinators() == []
