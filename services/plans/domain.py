@@ -172,8 +172,13 @@ def conference_cancelled(plan: CasePlan | None, case_id: str, number: int) -> Ch
 # --- what people do ---------------------------------------------------------------------------
 
 
-def add_requirement(plan: CasePlan | None, case_id: str, new: NewRequirement, professional: str, now: datetime) -> Change[CasePlan]:
+def add_requirement(plan: CasePlan | None, case_id: str, new: NewRequirement, professional: str, now: datetime) -> Change[CasePlan] | None:
+    """A requirement already set with the same text is not set twice (None: no change): a
+    professional's resend after a lost answer would otherwise add one the plan never
+    answers, and the plan could not pass review."""
     plan = _case(plan, case_id)
+    if any(existing.text.casefold() == new.text.casefold() for existing in plan.requirements):
+        return None
     if plan.conference_started(now.date()):
         raise RuleViolation("the conference has started: bottom-line requirements must be set and shared before it")
     if plan.professional_id not in (None, professional):

@@ -19,7 +19,7 @@ def presented_plan(*agreements: domain.Agreement) -> domain.CasePlan:
     plan = domain.referral_received(None, "case-12345678", StatutoryContext.SUPERVISION_ORDER).state
     plan = domain.conference_scheduled(plan, plan.case_id, 1, date(2026, 12, 1)).state  # type: ignore[union-attr]
     for text in ("school", "avond"):
-        plan = domain.add_requirement(plan, plan.case_id, domain.NewRequirement(text=text, shared_with_family_at=NOW), "prof", NOW).state
+        plan = domain.add_requirement(plan, plan.case_id, domain.NewRequirement(text=text, shared_with_family_at=NOW), "prof", NOW).state  # type: ignore[union-attr]
     plan = domain.conference_held(plan, plan.case_id, 1, date(2026, 12, 1)).state  # type: ignore[union-attr]
     plan = domain.record_plan(plan, domain.PlanDraft(central_question="?", agreements=list(agreements))).state
     return domain.present(plan, NOW).state
@@ -81,3 +81,13 @@ def test_a_cancellation_after_the_scheduling_cancels_only_a_planned_meeting() ->
     assert [m.status for m in plan.meetings] == [domain.MeetingStatus.CANCELLED] and plan.cancelled_meetings == []
     held = domain.conference_held(None, "case-12345678", 1, date(2026, 12, 1)).state  # type: ignore[union-attr]
     assert domain.conference_cancelled(held, held.case_id, 1).state.meetings[0].status is domain.MeetingStatus.HELD
+
+
+def test_a_requirement_sent_again_is_not_set_twice() -> None:
+    """A 2,000-case fault run: the professional's resend after a 503 whose write had taken
+    effect added r3, a copy of r2 that no agreement answered, and the review asked for a
+    revision the family never got to make."""
+    plan = presented_plan(agreement(1, "r1"), agreement(2, "r2"))
+    again = domain.add_requirement(plan, plan.case_id, domain.NewRequirement(text=" AVOND ", shared_with_family_at=NOW), "prof", NOW)
+    assert again is None
+    assert [r.requirement_id for r in plan.requirements] == ["r1", "r2"]
