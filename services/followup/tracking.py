@@ -83,7 +83,7 @@ class Tracking:
                 mutation = await self.followups.mutate(case_id, lambda f: domain.fire(f, now))
                 fired += len(mutation.events)
                 if mutation.state is not None and mutation.state.stage is not domain.Stage.SCHEDULED:
-                    await self.scheduled.remove(case_id)  # moved to a later date meanwhile: stays
+                    await self.scheduled.remove(case_id)  # fired; one moved to a later date meanwhile stays
         if fired:
             log.info("follow-ups due", fired=fired)
         return fired

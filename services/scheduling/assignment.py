@@ -57,7 +57,6 @@ class Assignments:
         case = await self.cases.get(case_id)
         if case is None or not case.needs_coordinator:
             return case
-        await self.waiting.add(case_id)  # before it may wait: a pass will try it again
         coordinators = coordinators if coordinators is not None else await self.all_coordinators()
         holder = next((c for c in coordinators if case_id in c.active_cases), None)
         candidates, reason = ([holder], "") if holder else domain.ranked(coordinators, case, self.clock().date())
@@ -70,6 +69,7 @@ class Assignments:
             assigned = await self._record(case_id, coordinator.coordinator_id, cause)
             await self.waiting.remove(case_id)
             return assigned
+        await self.waiting.add(case_id)  # before it is marked waiting: a pass will try it again
         await self.cases.mutate(case_id, lambda c: domain.waiting(c, reason or "no eligible coordinator"))
         log.info("case waits for a coordinator", case_id=case_id, reason=reason)
         return await self.cases.get(case_id)
