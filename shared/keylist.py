@@ -10,11 +10,17 @@ read from its store by `_id`.
 A KeyList is a hint, never the truth: add a key before the change that makes it belong
 (a crash in between leaves a key too many, which the reader checks and removes), remove
 it after the change that ends it. What only a lost write could leave out (data from
-before the list existed, say) is put back by `complete`, from one query of the store.
+before the list existed, say) is put back by `complete`, from one query of the store; a
+service does that at start and every COMPLETE_EVERY_SECONDS after (shared.runtime `every`).
 """
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
+
+# A wall-clock period, not "every Nth sweep": the follow-up sweep runs every second in the
+# fault runs, and completing its list each tenth one scanned every follow-up version ever
+# written every ten seconds.
+COMPLETE_EVERY_SECONDS = 600.0
 
 
 class KeyList:

@@ -27,7 +27,7 @@ from shared.logging import get_logger
 from shared.messaging.consumer import DeliveryPolicy, subscribe
 from shared.messaging.publisher import EventPublisher
 from shared.messaging.topology import Topology
-from shared.mongo import IndexSpec, create_client, ensure_indexes, ping
+from shared.mongo import DatabaseTime, IndexSpec, create_client, ensure_indexes, ping
 from shared.outbox import OutboxRelay
 from shared.settings import KringSettings
 from shared.store import AggregateStore
@@ -63,7 +63,9 @@ class KringService:
         self.broker = create_broker(settings, description=description)
         self.publisher = EventPublisher(self.broker, self.topology)
         self.broker.add_middleware(DeliveryPolicy(self.publisher, settings))
-        self.mongo: AsyncMongoClient = create_client(settings)  # connects on first use
+        self.database_time = DatabaseTime()
+        listeners = [self.database_time] if settings.database_time_seconds else []
+        self.mongo: AsyncMongoClient = create_client(settings, listeners)  # connects on first use
         self.relay = OutboxRelay(
             self.publisher,
             sweep_seconds=settings.relay_sweep_seconds,
@@ -72,6 +74,12 @@ class KringService:
         self.indexes: list[IndexSpec] = []
         self._periodic: list[tuple[float, Callable[[], Awaitable[Any]]]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        if settings.database_time_seconds:
+            self.every(settings.database_time_seconds, self.log_database_time)
+
+    async def log_database_time(self) -> None:
+        if taken := self.database_time.take():
+            log.info("database time", service=self.name, **taken)
 
     def every(self, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
         """Run `job` at start and then every `seconds` while the service runs (sweeps,

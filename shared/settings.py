@@ -40,6 +40,9 @@ class KringSettings(BaseSettings):
     prefetch: int = Field(default=32, gt=0, description="unacked messages per consumer")
     relay_sweep_seconds: float = Field(default=5.0, gt=0, description="outbox crash-recovery sweep")
     relay_lease_seconds: float = Field(default=30.0, gt=0, description="outbox claim lifetime")
+    database_time_seconds: float | None = Field(
+        default=None, gt=0, description="log where database time went, every this many seconds (off if unset)"
+    )
     retry_initial_seconds: float = Field(default=0.2, gt=0)
     retry_max_seconds: float = Field(default=10.0, gt=0)
     retry_give_up_seconds: float = Field(

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contract.envelope import Envelope
+from shared.keylist import COMPLETE_EVERY_SECONDS
 from shared.contract.events import FollowUpCompleted, FollowUpDue, OutcomeRecorded
 from shared.outbox import utc_now
 from shared.runtime import KringService
@@ -63,6 +64,7 @@ def create_app(
         await partner.keep(partner_log, envelope)
 
     service.every(sweep_seconds, tracking.fire_due)
+    service.every(COMPLETE_EVERY_SECONDS, tracking.reconcile)
     service.documents(FollowUpDue, FollowUpCompleted, OutcomeRecorded)
     app = service.http_app(routes.router(tracking, partner_log, service.publisher, clock))
     app.state.tracking = tracking

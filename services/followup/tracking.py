@@ -16,7 +16,6 @@ from . import domain
 from .domain import Facts, FollowUp, Interval, ReportSlice
 
 log = get_logger("kring.followup")
-RECONCILE_EVERY = 10  # due sweeps: every ten minutes at the default sweep of 60 s
 
 
 class Tracking:
@@ -36,7 +35,6 @@ class Tracking:
         # the cases whose check has a date: the due sweep reads them by _id, not by a query
         # over every follow-up version ever written (shared.keylist)
         self.scheduled = KeyList(followups.collection.database[f"{followups.collection.name}.scheduled"])
-        self._sweeps = 0
 
     async def facts(self, case_id: str) -> Facts:
         followup = await self.followups.get(case_id)
@@ -68,9 +66,6 @@ class Tracking:
     async def fire_due(self) -> int:
         """Emit FollowUpDue for every check whose time has come, exactly once per due
         date, whichever replica sweeps (and on start, for what came due while down)."""
-        if self._sweeps % RECONCILE_EVERY == 0:
-            await self.reconcile()
-        self._sweeps += 1
         now = self.clock()
         fired = 0
         for case_id in await self.scheduled.keys():

@@ -12,6 +12,7 @@ from shared.contract.events import (
     ConferenceScheduled,
     CoordinatorAssigned,
 )
+from shared.keylist import COMPLETE_EVERY_SECONDS
 from shared.outbox import utc_now
 from shared.runtime import KringService
 from shared.settings import KringSettings
@@ -34,6 +35,7 @@ def create_app(settings: KringSettings | None = None, *, clock: Callable[[], dat
     assignments = Assignments(cases, coordinators, clock)
     handlers.register(service, assignments, clock)
     service.every(SWEEP_SECONDS, assignments.sweep)
+    service.every(COMPLETE_EVERY_SECONDS, assignments.reconcile)
     service.documents(CoordinatorAssigned, ConferenceScheduled, ConferenceRescheduled, ConferenceHeld, ConferenceCancelled)
     app = service.http_app(routes.router(assignments, clock))
     app.state.assignments = assignments

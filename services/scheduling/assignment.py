@@ -10,8 +10,8 @@ Assignment runs on every freed place, so it reads only by `_id`: the coordinator
 roster and the cases on the waiting list (shared.keylist), each from its store. A query
 over the stores' version chains grows with every case ever handled (FerretDB v1 answers
 each by reading the whole collection: 9 s for 3,600 case versions in a 1,000-case fault
-run). The first sweep of a process and every RECONCILE_EVERY-th one after complete both
-lists from the stores.
+run). The lists are completed from the stores at start and every ten minutes after
+(`reconcile`).
 """
 
 import asyncio
@@ -29,8 +29,6 @@ from .domain import Case, CaseloadFull, Coordinator, Stage
 
 log = get_logger("kring.scheduling")
 
-RECONCILE_EVERY = 20  # sweeps: every ten minutes at a sweep every 30 s
-
 
 class Assignments:
     def __init__(self, cases: AggregateStore[Case], coordinators: AggregateStore[Coordinator], clock: Callable[[], datetime]) -> None:
@@ -42,7 +40,6 @@ class Assignments:
         self._pass_started = 0  # the newest request the running or last pass started after
         self.roster = KeyList(coordinators.collection.database[f"{coordinators.collection.name}.roster"])
         self.waiting = KeyList(cases.collection.database[f"{cases.collection.name}.waiting"])
-        self._sweeps = 0
 
     async def enrol(self, coordinator_id: str) -> None:
         """Put a coordinator on the roster; before the registration, so none is ever missed."""
@@ -148,9 +145,6 @@ class Assignments:
         return missing
 
     async def sweep(self) -> None:
-        if self._sweeps % RECONCILE_EVERY == 0:
-            await self.reconcile()
-        self._sweeps += 1
         await self.release_ended()
         await self.assign_waiting()
 

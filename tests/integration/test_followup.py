@@ -346,7 +346,6 @@ async def test_the_due_sweep_reads_checks_only_by_id_and_finds_one_missing_from_
 
     queries: list[str] = []
     tracking.followups.collection = QueriesOnly(tracking.followups.collection, queries)
-    tracking._sweeps = 1  # not a sweep that completes the list
     assert await tracking.fire_due() == 1
     assert queries == []
     assert (await tracking.followups.get(listed)).stage == "due"  # type: ignore[union-attr]

@@ -154,3 +154,20 @@ class CountedQueries:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.collection, name)
+
+
+async def test_database_time_is_counted_per_command_and_collection_without_values(kring: Harness) -> None:
+    service = kring.service("scheduling", database_time_seconds=60)
+    store = service.aggregate_store("tallies", Tally)
+    key = case_id()
+    for n in range(3):
+        await store.mutate(key, add_one, dedup_id=f"event-{n}")
+    assert [k async for k, _ in store.find_current({"state.effects": 3})] == [key]
+    taken = service.database_time.take()
+    assert taken["insert tallies"].startswith("3 calls, ")
+    assert {"find tallies", "insert tallies"} <= set(taken)
+    assert not any(key in name or key in figures for name, figures in taken.items()), "only names and durations"
+    assert service.database_time.take() == {}, "each take starts again"
+    quiet = kring.service("scheduling")
+    await quiet.aggregate_store("tallies", Tally).get(key)
+    assert quiet.database_time.take() == {}, "not listening unless asked"

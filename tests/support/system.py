@@ -50,7 +50,7 @@ class System:
             "KRING_FOLLOWUP_INTERVAL_DAYS": "0.0001", "KRING_FOLLOWUP_SWEEP_SECONDS": "1", "KRING_PREFETCH": "8",
             "KRING_RELAY_SWEEP_SECONDS": "1", "KRING_RELAY_LEASE_SECONDS": "5",
             # the limit is per client address, and every simulated family writes from 127.0.0.1
-            "KRING_PUBLIC_RATE_LIMIT": "1000/minute",
+            "KRING_PUBLIC_RATE_LIMIT": "1000/minute", "KRING_DATABASE_TIME_SECONDS": "20",
         }  # fmt: skip
         self.ports = {service: free_port() for service in SERVICES}
         self.urls = {service: f"http://127.0.0.1:{port}" for service, port in self.ports.items()}
