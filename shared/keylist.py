@@ -11,7 +11,9 @@ A KeyList is a hint, never the truth: add a key before the change that makes it 
 (a crash in between leaves a key too many, which the reader checks and removes), remove
 it after the change that ends it. What only a lost write could leave out (data from
 before the list existed, say) is put back by `complete`, from one query of the store; a
-service does that at start and every COMPLETE_EVERY_SECONDS after (shared.runtime `every`).
+service does that every COMPLETE_EVERY_SECONDS, the first time at a random point of the
+period (`every(..., spread=True)`): it reads every version in the store, and the fault runs
+restart each service every half minute.
 """
 
 from pymongo.asynchronous.collection import AsyncCollection

@@ -9,6 +9,7 @@ Nothing connects until the app starts.
 
 import asyncio
 import logging
+import random
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -72,7 +73,7 @@ class KringService:
             lease_seconds=settings.relay_lease_seconds,
         )
         self.indexes: list[IndexSpec] = []
-        self._periodic: list[tuple[float, Callable[[], Awaitable[Any]]]] = []
+        self._periodic: list[tuple[float, float, Callable[[], Awaitable[Any]]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         if settings.database_time_seconds:
             self.every(settings.database_time_seconds, self.log_database_time)
@@ -81,10 +82,13 @@ class KringService:
         if taken := self.database_time.take():
             log.info("database time", service=self.name, **taken)
 
-    def every(self, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
+    def every(self, seconds: float, job: Callable[[], Awaitable[Any]], *, spread: bool = False) -> None:
         """Run `job` at start and then every `seconds` while the service runs (sweeps,
-        timers). A failing run is logged and the next one comes as planned."""
-        self._periodic.append((seconds, job))
+        timers). A failing run is logged and the next one comes as planned. `spread`: the
+        first run comes after a random part of the period instead, for costly checks that
+        replicas started together, or a process restarted again and again, should not all
+        run at start."""
+        self._periodic.append((random.uniform(0, seconds) if spread else 0.0, seconds, job))
 
     @property
     def db(self) -> AsyncDatabase:
@@ -104,11 +108,12 @@ class KringService:
         await self.topology.declare(self.broker, [sub.queue for sub in self.broker.subscribers])
         self.relay.start()
         self.relay.notify()  # sweep now: publish what a previous run left behind
-        self._tasks = [asyncio.create_task(self._repeat(seconds, job)) for seconds, job in self._periodic]
+        self._tasks = [asyncio.create_task(self._repeat(first, seconds, job)) for first, seconds, job in self._periodic]
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
         log.info("service started", service=self.name)
 
-    async def _repeat(self, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
+    async def _repeat(self, first: float, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
+        await asyncio.sleep(first)
         while True:
             try:
                 await job()

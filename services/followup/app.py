@@ -64,7 +64,7 @@ def create_app(
         await partner.keep(partner_log, envelope)
 
     service.every(sweep_seconds, tracking.fire_due)
-    service.every(COMPLETE_EVERY_SECONDS, tracking.reconcile)
+    service.every(COMPLETE_EVERY_SECONDS, tracking.reconcile, spread=True)
     service.documents(FollowUpDue, FollowUpCompleted, OutcomeRecorded)
     app = service.http_app(routes.router(tracking, partner_log, service.publisher, clock))
     app.state.tracking = tracking

@@ -35,7 +35,7 @@ def create_app(settings: KringSettings | None = None, *, clock: Callable[[], dat
     assignments = Assignments(cases, coordinators, clock)
     handlers.register(service, assignments, clock)
     service.every(SWEEP_SECONDS, assignments.sweep)
-    service.every(COMPLETE_EVERY_SECONDS, assignments.reconcile)
+    service.every(COMPLETE_EVERY_SECONDS, assignments.reconcile, spread=True)
     service.documents(CoordinatorAssigned, ConferenceScheduled, ConferenceRescheduled, ConferenceHeld, ConferenceCancelled)
     app = service.http_app(routes.router(assignments, clock))
     app.state.assignments = assignments

@@ -350,7 +350,7 @@ async def test_assigning_waiting_cases_reads_cases_and_caseloads_only_by_id(krin
     queries: list[str] = []
     assignments.cases.collection = QueriesOnly(assignments.cases.collection, queries)
     assignments.coordinators.collection = QueriesOnly(assignments.coordinators.collection, queries)
-    await assignments.sweep()  # the lists were completed at start, the sweep does not
+    await assignments.sweep()
     assert await scheduling.assigned_to(waiting.case_id) == "c1"
     assert queries == []
 
