@@ -17,7 +17,8 @@ restart each service every half minute.
 """
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+
+from shared.mongo import insert_once
 
 # A wall-clock period, not "every Nth sweep": the follow-up sweep runs every second in the
 # fault runs, and completing its list each tenth one scanned every follow-up version ever
@@ -31,11 +32,7 @@ class KeyList:
 
     async def add(self, key: str) -> bool:
         """Put `key` on the list; whether it was missing."""
-        try:
-            await self.collection.insert_one({"_id": key})
-        except DuplicateKeyError:
-            return False
-        return True
+        return await insert_once(self.collection, {"_id": key})
 
     async def remove(self, key: str) -> None:
         await self.collection.delete_one({"_id": key})

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import AsyncMongoClient, monitoring
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, OperationFailure
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure
 
 from .settings import KringSettings
 
@@ -92,6 +93,16 @@ class DatabaseTime(monitoring.CommandListener):
         self._micros.clear()
         self._calls.clear()
         return taken
+
+
+async def insert_once(collection: AsyncCollection, document: dict[str, Any]) -> bool:
+    """Insert a document whose `_id` names what it records; False if one is there already.
+    The one write that is atomic on FerretDB v1 and MongoDB alike (see shared.store)."""
+    try:
+        await collection.insert_one(document)
+    except DuplicateKeyError:
+        return False
+    return True
 
 
 async def ensure_indexes(db: AsyncDatabase, specs: Iterable[IndexSpec]) -> None:

@@ -39,12 +39,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
 from shared.contract.envelope import Envelope
 from shared.logging import get_logger
 from shared.messaging.publisher import EventPublisher, PublishFailed, stored_form
-from shared.mongo import IndexSpec
+from shared.mongo import IndexSpec, insert_once
 
 log = get_logger("kring.outbox")
 
@@ -81,10 +80,7 @@ def pending_of(collection: AsyncCollection) -> AsyncCollection:
 
 async def record_intent(collection: AsyncCollection, document_id: str, at: datetime) -> None:
     """Before inserting snapshot `document_id` with events: list it as to be published."""
-    try:
-        await pending_of(collection).insert_one({"_id": document_id, "at": at})
-    except DuplicateKeyError:  # a writer racing for the same version listed it already
-        pass
+    await insert_once(pending_of(collection), {"_id": document_id, "at": at})  # False: a racing writer listed it
 
 
 async def pending_events(collection: AsyncCollection) -> int:
@@ -281,13 +277,11 @@ class OutboxRelay:
         leases = leases_of(collection)
         now = self.clock()
         for _ in range(2):
-            try:
-                await leases.insert_one({"_id": key, "owner": self.owner, "until": now + self.lease})
+            if await insert_once(leases, {"_id": key, "owner": self.owner, "until": now + self.lease}):
                 return True
-            except DuplicateKeyError:
-                expired = await leases.delete_one({"_id": key, "until": {"$lt": now}})
-                if expired.deleted_count == 0:
-                    return False
+            expired = await leases.delete_one({"_id": key, "until": {"$lt": now}})
+            if expired.deleted_count == 0:
+                return False
         return False
 
     async def _hold_lease(self, collection: AsyncCollection, key: Any) -> None:

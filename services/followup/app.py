@@ -15,8 +15,8 @@ from shared.runtime import KringService
 from shared.settings import KringSettings
 
 from . import handlers, partner, routes
-from .domain import DEFAULT_INTERVAL_DAYS, FollowUp, Interval, ReportSlice
-from .tracking import Tracking
+from .domain import DEFAULT_INTERVAL_DAYS, FollowUp, Interval
+from .tracking import CONTRIBUTIONS, Tracking, contribution_indexes
 
 SERVICE = "followup"
 DESCRIPTION = (
@@ -48,14 +48,11 @@ def create_app(
     sweep_seconds = sweep_seconds or options.sweep_seconds
     default_interval = default_interval or timedelta(days=options.interval_days)
     service = KringService(settings, description=DESCRIPTION)
-    stores = [
-        service.aggregate_store("followups", FollowUp),
-        service.aggregate_store("report_slices", ReportSlice),
-        service.aggregate_store("intervals", Interval),
-    ]
-    for store in stores:
-        store.clock = clock
-    tracking = Tracking(*stores, clock=clock, default_interval=default_interval)  # type: ignore[arg-type]
+    followups = service.aggregate_store("followups", FollowUp)
+    intervals = service.aggregate_store("intervals", Interval)
+    followups.clock = intervals.clock = clock
+    service.indexes += contribution_indexes()
+    tracking = Tracking(followups, service.db[CONTRIBUTIONS], intervals, clock=clock, default_interval=default_interval)
     handlers.register(service, tracking)
     partner_log = service.db[partner.PARTNER_LOG]
 

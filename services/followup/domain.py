@@ -3,10 +3,11 @@
 A case's follow-up is a durable timer: due a configurable interval after the plan was
 accepted, fired exactly once (the store's insert-compare-and-set arbitrates between
 replicas; `fire` decides nothing twice). Funders see counts per funder, province and
-period (the quarter the case was referred in), maintained as events arrive.
+period (the quarter the case was referred in): each counted event contributes its own
+counts (`count_*`), and a report adds them up.
 """
 
-import hashlib
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from statistics import fmean
@@ -33,7 +34,6 @@ from shared.domain import RuleViolation
 from shared.store import Change
 
 DEFAULT_INTERVAL_DAYS = 90
-SLICE_SHARDS = 16
 LATE_AFTER_DAYS = 14
 NON_PROFESSIONAL = frozenset({ReferrerType.FAMILY_MEMBER, ReferrerType.SELF})
 
@@ -88,13 +88,6 @@ class Facts(BaseModel):
     @property
     def period(self) -> str:
         return period_of(self.received_at)
-
-    def slice_key(self, case_id: str) -> str:
-        """Counters are split over SLICE_SHARDS aggregates per funder, province and period
-        (by case): fewer writers compete for one counter, and each shard's window of
-        remembered event ids covers SLICE_SHARDS times more events. Reports add them up."""
-        shard = int(hashlib.sha256(case_id.encode()).hexdigest(), 16) % SLICE_SHARDS
-        return f"{self.funder_id}:{self.province}:{self.period}:{shard:02d}"
 
 
 Score = Annotated[int, Field(ge=1, le=10)]
@@ -233,7 +226,8 @@ def complete(current: FollowUp | None, check: Check, now: datetime) -> Change[Fo
 
 
 class ReportSlice(BaseModel):
-    """Counters of one funder, province and period, kept up to date event by event."""
+    """Counters of one funder, province and period. Each counted event contributes one
+    (`count_*`: the counts of that event alone); a report adds up the contributions."""
 
     funder_id: str
     province: str
@@ -254,74 +248,37 @@ class ReportSlice(BaseModel):
     outcomes: dict[str, int] = {}
 
 
-def _slice(current: ReportSlice | None, facts: Facts) -> ReportSlice:
-    return current or ReportSlice(funder_id=facts.funder_id, province=facts.province, period=facts.period)
+def _contribution(facts: Facts, **counts: object) -> ReportSlice:
+    return ReportSlice(funder_id=facts.funder_id, province=facts.province, period=facts.period, **counts)  # type: ignore[arg-type]
 
 
-def _plus(counts: dict[str, int], key: str, amount: int = 1) -> dict[str, int]:
-    return {**counts, key: counts.get(key, 0) + amount}
+def count_referral(facts: Facts) -> ReportSlice:
+    return _contribution(
+        facts, referrals=1, from_non_professionals=int(facts.referrer_type in NON_PROFESSIONAL),
+        concerns=dict(Counter(concern.value for concern in facts.concern_categories)),
+    )  # fmt: skip
 
 
-def count_referral(current: ReportSlice | None, facts: Facts) -> Change[ReportSlice]:
-    report = _slice(current, facts)
-    concerns = report.concerns
-    for concern in facts.concern_categories:
-        concerns = _plus(concerns, concern.value)
-    return Change(
-        report.model_copy(
-            update={
-                "referrals": report.referrals + 1,
-                "from_non_professionals": report.from_non_professionals + (facts.referrer_type in NON_PROFESSIONAL),
-                "concerns": concerns,
-            }
-        )
-    )
-
-
-def count_conference(current: ReportSlice | None, facts: Facts, meeting_number: int, days: int, participants: int) -> Change[ReportSlice] | None:
+def count_conference(facts: Facts, meeting_number: int, days: int, participants: int) -> ReportSlice | None:
     if meeting_number != 1:
-        return None
-    report = _slice(current, facts)
-    return Change(
-        report.model_copy(
-            update={
-                "first_conferences": report.first_conferences + 1,
-                "within_60_days": report.within_60_days + (days <= 60),
-                "participants": report.participants + participants,
-            }
-        )
-    )
+        return None  # a second meeting is not a new conference
+    return _contribution(facts, first_conferences=1, within_60_days=int(days <= 60), participants=participants)
 
 
-def count_plan(current: ReportSlice | None, facts: Facts, meeting_number: int) -> Change[ReportSlice]:
-    report = _slice(current, facts)
-    if meeting_number == 1:
-        return Change(report.model_copy(update={"plan_one_meeting": report.plan_one_meeting + 1}))
-    return Change(report.model_copy(update={"plan_two_meetings": report.plan_two_meetings + 1}))
+def count_plan(facts: Facts, meeting_number: int) -> ReportSlice:
+    return _contribution(facts, **{"plan_one_meeting" if meeting_number == 1 else "plan_two_meetings": 1})
 
 
-def count_no_plan(current: ReportSlice | None, facts: Facts) -> Change[ReportSlice]:
-    report = _slice(current, facts)
-    return Change(report.model_copy(update={"no_plan": report.no_plan + 1}))
+def count_no_plan(facts: Facts) -> ReportSlice:
+    return _contribution(facts, no_plan=1)
 
 
-def count_followup(current: ReportSlice | None, facts: Facts, completed: FollowUpCompleted) -> Change[ReportSlice]:
-    report = _slice(current, facts)
-    sums, counts, outcomes = dict(report.rating_sums), dict(report.rating_counts), report.outcomes
-    for group, value in completed.ratings.model_dump().items():
-        if value is not None:
-            sums[group] = sums.get(group, 0.0) + value
-            counts[group] = counts.get(group, 0) + 1
-    for outcome in completed.child_outcomes:
-        outcomes = _plus(outcomes, outcome.value)
-    return Change(
-        report.model_copy(
-            update={
-                "followups": report.followups + 1,
-                "execution": _plus(report.execution, completed.execution_status.value),
-                "rating_sums": sums, "rating_counts": counts, "outcomes": outcomes,
-            }
-        )
+def count_followup(facts: Facts, completed: FollowUpCompleted) -> ReportSlice:
+    rated = {group: value for group, value in completed.ratings.model_dump().items() if value is not None}
+    return _contribution(
+        facts, followups=1, execution={completed.execution_status.value: 1},
+        rating_sums=rated, rating_counts=dict.fromkeys(rated, 1),
+        outcomes=dict(Counter(outcome.value for outcome in completed.child_outcomes)),
     )  # fmt: skip
 
 

@@ -18,12 +18,12 @@ from .tracking import Tracking
 
 def register(service: KringService, tracking: Tracking) -> None:
     followups = tracking.followups
-    # Each handler counts in the report first and changes the case after: see Tracking.count.
+    # Each handler counts the event in the funder report (Tracking.count) and changes the case.
 
     @service.on(ReferralReceived)
     async def on_referral_received(envelope: Envelope[ReferralReceived]) -> None:
         facts = domain.facts_of(envelope.data)
-        await tracking.count(facts, envelope, lambda s: domain.count_referral(s, facts))
+        await tracking.count(envelope, domain.count_referral(facts))
         await followups.mutate(envelope.subject, lambda f: domain.referral_received(f, envelope.data), cause=envelope)
 
     @service.on(CoordinatorAssigned)
@@ -36,9 +36,7 @@ def register(service: KringService, tracking: Tracking) -> None:
         data = envelope.data
         facts = await tracking.facts(envelope.subject)
         participants = data.attended_by_role.total
-        await tracking.count(
-            facts, envelope, lambda s: domain.count_conference(s, facts, data.meeting_number, data.days_since_referral, participants)
-        )
+        await tracking.count(envelope, domain.count_conference(facts, data.meeting_number, data.days_since_referral, participants))
         await followups.mutate(envelope.subject, lambda f: domain.conference_held(f, data.meeting_number), cause=envelope)
 
     @service.on(PlanAccepted)
@@ -46,13 +44,13 @@ def register(service: KringService, tracking: Tracking) -> None:
         data = envelope.data
         facts = await tracking.facts(envelope.subject)
         interval = await tracking.interval_for(facts)
-        await tracking.count(facts, envelope, lambda s: domain.count_plan(s, facts, data.meeting_number))
+        await tracking.count(envelope, domain.count_plan(facts, data.meeting_number))
         await tracking.schedule(envelope.subject, lambda f: domain.plan_accepted(f, data.accepted_at, data.meeting_number, interval), envelope)
 
     @service.on(NoPlanReached)
     async def on_no_plan_reached(envelope: Envelope[NoPlanReached]) -> None:
         facts = await tracking.facts(envelope.subject)
-        await tracking.count(facts, envelope, lambda s: domain.count_no_plan(s, facts))
+        await tracking.count(envelope, domain.count_no_plan(facts))
         await followups.mutate(envelope.subject, domain.closed, cause=envelope)
 
     @service.on(ReferralWithdrawn)
@@ -64,5 +62,5 @@ def register(service: KringService, tracking: Tracking) -> None:
     async def on_followup_completed(envelope: Envelope[FollowUpCompleted]) -> None:
         """Our own event: the check counts in the funder's report once it is on the bus."""
         facts = await tracking.facts(envelope.subject)
-        await tracking.count(facts, envelope, lambda s: domain.count_followup(s, facts, envelope.data))
+        await tracking.count(envelope, domain.count_followup(facts, envelope.data))
         await followups.mutate(envelope.subject, lambda f: None, cause=envelope)  # the case records it

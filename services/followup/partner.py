@@ -3,20 +3,17 @@
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
 from shared.contract.envelope import Envelope
 from shared.contract.events import OutcomeRecorded
 from shared.messaging.publisher import EventPublisher, stored_form
+from shared.mongo import insert_once
 
 PARTNER_LOG = "partner_log"
 
 
 async def keep(log: AsyncCollection, envelope: Envelope[OutcomeRecorded]) -> None:
-    try:
-        await log.insert_one({"_id": envelope.id, "funder_id": envelope.data.funder_id, "entry": stored_form(envelope)})
-    except DuplicateKeyError:
-        pass  # a redelivery: kept already
+    await insert_once(log, {"_id": envelope.id, "funder_id": envelope.data.funder_id, "entry": stored_form(envelope)})  # False: a redelivery
 
 
 async def replay(log: AsyncCollection, publisher: EventPublisher, funder_id: str, queue: str) -> int:

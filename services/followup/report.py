@@ -2,7 +2,7 @@
 
     python -m services.followup.report [--funder ID] [--province UT] [--period 2026-Q4] [--html report.html]
 
-Reads the follow-up service's report slices (MONGODB_URL); prints the figures beside the
+Reads what each event contributed to the report (MONGODB_URL); prints the figures beside the
 reference figures, and writes the HTML page if asked.
 """
 
@@ -13,19 +13,17 @@ from pathlib import Path
 
 from shared.mongo import create_client
 from shared.settings import KringSettings
-from shared.store import AggregateStore
 
 from . import report_html
 from .app import SERVICE
-from .domain import Report, ReportSlice, report
+from .domain import Report
+from .tracking import CONTRIBUTIONS, report_of
 
 
 async def load(settings: KringSettings, funder: str | None, province: str | None, period: str | None) -> Report:
     client = create_client(settings)
     try:
-        store = AggregateStore(client[settings.database_name]["report_slices"], ReportSlice, source="kring/report")
-        query = {f"state.{k}": v for k, v in (("funder_id", funder), ("province", province), ("period", period)) if v}
-        return report([s async for _, s in store.find_current(query)], funder, province, period)
+        return await report_of(client[settings.database_name][CONTRIBUTIONS], funder, province, period)
     finally:
         await client.close()
 

@@ -106,15 +106,7 @@ def router(tracking: Tracking, log_collection: AsyncCollection, publisher: Event
             if funder_id not in (None, caller.organisation_id):
                 raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only your own figures")
             funder_id = caller.organisation_id
-        query: dict[str, str] = {}
-        if funder_id:
-            query["state.funder_id"] = funder_id
-        if province:
-            query["state.province"] = province.value
-        if period:
-            query["state.period"] = period
-        slices = [s async for _, s in tracking.slices.find_current(query)]
-        return domain.report(slices, funder_id, province.value if province else None, period)
+        return await tracking.report(funder_id, province.value if province else None, period)
 
     period_query = Query(default=None, pattern=r"^[0-9]{4}-Q[1-4]$")
     reader = authorised(Role.OPS, Role.FUNDER)

@@ -1,19 +1,24 @@
 """The follow-up service's two kinds of state and how events move them: one follow-up per
-case, and the report slices (funder, province, period) counted as events arrive. Every
-update is deduplicated by the event's id, so a redelivery counts nothing twice."""
+case, and what each event contributes to the funder report (funder, province, period).
+Both are deduplicated by the event's id, so a redelivery counts nothing twice."""
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from pymongo.asynchronous.collection import AsyncCollection
+
 from shared.contract.envelope import Envelope
 from shared.keylist import KeyList
 from shared.logging import get_logger
 from shared.messaging.consumer import TransientFault
+from shared.mongo import IndexSpec, insert_once
 from shared.store import AggregateStore, Change
 
 from . import domain
-from .domain import Facts, FollowUp, Interval, ReportSlice
+from .domain import Facts, FollowUp, Interval, Report, ReportSlice
+
+CONTRIBUTIONS = "report_contributions"
 
 log = get_logger("kring.followup")
 
@@ -22,13 +27,13 @@ class Tracking:
     def __init__(
         self,
         followups: AggregateStore[FollowUp],
-        slices: AggregateStore[ReportSlice],
+        contributions: AsyncCollection,
         intervals: AggregateStore[Interval],
         clock: Callable[[], datetime],
         default_interval: timedelta,
     ) -> None:
         self.followups = followups
-        self.slices = slices
+        self.contributions = contributions
         self.intervals = intervals
         self.clock = clock
         self.default_interval = default_interval
@@ -42,15 +47,19 @@ class Tracking:
             raise TransientFault(f"no referral known yet for case {case_id}")
         return followup.facts
 
-    async def count(self, facts: Facts, envelope: Envelope[Any], decide: Callable[[ReportSlice | None], Change[ReportSlice] | None]) -> None:
-        """Count an event in the report once, also when it comes back long after (a redrive).
-        A shard remembers only its last MAX_APPLIED event ids; the case remembers all of its
-        own (a case has a few dozen), so: skip what the case applied, count (deduplicated by
-        the shard for quick redeliveries), and only then let the case record it (callers
-        mutate the case with cause=envelope after counting)."""
-        if await self.followups.has_applied(envelope.subject, envelope.id):
-            return
-        await self.slices.mutate(facts.slice_key(envelope.subject), decide, dedup_id=envelope.id)
+    async def count(self, envelope: Envelope[Any], contribution: ReportSlice | None) -> None:
+        """Count an event in the funder report once, also when it comes back long after (a
+        redrive): its contribution is stored under the event's id. No two events write the
+        same document, so counting never waits for another writer.
+
+        (It was a counter per funder, province and period, split over 16 shards, each version
+        carrying the ids of the last 1,000 events it counted: by 2,000 cases every count
+        wrote a 7 KB document, racing dozens of writers for the same 32 shards.)"""
+        if contribution is not None:
+            await insert_once(self.contributions, {"_id": envelope.id, **contribution.model_dump(mode="json", exclude_defaults=True)})
+
+    async def report(self, funder_id: str | None, province: str | None, period: str | None) -> Report:
+        return await report_of(self.contributions, funder_id, province, period)
 
     async def interval_for(self, facts: Facts) -> timedelta:
         for key in (f"{facts.funder_id}:{facts.province}", facts.funder_id):
@@ -90,3 +99,14 @@ class Tracking:
         if missing:
             log.warning("scheduled checks completed from the store", entries=missing)
         return missing
+
+
+def contribution_indexes() -> list[IndexSpec]:
+    return [IndexSpec(CONTRIBUTIONS, [("funder_id", 1), ("province", 1), ("period", 1)])]
+
+
+async def report_of(contributions: AsyncCollection, funder_id: str | None, province: str | None, period: str | None) -> Report:
+    """The report over every contribution of this funder, province and period (None: all)."""
+    query = {field: value for field, value in (("funder_id", funder_id), ("province", province), ("period", period)) if value}
+    counted = [ReportSlice.model_validate(document) async for document in contributions.find(query, {"_id": 0})]
+    return domain.report(counted, funder_id, province, period)

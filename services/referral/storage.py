@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
 from shared.contract.envelope import Envelope
+from shared.mongo import insert_once
 from shared.store import AggregateStore, Change, Mutation
 
 from .domain import Referral
@@ -37,11 +37,8 @@ class Referrals:
         """The case id of this bureau reference, claimed now if it is new."""
         key = f"{organisation_id}:{external_reference}"
         claim = {"_id": key, "case_id": new_case_id(), "claimed_at": self.clock()}
-        try:
-            await self.references.insert_one(claim)
+        if await insert_once(self.references, claim):
             return claim["case_id"]
-        except DuplicateKeyError:
-            pass
         document = await self.references.find_one({"_id": key})
         assert document is not None
         return str(document["case_id"])

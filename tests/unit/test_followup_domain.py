@@ -155,28 +155,15 @@ def test_period_is_the_quarter() -> None:
 def test_the_report_adds_up_to_a_hand_computed_expectation() -> None:
     bureau = referred().facts
     family = referred(referrer_type=ReferrerType.FAMILY_MEMBER, concern_categories=[ConcernCategory.INCOME_DEBT]).facts
-    slice_: domain.ReportSlice | None = None
-
-    def apply(change: object) -> None:
-        nonlocal slice_
-        assert change is not None
-        slice_ = change.state  # type: ignore[attr-defined]
-
-    for facts in (bureau, bureau, bureau, family):
-        apply(domain.count_referral(slice_, facts))
-    apply(domain.count_conference(slice_, bureau, 1, 30, 12))
-    apply(domain.count_conference(slice_, bureau, 1, 61, 14))
-    apply(domain.count_conference(slice_, family, 1, 60, 10))
-    assert domain.count_conference(slice_, bureau, 2, 90, 99) is None  # a second meeting is not a new conference
-    apply(domain.count_plan(slice_, bureau, 1))
-    apply(domain.count_plan(slice_, bureau, 2))
-    apply(domain.count_no_plan(slice_, family))
+    counted = [domain.count_referral(facts) for facts in (bureau, bureau, bureau, family)]
+    counted += [domain.count_conference(bureau, 1, 30, 12), domain.count_conference(bureau, 1, 61, 14), domain.count_conference(family, 1, 60, 10)]
+    assert domain.count_conference(bureau, 2, 90, 99) is None  # a second meeting is not a new conference
+    counted += [domain.count_plan(bureau, 1), domain.count_plan(bureau, 2), domain.count_no_plan(family)]
     for status, children in ((ExecutionStatus.FULLY_CARRIED_OUT, [9]), (ExecutionStatus.NOT_CARRIED_OUT, [])):
         completed = recorded(due(), check(execution_status=status, ratings_by_children=children), ACCEPTED).events[0]
-        apply(domain.count_followup(slice_, bureau, completed))
+        counted.append(domain.count_followup(bureau, completed))
 
-    assert slice_ is not None
-    result = domain.report([slice_], bureau.funder_id, None, None)
+    result = domain.report([c for c in counted if c is not None], bureau.funder_id, None, None)
     assert result.referrals == 4
     assert result.share_non_professional_referrers == 0.25
     assert result.share_within_60_days == round(2 / 3, 3)
