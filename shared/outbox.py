@@ -222,6 +222,10 @@ class OutboxRelay:
         document = None if intent is None else await collection.find_one({"_id": document_id})
         if intent is not None and document is None and intent["at"] <= self.clock() - self.ORPHAN_AFTER:
             await pending_of(collection).delete_one({"_id": document_id})  # its snapshot never came
+        if document is not None and not document.get(COUNT):
+            # listed by a writer that decided on a stale version and lost this one to a
+            # writer whose change caused no events: nothing will ever be published from it
+            await self._forget_intent(collection, document_id)
         if document is None or not document.get(COUNT):
             await self._release_quietly(collection, document_id)
             return 0
