@@ -12,7 +12,9 @@ from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from tests.support.faults import ID_LOOKUP_INDEX, FerretDB
+from services.ops import ID_LOOKUP_INDEX
+from services.ops import main as ops
+from tests.support.faults import FerretDB
 
 
 @pytest.fixture
@@ -66,3 +68,14 @@ def sqlite_tables(ferretdb: FerretDB, database_name: str) -> list[str]:
     assert data is not None
     with closing(sqlite3.connect(data / f"{database_name}.sqlite")) as connection:
         return sorted(row[0] for row in connection.execute("SELECT table_name FROM _ferretdb_collections"))
+
+
+def test_operations_add_the_index_from_the_command_line(ferretdb: FerretDB, database: Database, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[type-arg]
+    database.versions.insert_one({"_id": "case-00001:0000000001"})
+    command = ["ferretdb-index", str(ferretdb.data_dir()), "--prefix", database.name]
+    assert ops(command) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{database.name}.{table}" for table in sqlite_tables(ferretdb, database.name)]
+    assert ops(command) == 0
+    assert "has the index already" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        ops(["ferretdb-index", "/no/such/directory"])

@@ -5,15 +5,16 @@ MongoDB-protocol server. Only for servers running on this machine (CI and script
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import time
-from contextlib import closing, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from pymongo import MongoClient
+
+from services.ops import index_id_lookups
 
 
 def unavailable(mongodb_url: str) -> str | None:
@@ -37,7 +38,6 @@ def restart_rabbitmq() -> float:
     raise RuntimeError("RabbitMQ did not come back")
 
 
-ID_LOOKUP_INDEX = "__id_lookup"
 
 
 @dataclass
@@ -74,28 +74,10 @@ class FerretDB:
         return None
 
     def index_ids(self, database_prefix: str) -> list[str]:
-        """Give every collection of the databases named `database_prefix*` the `_id` index
-        FerretDB v1.24's own queries can use; returns the tables newly indexed.
-
-        FerretDB's SQLite backend indexes `_id` as `_ferretdb_sjson->"_id"` but looks documents
-        up by `_ferretdb_sjson->'$._id'`; SQLite uses an expression index only for the same
-        expression, so every read by `_id` scans the table (0.1 s at 50,000 documents, see
-        bench.lookup). This adds an index on the expression the lookups use, in the server's own
-        files: FerretDB itself is unchanged and does not list it, and MongoDB needs nothing
-        like it. The index is kept up to date by SQLite on every later write."""
+        """Give its databases named `database_prefix*` the `_id` index FerretDB's own lookups
+        can use (services.ops.index_id_lookups); returns the tables newly indexed."""
         data = self.data_dir()
-        if data is None:
-            return []
-        indexed = []
-        for path in sorted(data.glob(f"{database_prefix}*.sqlite")):
-            with closing(sqlite3.connect(path, timeout=30)) as database, database:
-                tables = sorted(row[0] for row in database.execute("SELECT table_name FROM _ferretdb_collections"))
-                existing = {row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-                for table in tables:
-                    if f"{table}{ID_LOOKUP_INDEX}" not in existing:
-                        database.execute(f"""CREATE INDEX IF NOT EXISTS "{table}{ID_LOOKUP_INDEX}" ON "{table}" (_ferretdb_sjson->'$._id')""")
-                        indexed.append(f"{path.stem}.{table}")
-        return indexed
+        return [] if data is None else index_id_lookups(data, database_prefix)
 
     def stop(self, patience: float = 30) -> tuple[float, bool]:
         """SIGTERM; SIGKILL if it is still there after `patience` seconds. Returns the seconds
