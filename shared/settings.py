@@ -43,6 +43,9 @@ class KringSettings(BaseSettings):
     database_time_seconds: float | None = Field(
         default=None, gt=0, description="log where database time went, every this many seconds (off if unset)"
     )
+    key_list_completion_seconds: float = Field(
+        default=3600.0, gt=0, description="how often key lists are completed from their stores (shared.keylist): a full read"
+    )
     retry_initial_seconds: float = Field(default=0.2, gt=0)
     retry_max_seconds: float = Field(default=10.0, gt=0)
     retry_give_up_seconds: float = Field(

@@ -8,7 +8,6 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contract.envelope import Envelope
-from shared.keylist import COMPLETE_EVERY_SECONDS
 from shared.contract.events import FollowUpCompleted, FollowUpDue, OutcomeRecorded
 from shared.outbox import utc_now
 from shared.runtime import KringService
@@ -61,7 +60,7 @@ def create_app(
         await partner.keep(partner_log, envelope)
 
     service.every(sweep_seconds, tracking.fire_due)
-    service.every(COMPLETE_EVERY_SECONDS, tracking.reconcile, spread=True)
+    service.every(settings.key_list_completion_seconds, tracking.reconcile, spread=True)
     service.documents(FollowUpDue, FollowUpCompleted, OutcomeRecorded)
     app = service.http_app(routes.router(tracking, partner_log, service.publisher, clock))
     app.state.tracking = tracking

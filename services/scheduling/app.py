@@ -12,7 +12,6 @@ from shared.contract.events import (
     ConferenceScheduled,
     CoordinatorAssigned,
 )
-from shared.keylist import COMPLETE_EVERY_SECONDS
 from shared.outbox import utc_now
 from shared.runtime import KringService
 from shared.settings import KringSettings
@@ -35,7 +34,7 @@ def create_app(settings: KringSettings | None = None, *, clock: Callable[[], dat
     assignments = Assignments(cases, coordinators, clock)
     handlers.register(service, assignments, clock)
     service.every(SWEEP_SECONDS, assignments.sweep)
-    service.every(COMPLETE_EVERY_SECONDS, assignments.reconcile, spread=True)
+    service.every(settings.key_list_completion_seconds, assignments.reconcile, spread=True)
     service.documents(CoordinatorAssigned, ConferenceScheduled, ConferenceRescheduled, ConferenceHeld, ConferenceCancelled)
     app = service.http_app(routes.router(assignments, clock))
     app.state.assignments = assignments

@@ -10,7 +10,8 @@ Assignment runs on every freed place, so it reads only by `_id`: the coordinator
 roster and the cases on the waiting list (shared.keylist), each from its store. A query
 over the stores' version chains grows with every case ever handled (FerretDB v1 answers
 each by reading the whole collection: 9 s for 3,600 case versions in a 1,000-case fault
-run). The lists are completed from the stores every ten minutes (`reconcile`).
+run). The lists are completed from the stores every hour (`reconcile`,
+KRING_KEY_LIST_COMPLETION_SECONDS).
 """
 
 import asyncio
