@@ -167,11 +167,6 @@ class AggregateStore(Generic[S]):
         if version > self._seen.get(key, 0):
             self._seen[key] = version
 
-    async def has_applied(self, key: str, message_id: str) -> bool:
-        """Whether the message with this id changed (or was recorded on) aggregate `key`."""
-        document = await self.latest(key)
-        return document is not None and message_id in document.get(APPLIED, ())
-
     async def get(self, key: str) -> S | None:
         document = await self.latest(key)
         return None if document is None else self._state(document)

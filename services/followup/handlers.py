@@ -63,4 +63,3 @@ def register(service: KringService, tracking: Tracking) -> None:
         """Our own event: the check counts in the funder's report once it is on the bus."""
         facts = await tracking.facts(envelope.subject)
         await tracking.count(envelope, domain.count_followup(facts, envelope.data))
-        await followups.mutate(envelope.subject, lambda f: None, cause=envelope)  # the case records it
