@@ -78,6 +78,16 @@ def producer_store(service: KringService) -> AggregateStore[Intake]:
     return service.aggregate_store("intakes", Intake)
 
 
+async def producer_without_relay(kring: Harness, **overrides: Any) -> tuple[KringService, AggregateStore[Intake]]:
+    """A referral service whose topology is declared but whose own relay is stopped: only
+    the relays a test makes publish its outbox."""
+    producer = kring.service("referral", **overrides)
+    store = producer_store(producer)
+    await producer.start()
+    await producer.relay.stop()
+    return producer, store
+
+
 async def record_referral(store: AggregateStore[Intake]) -> Envelope[ReferralReceived]:
     event = referral_received()
     mutation = await store.mutate(event.case_id, lambda _: Change(Intake(case_id=event.case_id), [event]))
@@ -95,10 +105,7 @@ class CrashBeforeRemoval(OutboxRelay):
 async def test_event_reaches_consumer_once_in_effect_despite_crash_before_outbox_removal(kring: Harness) -> None:
     consumer = Consumer(kring.service("scheduling"))
     await kring.start(consumer.service)
-    producer = kring.service("referral", relay_lease_seconds=1.0)
-    store = producer_store(producer)
-    await producer.start()  # declares topology; the service's own relay runs too, stop it:
-    await producer.relay.stop()
+    producer, store = await producer_without_relay(kring, relay_lease_seconds=1.0)
 
     envelope = await record_referral(store)
     crashing = CrashBeforeRemoval(producer.publisher, [store.collection], lease_seconds=1.0)
@@ -123,10 +130,7 @@ async def test_publishing_never_rewrites_a_snapshot_and_leaves_no_intent(kring: 
     what is to be published and snapshots are never rewritten."""
     consumer = Consumer(kring.service("scheduling"))
     await kring.start(consumer.service)
-    producer = kring.service("referral")
-    store = producer_store(producer)
-    await producer.start()
-    await producer.relay.stop()
+    producer, store = await producer_without_relay(kring)
 
     envelopes = [await record_referral(store) for _ in range(3)]
     written = {e.subject: await store.latest(e.subject) for e in envelopes}
@@ -144,10 +148,7 @@ async def test_publishing_never_rewrites_a_snapshot_and_leaves_no_intent(kring: 
 
 
 async def test_an_intent_whose_snapshot_never_came_is_removed_once_orphaned(kring: Harness) -> None:
-    producer = kring.service("referral")
-    store = producer_store(producer)
-    await producer.start()
-    await producer.relay.stop()
+    producer, store = await producer_without_relay(kring)
     now = datetime.now(UTC)
     await pending_of(store.collection).insert_one({"_id": "case-gone:0000000001", "at": now})
     relay = OutboxRelay(producer.publisher, [store.collection], clock=lambda: now)
@@ -167,10 +168,7 @@ async def test_an_intent_left_by_a_writer_that_lost_its_race_is_cleared_by_the_s
     1,100 cases, six database calls each per second and replica, and growing."""
     consumer = Consumer(kring.service("scheduling"))
     await kring.start(consumer.service)
-    producer = kring.service("referral")
-    stale = producer_store(producer)
-    await producer.start()
-    await producer.relay.stop()
+    producer, stale = await producer_without_relay(kring)
     other = producer_store(kring.service("referral"))  # a second replica
 
     first = await record_referral(stale)  # version 1, with its event; `stale` remembers it
@@ -333,10 +331,7 @@ class Unhurried:
 async def test_two_relays_over_one_outbox_publish_each_event_once_in_effect(kring: Harness) -> None:
     consumer = Consumer(kring.service("scheduling"))
     await kring.start(consumer.service)
-    producer = kring.service("referral")
-    store = producer_store(producer)
-    await producer.start()
-    await producer.relay.stop()  # only the two relays below publish
+    producer, store = await producer_without_relay(kring)  # only the two relays below publish
 
     envelopes = [await record_referral(store) for _ in range(100)]
     relays = [OutboxRelay(Unhurried(producer.publisher), [store.collection]) for _ in range(2)]
