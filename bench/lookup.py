@@ -1,97 +1,113 @@
-"""Benchmark 6, lookups: does reading one document by `_id` cost the same however many are stored?
+"""Benchmark 6, lookups: does finding one document cost the same however many are stored?
 
     python -m bench.lookup [--sizes 5000,50000] [--lookups 50]
 
-Every aggregate read of shared.store is a `find_one({"_id": ...})` of a version, and
-`latest()` always ends with a probe for the next version, which is not there. For each size,
-in a fresh collection of that many version documents (about the size of a case), times
-lookups of present and of missing `_id`s and one query on another field, and prints the
-server's plan. Ratios largest/smallest size: about 1 on a server that uses its `_id` index
-(MongoDB), about the size ratio on one that scans the table for every read (FerretDB v1).
-
-On a local FerretDB with the SQLite backend each size is measured twice in the same run: as
-FerretDB comes, then with the `_id` lookup index the fault runs add
-(tests.support.faults.FerretDB.index_ids); the last ratio compares the two.
+For each size, in a fresh collection of that many case-sized documents, times lookups
+  - by `_id`, of present and of missing documents;
+  - by a field with a unique index (`reference`);
+  - by a field with a non-unique index (`stage`, the shape of a list over current state);
+  - by the version compare-and-set filter `{_id, version}`, without and with a unique
+    `(_id, version)` index.
+Ratios largest/smallest size: about 1 where the server answers from an index (MongoDB for
+all of them), about the size ratio where it scans. mongo-java-server, the local server here,
+uses an index only for a filter whose fields are exactly the index's, and ignores non-unique
+indexes (../shared/MONGODB_SERVER.md): this shows which of Kring's queries that costs.
 """
 
 import argparse
 import asyncio
-import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 
 from bench.report import print_result
 from bench.servers import server_urls
-from tests.support.faults import FerretDB
 
 BATCH = 1000
+STAGES = ("preparing", "scheduled", "held", "closed")
 
 
-def version_document(number: int) -> dict:
+def case_document(number: int) -> dict[str, Any]:
     key = f"case-{number:08d}"
-    return {"_id": f"{key}:1", "key": key, "version": 1, "state": {"case_id": key, "stage": "preparing", "notes": "x" * 600}, "applied": []}
+    return {
+        "_id": key,
+        "version": 3,
+        "reference": f"ref-{number:08d}",
+        "stage": "waiting" if number % 500 == 0 else STAGES[number % len(STAGES)],
+        "state": {"case_id": key, "notes": "x" * 600},
+        "applied": [],
+    }
 
 
-async def measure(client: AsyncMongoClient, size: int, lookups: int, ferretdb: FerretDB | None) -> dict[str, float | str]:
-    """Timings as the server comes, or, given a local FerretDB, with its `_id` lookup index."""
+async def per_call_ms(lookups: list[Any], call: Callable[[Any], Awaitable[Any]]) -> float:
+    started = time.perf_counter()
+    for lookup in lookups:
+        await call(lookup)
+    return (time.perf_counter() - started) * 1000 / len(lookups)
+
+
+async def measure(client: AsyncMongoClient, size: int, lookups: int) -> dict[str, float]:
     database = client[f"bench_lookup_{uuid.uuid4().hex[:8]}"]
-    documents = database.versions
+    documents: AsyncCollection = database.cases
     try:
+        await documents.create_index([("reference", 1)], unique=True)
+        await documents.create_index([("stage", 1)])
         for start in range(0, size, BATCH):
-            await documents.insert_many([version_document(n) for n in range(start, min(size, start + BATCH))])
-        if ferretdb is not None:
-            assert ferretdb.index_ids(database.name), "nothing indexed"
-            await documents.find_one({"_id": "warm-up"})  # the connection reads the new schema
-        present = [f"case-{(n * 7919) % size:08d}:1" for n in range(lookups)]
-        started = time.perf_counter()
-        for document_id in present:
-            assert await documents.find_one({"_id": document_id}) is not None
-        present_ms = (time.perf_counter() - started) * 1000 / lookups
-        started = time.perf_counter()
-        for document_id in present:
-            assert await documents.find_one({"_id": document_id.replace(":1", ":2")}) is None
-        missing_ms = (time.perf_counter() - started) * 1000 / lookups
-        started = time.perf_counter()
-        for document_id in present[: max(1, lookups // 5)]:
-            await documents.find_one({"key": document_id.removesuffix(":1"), "version": 2})
-        other_ms = (time.perf_counter() - started) * 1000 / max(1, lookups // 5)
-        explained = await database.command("explain", {"find": "versions", "filter": {"_id": present[0]}})
-        plan = json.dumps(explained.get("queryPlanner", {}), default=str)
-        return {"present": present_ms, "missing": missing_ms, "other": other_ms, "plan": plan[:160]}
+            await documents.insert_many([case_document(n) for n in range(start, min(size, start + BATCH))])
+        numbers = [(n * 7919) % size for n in range(lookups)]
+        few = numbers[: max(1, lookups // 5)]  # the scanning lookups are slow: fewer of them
+        keys = [f"case-{n:08d}" for n in numbers]
+
+        async def present(key: str) -> None:
+            assert await documents.find_one({"_id": key}) is not None
+
+        async def missing(key: str) -> None:
+            assert await documents.find_one({"_id": key + "-x"}) is None
+
+        async def unique_field(number: int) -> None:
+            assert await documents.find_one({"reference": f"ref-{number:08d}"}) is not None
+
+        async def waiting(_: int) -> None:
+            assert len(await documents.find({"stage": "waiting"}).to_list()) == len(range(0, size, 500))
+
+        async def compare_and_set(number: int) -> None:
+            assert await documents.find_one({"_id": f"case-{number:08d}", "version": 3}) is not None
+
+        figures = {
+            "by _id, present": await per_call_ms(keys, present),
+            "by _id, missing": await per_call_ms(keys, missing),
+            "by a unique field": await per_call_ms(numbers, unique_field),
+            "by a non-unique field (the waiting list)": await per_call_ms(few, waiting),
+            "by {_id, version}, no index of both": await per_call_ms(few, compare_and_set),
+        }
+        await documents.create_index([("_id", 1), ("version", 1)], unique=True)
+        figures["by {_id, version}, unique index of both"] = await per_call_ms(numbers, compare_and_set)
+        return figures
     finally:
         await client.drop_database(database.name)
 
 
 async def main(sizes: list[int], lookups: int) -> None:
     _, mongodb_url = server_urls()
-    ferretdb = FerretDB.find(mongodb_url)
-    variants = {"as it comes": None}
-    if ferretdb is not None and ferretdb.data_dir() is not None:
-        variants["with the _id lookup index"] = ferretdb
     client: AsyncMongoClient = AsyncMongoClient(mongodb_url)
     try:
-        results: dict[tuple[str, int], dict[str, float | str]] = {}
-        for variant, indexing in variants.items():
-            for size in sizes:
-                print(f"[lookup] {size:,} documents, {variant} ...", flush=True)
-                results[variant, size] = await measure(client, size, lookups, indexing)
+        results: dict[int, dict[str, float]] = {}
+        for size in sizes:
+            print(f"[lookup] {size:,} documents ...", flush=True)
+            results[size] = await measure(client, size, lookups)
     finally:
         await client.close()
-    figures = []
-    for (variant, size), result in results.items():
-        figures.append((f"{size:,} stored, {variant}: by _id present / missing / other field", f"{result['present']:.2f} / {result['missing']:.2f} / {result['other']:.2f} ms"))
-        figures.append((f"{size:,} stored, {variant}: plan of a lookup by _id", str(result["plan"])))
-    ratios = []
-    for variant in variants:
-        smallest, largest = results[variant, min(sizes)], results[variant, max(sizes)]
-        ratios.append((f"{variant}: missing _id, largest/smallest", float(largest["missing"]) / float(smallest["missing"]), f"size ratio {max(sizes) / min(sizes):.0f}; 1 means an index lookup"))
-        ratios.append((f"{variant}: present _id, largest/smallest", float(largest["present"]) / float(smallest["present"]), ""))
-    if len(variants) == 2:
-        plain, indexed = (results[variant, max(sizes)] for variant in variants)
-        ratios.append((f"missing _id at {max(sizes):,}, as it comes / with the lookup index", float(plain["missing"]) / float(indexed["missing"]), "how much the index saves"))
-    print_result(f"Lookups by _id, {lookups} per size, sizes {', '.join(f'{size:,}' for size in sizes)}", figures, ratios)
+    smallest, largest = results[min(sizes)], results[max(sizes)]
+    figures = [(f"{name}, {size:,} stored", f"{ms:.2f} ms") for size, measured in results.items() for name, ms in measured.items()]
+    ratios = [
+        (f"{name}: largest/smallest", largest[name] / smallest[name], f"size ratio {max(sizes) / min(sizes):.0f}; 1 means an index answers")
+        for name in smallest
+    ]
+    print_result(f"Lookups, {lookups} per kind and size, sizes {', '.join(f'{size:,}' for size in sizes)}", figures, ratios)
 
 
 if __name__ == "__main__":

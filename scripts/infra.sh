@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
 # Installs (when missing) and starts the servers Kring needs on this machine:
-# RabbitMQ from the Debian package and FerretDB v1 (a MongoDB-protocol server on SQLite).
-# Idempotent: servers already answering are left alone.
+#   - RabbitMQ 3.10 from the Debian package;
+#   - the local MongoDB-protocol server: mongo-java-server with its H2 backend
+#     (deploy/mongo-local), built with Maven into .data/ on first use.
+# Production and `docker compose up` use MongoDB 7; see docs/PERFORMANCE.md for why this one here.
+# Servers already answering are left alone. Anything that does not come up stops the script
+# with its log and a non-zero status.
 #
-#   scripts/infra.sh            install/start, then print the environment to export
-#   scripts/infra.sh --print-env  only print the environment
-#   scripts/infra.sh stop       stop what this script started
+#   scripts/infra.sh [start]      install/start both
+#   scripts/infra.sh --print-env  print the environment to export (RABBITMQ_URL, MONGODB_URL)
+#   scripts/infra.sh stop         stop both
+#
+# Settings: KRING_DATA_DIR (.data), KRING_MONGO_PORT (27017), KRING_MONGO_HEAP (2g),
+# KRING_MONGO_FSYNC=1 (force every write to the disk before acknowledging it).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 data="${KRING_DATA_DIR:-$repo/.data}"
-ferret_version="v1.24.2"
-ferret_port="${KRING_MONGO_PORT:-27017}"
+mongo_port="${KRING_MONGO_PORT:-27017}"
+mongo_heap="${KRING_MONGO_HEAP:-2g}"
 rabbit_url="amqp://guest:guest@127.0.0.1:5672/"
-mongo_url="mongodb://127.0.0.1:${ferret_port}/"
+mongo_url="mongodb://127.0.0.1:${mongo_port}/"
+logs="$data/logs"
+jar="$data/mongo-local/mongo-local.jar"
 
 say() { echo "[infra] $*" >&2; }
+fail() { say "$*"; exit 1; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 print_env() {
@@ -25,95 +35,113 @@ print_env() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-wait_port() {
-    local port="$1" what="$2" seconds="${3:-60}"
-    for _ in $(seq "$((seconds * 5))"); do
-        port_open "$port" && return 0
-        sleep 0.2
-    done
-    say "$what did not open port $port within ${seconds}s"
-    return 1
+# Show the end of a log and stop the script.
+fail_with_log() {
+    local log="$1"
+    shift
+    say "$*; last lines of $log:"
+    tail -25 "$log" >&2 || true
+    exit 1
 }
 
 start_rabbitmq() {
     if ! command -v rabbitmq-server >/dev/null 2>&1; then
-        say "installing rabbitmq-server (Debian package)"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >&2
+        say "installing rabbitmq-server (Debian package; output in $logs/install.log)"
+        {
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server
+        } >>"$logs/install.log" 2>&1 || fail_with_log "$logs/install.log" "could not install rabbitmq-server"
     fi
     if as_root rabbitmqctl -q status >/dev/null 2>&1; then
         say "RabbitMQ already running"
     else
         say "starting RabbitMQ"
-        as_root rabbitmq-server -detached >&2
+        as_root rabbitmq-server -detached >>"$logs/rabbitmq-start.log" 2>&1 \
+            || fail_with_log "$logs/rabbitmq-start.log" "rabbitmq-server -detached failed"
     fi
     # await_startup fails at once while the freshly started node is not yet known to epmd.
+    local _
     for _ in $(seq 60); do
         as_root rabbitmqctl -q await_startup --timeout 120 >/dev/null 2>&1 && break
         sleep 2
     done
-    as_root rabbitmqctl -q await_startup --timeout 10 >&2
-    wait_port 5672 RabbitMQ 60
+    as_root rabbitmqctl -q await_startup --timeout 10 >>"$logs/rabbitmq-start.log" 2>&1 \
+        || fail_with_log /var/log/rabbitmq/rabbit@"$(hostname -s)".log "RabbitMQ did not start"
+    wait_port 5672 60 || fail "RabbitMQ runs but does not listen on 5672"
 }
 
-ferret_binary() {
-    local candidate
-    for candidate in "${KRING_FERRETDB:-}" "$data/bin/ferretdb" "$(command -v ferretdb || true)" \
-        "$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin/ferretdb"; do
-        if [ -n "$candidate" ] && [ -x "$candidate" ]; then
-            echo "$candidate"
-            return 0
-        fi
+wait_port() {
+    local port="$1" seconds="$2" _
+    for _ in $(seq "$((seconds * 5))"); do
+        port_open "$port" && return 0
+        sleep 0.2
     done
     return 1
 }
 
-build_ferretdb() {
-    command -v go >/dev/null || { say "Go is needed to build FerretDB"; return 1; }
-    mkdir -p "$data/bin"
-    say "building FerretDB $ferret_version (first run only, about a minute)"
-    if GOBIN="$data/bin" go install "github.com/FerretDB/FerretDB/cmd/ferretdb@${ferret_version}" >&2 2>"$data/go-install.log"; then
-        return 0
-    fi
-    # The module proxy may refuse the version list `go install` asks for; downloading the exact
-    # version and building from its source works in that case.
-    local work src
-    work="$(mktemp -d)"
-    (cd "$work" && go mod init kring-ferretdb-build >/dev/null 2>&1)
-    src="$(cd "$work" && go mod download -json "github.com/FerretDB/FerretDB@${ferret_version}" \
-        | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-    [ -d "$src" ] || { say "could not download FerretDB source"; return 1; }
-    cp -r "$src/." "$work/src"
-    chmod -R u+w "$work/src"
-    # FerretDB reads its version from this file and panics when it is empty.
-    echo "$ferret_version" >"$work/src/build/version/version.txt"
-    (cd "$work/src" && go build -o "$data/bin/ferretdb" ./cmd/ferretdb) >&2
-    rm -rf "$work"
+# The jar is rebuilt whenever deploy/mongo-local changes.
+sources_digest() {
+    (cd "$repo/deploy/mongo-local" && find pom.xml src -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1
 }
 
-start_ferretdb() {
-    if port_open "$ferret_port"; then
-        say "MongoDB-protocol server already listening on $ferret_port"
+build_mongo_local() {
+    local digest
+    digest="$(sources_digest)"
+    if [ -f "$jar" ] && [ "$(cat "$data/mongo-local/sources.sha256" 2>/dev/null)" = "$digest" ]; then
         return 0
     fi
-    local bin
-    bin="$(ferret_binary)" || { build_ferretdb; bin="$data/bin/ferretdb"; }
-    mkdir -p "$data/ferret"
-    say "starting FerretDB ($bin)"
-    nohup setsid "$bin" --handler=sqlite --sqlite-url="file:$data/ferret/" \
-        --state-dir="$data/ferret" --listen-addr="127.0.0.1:${ferret_port}" \
-        --telemetry=disable --debug-addr=- --log-level=warn \
-        >"$data/ferret.log" 2>&1 &
-    echo $! >"$data/ferret.pid"
-    wait_port "$ferret_port" FerretDB 60 || { tail -20 "$data/ferret.log" >&2; return 1; }
+    command -v java >/dev/null || fail "Java 17 is needed for the local MongoDB-protocol server"
+    command -v mvn >/dev/null || fail "Maven is needed to build the local MongoDB-protocol server"
+    say "building the local MongoDB-protocol server with Maven (first run only, under a minute; output in $logs/mongo-local-build.log)"
+    mkdir -p "$data/mongo-local"
+    mvn -B -q -f "$repo/deploy/mongo-local/pom.xml" package \
+        -Dkring.build.directory="$data/mongo-local/build" >"$logs/mongo-local-build.log" 2>&1 \
+        || fail_with_log "$logs/mongo-local-build.log" "the Maven build of deploy/mongo-local failed"
+    cp "$data/mongo-local/build/mongo-local.jar" "$jar"
+    echo "$digest" >"$data/mongo-local/sources.sha256"
+}
+
+start_mongo_local() {
+    if port_open "$mongo_port"; then
+        say "MongoDB-protocol server already listening on $mongo_port"
+        return 0
+    fi
+    build_mongo_local
+    mkdir -p "$data/mongo"
+    local fsync=()
+    [ "${KRING_MONGO_FSYNC:-0}" = 1 ] && fsync=(--fsync)
+    say "starting the local MongoDB-protocol server (mongo-java-server/H2, heap $mongo_heap, log $logs/mongo-local.log)"
+    nohup setsid java "-Xms256m" "-Xmx$mongo_heap" -XX:+ExitOnOutOfMemoryError \
+        -jar "$jar" --host 127.0.0.1 --port "$mongo_port" --file "$data/mongo/kring.mv" "${fsync[@]}" \
+        >>"$logs/mongo-local.log" 2>&1 &
+    echo $! >"$data/mongo-local.pid"
+    local _
+    for _ in $(seq 150); do
+        port_open "$mongo_port" && return 0
+        kill -0 "$(cat "$data/mongo-local.pid")" 2>/dev/null || break
+        sleep 0.2
+    done
+    fail_with_log "$logs/mongo-local.log" "the local MongoDB-protocol server did not come up on $mongo_port"
+}
+
+stop_mongo_local() {
+    [ -f "$data/mongo-local.pid" ] || return 0
+    local pid _
+    pid="$(cat "$data/mongo-local.pid")"
+    if kill -TERM "$pid" 2>/dev/null; then
+        # SIGTERM closes the data file cleanly; give it the time it needs
+        for _ in $(seq 150); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -0 "$pid" 2>/dev/null && { say "the local MongoDB-protocol server did not stop in 30 s: killing it"; kill -KILL "$pid"; }
+        say "local MongoDB-protocol server stopped"
+    fi
+    rm -f "$data/mongo-local.pid"
 }
 
 stop_all() {
-    if [ -f "$data/ferret.pid" ]; then
-        kill "$(cat "$data/ferret.pid")" 2>/dev/null || true
-        rm -f "$data/ferret.pid"
-        say "FerretDB stopped"
-    fi
+    stop_mongo_local
     if command -v rabbitmqctl >/dev/null && as_root rabbitmqctl -q status >/dev/null 2>&1; then
         as_root rabbitmqctl -q stop >&2 && say "RabbitMQ stopped"
     fi
@@ -122,13 +150,15 @@ stop_all() {
 case "${1:-start}" in
     --print-env) print_env ;;
     stop) stop_all ;;
-    start | "")
-        mkdir -p "$data"
+    start)
+        mkdir -p "$logs"
+        # one start at a time: two scripts starting together must not start two servers
+        exec 9>"$data/infra.lock"
+        flock 9
         start_time=$SECONDS
         start_rabbitmq
-        start_ferretdb
+        start_mongo_local
         say "servers ready in $((SECONDS - start_time))s"
-        print_env
         ;;
     *) say "usage: $0 [start|stop|--print-env]"; exit 2 ;;
 esac

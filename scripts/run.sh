@@ -9,13 +9,21 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
+declare -A port=([referral]=8081 [scheduling]=8082 [plans]=8083 [followup]=8084)
+# A second run beside a first would drive a second demo into the same databases.
+for service in referral scheduling plans followup; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/${port[$service]}") 2>/dev/null; then
+        echo "[run] port ${port[$service]} ($service) is taken: is Kring already running? Stop it first." >&2
+        exit 1
+    fi
+done
+
 source scripts/venv.sh
-eval "$(scripts/infra.sh)"
-export RABBITMQ_URL MONGODB_URL
+scripts/infra.sh start
+eval "$(scripts/infra.sh --print-env)"
 
 logs="$repo/.data/logs"
 mkdir -p "$logs"
-declare -A port=([referral]=8081 [scheduling]=8082 [plans]=8083 [followup]=8084)
 pids=()
 stop() {
     trap - INT TERM EXIT

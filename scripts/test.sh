@@ -3,7 +3,7 @@
 #   scripts/test.sh                 everything
 #   scripts/test.sh tests/unit -x   any pytest arguments
 # Servers: RABBITMQ_URL / MONGODB_URL when set; else testcontainers when a Docker engine answers;
-# else local RabbitMQ + FerretDB started by scripts/infra.sh.
+# else the local RabbitMQ and MongoDB-protocol server started by scripts/infra.sh.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -14,7 +14,8 @@ if [ -z "${RABBITMQ_URL:-}" ] || [ -z "${MONGODB_URL:-}" ]; then
     if docker info >/dev/null 2>&1; then
         echo "[test] Docker engine found: tests start servers with testcontainers" >&2
     else
-        eval "$(scripts/infra.sh)"
+        scripts/infra.sh start
+        eval "$(scripts/infra.sh --print-env)"
     fi
 fi
 

@@ -9,9 +9,6 @@
                                               put messages back on QUEUE, to be consumed again
     kring-ops replay --funder ID --queue QUEUE
                                               publish a funder's outcome history into its queue
-    kring-ops ferretdb-index DATA_DIR [--prefix kring]
-                                              give a FerretDB/SQLite installation the _id index
-                                              its lookups use (docs/RUNBOOK.md)
 
 QUEUE is a subscriber queue (e.g. kring.scheduling.referral.received); its DLQ is
 QUEUE.dlq. Servers and namespace come from RABBITMQ_URL, MONGODB_URL, KRING_AMQP_PREFIX.
@@ -21,12 +18,9 @@ Message bodies may hold personal data (a bureau's command): `--body` shows them,
 import argparse
 import asyncio
 import importlib
-import sqlite3
 import sys
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -183,32 +177,6 @@ async def replay_partner(settings: KringSettings, funder_id: str, queue: str) ->
         await followup.mongo.close()
 
 
-ID_LOOKUP_INDEX = "__id_lookup"
-
-
-def index_id_lookups(data_dir: Path, database_prefix: str) -> list[str]:
-    """Give every collection of the databases named `database_prefix*`, in the files of a
-    FerretDB v1 SQLite backend, the `_id` index FerretDB's own queries can use; returns the
-    tables newly indexed.
-
-    FerretDB v1.24 indexes `_id` as `_ferretdb_sjson->"_id"` but looks documents up by
-    `_ferretdb_sjson->'$._id'`; SQLite uses an expression index only for the same expression,
-    so every read by `_id` scans the table (0.1 s at 50,000 documents, docs/PERFORMANCE.md
-    section 6). This adds an index on the expression the lookups use: FerretDB itself is
-    unchanged and does not list it, SQLite keeps it up to date, and MongoDB needs nothing
-    like it. Safe while FerretDB runs (SQLite locks the file)."""
-    indexed = []
-    for path in sorted(data_dir.glob(f"{database_prefix}*.sqlite")):
-        with closing(sqlite3.connect(path, timeout=30)) as database, database:
-            tables = sorted(row[0] for row in database.execute("SELECT table_name FROM _ferretdb_collections"))
-            existing = {row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-            for table in tables:
-                if f"{table}{ID_LOOKUP_INDEX}" not in existing:
-                    database.execute(f"""CREATE INDEX IF NOT EXISTS "{table}{ID_LOOKUP_INDEX}" ON "{table}" (_ferretdb_sjson->'$._id')""")
-                    indexed.append(f"{path.stem}.{table}")
-    return indexed
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kring-ops", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -227,16 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     replay = commands.add_parser("replay", help="publish a funder's outcome history into its queue")
     replay.add_argument("--funder", required=True)
     replay.add_argument("--queue", required=True)
-    index = commands.add_parser("ferretdb-index", help="the _id index a FerretDB/SQLite installation's lookups use")
-    index.add_argument("data_dir", type=Path, help="FerretDB's --sqlite-url directory")
-    index.add_argument("--prefix", default="kring", help="database name prefix (KRING_MONGODB_DATABASE_PREFIX)")
     args = parser.parse_args(argv)
-    if args.command == "ferretdb-index":
-        if not args.data_dir.is_dir():
-            parser.error(f"no such directory: {args.data_dir}")
-        indexed = index_id_lookups(args.data_dir, args.prefix)
-        print("\n".join(indexed) if indexed else f"every collection of {args.prefix}* in {args.data_dir} has the index already")
-        return 0
     settings = KringSettings(service_name="ops")
 
     if args.command == "queues":

@@ -1,8 +1,8 @@
 """MongoDB access: client factory, index bootstrap, ping.
 
-PyMongo's native asyncio client (`AsyncMongoClient`). Works against MongoDB and
-against FerretDB v1, so no multi-document transactions, change streams, $lookup or
-$facet: every state change is a single-document update (see shared.store).
+PyMongo's native asyncio client (`AsyncMongoClient`), for MongoDB 7 in production and the
+local mongo-java-server here (deploy/mongo-local): no multi-document transactions or change
+streams, so every state change is a single-document write (see shared.store).
 """
 
 from collections import Counter
@@ -19,10 +19,8 @@ from .settings import KringSettings
 
 
 # What a server answers for work it dropped because it is stopping: MongoDB's
-# InterruptedAtShutdown, InterruptedDueToReplStateChange and ShutdownInProgress, and
-# FerretDB's InternalError "context canceled" for the queries it cancels on SIGTERM.
+# InterruptedAtShutdown, InterruptedDueToReplStateChange and ShutdownInProgress.
 INTERRUPTED_CODES = frozenset({11600, 11602, 91})
-FERRETDB_INTERNAL_ERROR = 1
 
 
 def database_unavailable(error: BaseException) -> bool:
@@ -30,7 +28,7 @@ def database_unavailable(error: BaseException) -> bool:
     if isinstance(error, ConnectionFailure):
         return True
     if isinstance(error, OperationFailure):
-        return error.code in INTERRUPTED_CODES or (error.code == FERRETDB_INTERNAL_ERROR and "context canceled" in str(error))
+        return error.code in INTERRUPTED_CODES
     return False
 
 
@@ -47,10 +45,14 @@ class IndexSpec:
 
 
 def create_client(settings: KringSettings, listeners: Sequence[monitoring.CommandListener] = ()) -> AsyncMongoClient:
-    """A client that has not connected yet (it connects on first use)."""
+    """A client that has not connected yet (it connects on first use). A write is
+    acknowledged once it is in the journal of a majority of the replica set (on a single
+    server: its own journal): an acknowledged state change and its outbox survive a crash."""
     return AsyncMongoClient(
         settings.mongodb_url,
         tz_aware=True,
+        w="majority",
+        journal=True,
         appname=f"kring-{settings.service_name}",
         serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
         connectTimeoutMS=settings.mongodb_timeout_ms,
@@ -96,8 +98,7 @@ class DatabaseTime(monitoring.CommandListener):
 
 
 async def insert_once(collection: AsyncCollection, document: dict[str, Any]) -> bool:
-    """Insert a document whose `_id` names what it records; False if one is there already.
-    The one write that is atomic on FerretDB v1 and MongoDB alike (see shared.store)."""
+    """Insert a document whose `_id` names what it records; False if one is there already."""
     try:
         await collection.insert_one(document)
     except DuplicateKeyError:

@@ -14,7 +14,8 @@ from services.asyncapi import SERVICES
 from services.ops import outbox_backlog, queue_states
 from shared.settings import KringSettings
 from tests.support.cluster import RabbitCluster
-from tests.support.faults import FerretDB, restart_rabbitmq, unavailable
+from tests.support.faults import restart_rabbitmq, unavailable
+from tests.support.localmongo import LocalMongo
 from tests.support.scan import values_found_in
 from tests.support.system import System, load_demo
 from tests.support.waiting import eventually
@@ -23,9 +24,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 CASES = int(os.environ.get("KRING_E2E_CASES", "50"))
 FAULT_CASES = int(os.environ.get("KRING_FAULT_CASES", "30"))
 FAULT_STAFF = int(os.environ.get("KRING_FAULT_STAFF", "4"))  # coordinators: how many cases are prepared at once
-# FerretDB v1 scans the table for every read by _id; the run adds the index its lookups can use
-# (tests.support.faults.FerretDB.index_ids). KRING_FAULT_ID_INDEX=0 runs FerretDB as it comes.
-FAULT_ID_INDEX = os.environ.get("KRING_FAULT_ID_INDEX", "1") != "0"
 # How long one step of a case may wait (three times that for a coordinator or the follow-up);
 # every fault is over within seconds, so a case still waiting after this is stuck.
 STEP_TIMEOUT = 60
@@ -99,7 +97,8 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
     system: System, rabbitmq_url: str, mongodb_url: str
 ) -> None:
     """The quick fault run, part two: a second replica of every service, then while cases
-    flow the RabbitMQ node is restarted, FerretDB is stopped and started, and a replica
+    flow the RabbitMQ node is restarted, the local MongoDB-protocol server is stopped (every
+    other time with SIGKILL) and started, and a replica
     of each service is killed with SIGKILL and restarted, in cycles (one per 30 cases, stopping when the cases are
     done; KRING_FAULT_CASES, default 30). Afterwards every case is where it should be,
     every event applied once in effect, no outbox entry and no dead letter left, and no
@@ -111,14 +110,6 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
     system.environment["KRING_LOG_LEVEL"] = "DEBUG"  # the second replicas log everything: scanned below
     for service in SERVICES:
         system.start(service, replica=1)
-    lookup_indexes: list[str] = []
-
-    def index_ids() -> None:
-        ferretdb = FerretDB.find(mongodb_url)
-        if FAULT_ID_INDEX and ferretdb is not None:
-            lookup_indexes.extend(ferretdb.index_ids(system.prefix))
-
-    index_ids()
     demo = load_demo()
     stats: dict[str, int] = {}
     faults: list[str] = []
@@ -131,14 +122,18 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
             down = await asyncio.to_thread(restart_rabbitmq)
             faults.append(f"RabbitMQ restarted ({down:.0f} s down)")
             await asyncio.sleep(4)
-            ferretdb = FerretDB.find(mongodb_url)
-            assert ferretdb is not None
+            database = LocalMongo.find(mongodb_url)
+            assert database is not None
             stopped = time.monotonic()
-            exiting, killed = await asyncio.to_thread(ferretdb.stop)
+            if sum(fault.startswith("database") for fault in faults) % 2:  # every other time without warning
+                await asyncio.to_thread(database.kill)
+                how = "database killed ("
+            else:
+                exiting, killed = await asyncio.to_thread(database.stop)
+                how = f"database stopped ({exiting:.0f} s to exit{' and killed' if killed else ''}, "
             await asyncio.sleep(3)
-            await asyncio.to_thread(ferretdb.start)
-            faults.append(f"FerretDB stopped ({exiting:.0f} s to exit{' and killed' if killed else ''}, {time.monotonic() - stopped:.0f} s down)")
-            await asyncio.to_thread(index_ids)  # collections made since the last time
+            await asyncio.to_thread(database.start)
+            faults.append(f"{how}{time.monotonic() - stopped:.0f} s down)")
             for service in SERVICES:
                 await asyncio.sleep(1)
                 replica = f"{service}-1"
@@ -173,7 +168,7 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
     assert leaks == set(), f"personal data in logs or partner messages: {len(leaks)} of the values"
     kinds = Counter(fault.split(" (")[0].replace("-1 killed", " killed") for fault in faults)
     outages = [fault for fault in faults if "down)" in fault]
-    print(f"\nfault run: {FAULT_CASES} cases, two replicas per service, FerretDB _id lookup index on {len(lookup_indexes)} collections; "
+    print(f"\nfault run: {FAULT_CASES} cases, two replicas per service; "
           f"{dict(kinds)}; outages: {outages}; lost 0, duplicated effects 0, "
           f"outbox left 0, dead letters 0; drained {drain_seconds:.1f} s after the last fault; "
           f"requests refused while down {stats['refused']}, answered 429 and sent again {stats['throttled']}, events republished {stats['republished']}; "

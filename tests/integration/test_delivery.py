@@ -29,7 +29,7 @@ from shared.mongo import database_unavailable
 from shared.outbox import OutboxRelay, pending_events, pending_of
 from shared.runtime import KringService
 from shared.store import AggregateStore, Change, Result
-from tests.support.faults import FerretDB
+from tests.support.localmongo import LocalMongo
 from tests.support.harness import Harness, with_host_port
 from tests.support.samples import Intake, Tally, case_id, referral_received
 from tests.support.system import free_port
@@ -384,19 +384,14 @@ async def test_an_event_nobody_subscribes_to_is_parked_and_an_unroutable_command
         await service.publisher.send_command("referral.submit", b"{}")  # no intake queue bound yet
 
 
-async def test_what_ferretdb_answers_while_it_stops_counts_as_the_database_being_away(mongodb_url: str, tmp_path: Path) -> None:
-    """A private FerretDB on a spare port is stopped under slow queries: every error the
+async def test_what_the_database_answers_while_it_stops_counts_as_the_database_being_away(mongodb_url: str, tmp_path: Path) -> None:
+    """A private local server on a spare port is stopped under slow queries: every error the
     clients see must count as the database being away (retry, 503), not as a bug (500, dead
-    letter after five tries). Mostly the connection drops; sometimes FerretDB first answers
-    the cancelled query with an InternalError "context canceled" (a chaos run's request got
-    a 500 that way; that answer is checked in tests/unit/test_database_errors.py)."""
-    running = FerretDB.find(mongodb_url)
+    letter after five tries)."""
+    running = LocalMongo.find(mongodb_url)
     if running is None:
-        pytest.skip(f"no local FerretDB process listening for {mongodb_url} to take the binary from")
-    port = free_port()
-    command = [running.command[0], "--handler=sqlite", f"--sqlite-url=file:{tmp_path}/", f"--listen-addr=127.0.0.1:{port}",
-               "--telemetry=disable", "--debug-addr=-", f"--state-dir={tmp_path}"]  # fmt: skip
-    private = FerretDB(0, command, str(tmp_path), f"mongodb://127.0.0.1:{port}/")
+        pytest.skip(f"{mongodb_url} is not a local mongo-local process to take the command from")
+    private = running.private_copy(free_port(), tmp_path / "private.mv")
     await asyncio.to_thread(private.start)
     client: AsyncMongoClient = AsyncMongoClient(private.url, serverSelectionTimeoutMS=2000)
     errors: list[Exception] = []
@@ -404,7 +399,7 @@ async def test_what_ferretdb_answers_while_it_stops_counts_as_the_database_being
         documents = client.kring_probe.documents
         await documents.insert_many([{"_id": f"d{n}", "k": n, "pad": "x" * 400} for n in range(40_000)])
 
-        async def slow_queries() -> None:  # a filter FerretDB cannot push down: it reads every document
+        async def slow_queries() -> None:  # a filter no index serves: it reads every document
             while True:
                 try:
                     await documents.find_one({"k": -1})

@@ -5,20 +5,6 @@ from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure, S
 
 from shared.mongo import database_unavailable
 
-# What FerretDB v1.24.2 answered a find it cancelled while stopping (from its log, in the
-# 150-case restart run that turned it into an HTTP 500).
-FERRETDB_CANCELLED = {
-    "ok": 0.0,
-    "errmsg": "[msg_find.go:344 handler.handleMaxTimeMSError] [collection.go:94 sqlite.(*collection).Query] context canceled",
-    "code": 1,
-    "codeName": "InternalError",
-}
-
-
-def test_a_query_ferretdb_cancelled_while_stopping_means_the_database_is_away() -> None:
-    assert database_unavailable(OperationFailure(FERRETDB_CANCELLED["errmsg"], FERRETDB_CANCELLED["code"], FERRETDB_CANCELLED))
-
-
 def test_mongodb_shutting_down_and_lost_connections_mean_the_database_is_away() -> None:
     assert database_unavailable(OperationFailure("interrupted at shutdown", 11600))
     assert database_unavailable(OperationFailure("shutdown in progress", 91))

@@ -18,7 +18,7 @@ from shared.settings import KringSettings
 pytestmark = pytest.mark.anyio
 SETTINGS = KringSettings(service_name="example", http_max_body_bytes=1000, public_rate_limit="3/minute")
 DATABASE_FAILURES = {
-    "stopping": OperationFailure("[collection.go:94 sqlite.(*collection).Query] context canceled", 1),  # FerretDB on SIGTERM
+    "stopping": OperationFailure("interrupted at shutdown", 11600),
     "unreachable": AutoReconnect("connection closed"),
     "refusing": OperationFailure("unknown operator: $foo", 2),
 }
