@@ -103,7 +103,7 @@ build_mongo_local() {
 
 start_mongo_local() {
     if port_open "$mongo_port"; then
-        say "MongoDB-protocol server already listening on $mongo_port"
+        say "MongoDB-protocol server already listening on $mongo_port (left as it is; scripts/infra.sh stop restarts it)"
         return 0
     fi
     build_mongo_local
@@ -114,30 +114,33 @@ start_mongo_local() {
     nohup setsid java "-Xms256m" "-Xmx$mongo_heap" -XX:+ExitOnOutOfMemoryError \
         -jar "$jar" --host 127.0.0.1 --port "$mongo_port" --file "$data/mongo/kring.mv" "${fsync[@]}" \
         >>"$logs/mongo-local.log" 2>&1 &
-    echo $! >"$data/mongo-local.pid"
-    local _
+    local pid=$! _
     for _ in $(seq 150); do
         port_open "$mongo_port" && return 0
-        kill -0 "$(cat "$data/mongo-local.pid")" 2>/dev/null || break
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.2
     done
     fail_with_log "$logs/mongo-local.log" "the local MongoDB-protocol server did not come up on $mongo_port"
 }
 
+# The server on our port, whoever started it (a fault run restarts it with the same command).
+mongo_local_pid() { pgrep -f -- "mongo-local\.jar .*--port $mongo_port( |$)" | head -1; }
+
 stop_mongo_local() {
-    [ -f "$data/mongo-local.pid" ] || return 0
     local pid _
-    pid="$(cat "$data/mongo-local.pid")"
-    if kill -TERM "$pid" 2>/dev/null; then
-        # SIGTERM closes the data file cleanly; give it the time it needs
-        for _ in $(seq 150); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -0 "$pid" 2>/dev/null && { say "the local MongoDB-protocol server did not stop in 30 s: killing it"; kill -KILL "$pid"; }
-        say "local MongoDB-protocol server stopped"
+    pid="$(mongo_local_pid)"
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid"
+    # SIGTERM closes the data file cleanly; give it the time it needs
+    for _ in $(seq 150); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        say "the local MongoDB-protocol server did not stop in 30 s: killing it"
+        kill -KILL "$pid"
     fi
-    rm -f "$data/mongo-local.pid"
+    say "local MongoDB-protocol server stopped"
 }
 
 stop_all() {
