@@ -2,12 +2,12 @@
 
     python -m bench.growth [--sizes 10000,100000,1000000] [--messages 1000] [--plot docs/performance-growth.png]
 
-For each size, in a fresh namespace: store that many cases first (referral snapshots
-whose events were published long ago, and their bureau references, as a long-running
-referral service holds them), then run the Kring hop of bench.hop with `--messages` new referrals. Prints
-throughput, answer latency and the memory of this process (which hosts the referral
-service) per size, and the ratios largest/smallest (goal: <= 1.2). With --plot, draws
-throughput and p99 latency against stored cases into a PNG.
+For each size, in a fresh namespace: store that many referral cases first (documents as the
+referral service writes them, their events long published, each with a bureau reference),
+then run the Kring hop of bench.hop with `--messages` new referrals. Prints throughput,
+answer latency, the peak memory of this process (which hosts the referral service) and the
+resident memory of the local database server per size, and the ratios largest/smallest
+(goal: <= 1.2). With --plot, draws throughput and p99 latency against stored cases.
 """
 
 import argparse
@@ -16,42 +16,49 @@ import resource
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from bench.hop import Run, commands, kring_hop
 from bench.report import print_result
 from bench.servers import server_urls
+from services.referral import domain
 from services.referral.app import create_app
+from services.referral.storage import REFERRALS
+from shared.store import Write, new_document
 from tests.support.harness import Harness
+from tests.support.localmongo import LocalMongo
+from tests.support.referrals import submit_referral
 
-BATCH = 250
+BATCH = 500
 
 
-def stored_case(number: int, at: datetime) -> tuple[dict, dict]:
-    """A referral snapshot as the service writes it (its events long published), its bureau reference."""
-    case_id = f"case-{uuid.uuid4().hex[:20]}"
-    document_id = f"{case_id}:0000000001"
-    event = {"envelope": {"id": str(uuid.uuid4()), "type": "referral.received", "data": {"case_id": case_id, "region": "NH"}}}
-    snapshot = {
-        "_id": document_id, "key": case_id, "version": 1, "committed_at": at, "applied": [str(uuid.uuid4())],
-        "state": {"case_id": case_id, "region": "NH", "language": "nl", "consent": "given", "contact": {"name": "x" * 40}},
-        "outbox": {event["envelope"]["id"]: {**event, "order": 0}}, "outbox_count": 1,
-    }  # fmt: skip
-    return snapshot, {"_id": f"bjz-old:{number}", "case_id": case_id, "claimed_at": at}
+def stored_cases(start: int, stop: int, at: datetime) -> list[dict[str, Any]]:
+    """Referral documents as the store writes them, their events published long ago."""
+    command = domain.SubmitReferral.model_validate(submit_referral("bjz-old"))
+    request = domain.ReferralRequest.model_validate(command.model_dump(include=set(domain.ReferralRequest.model_fields)))
+    documents = []
+    for number in range(start, stop):
+        case_id = f"case-{uuid.uuid4().hex[:20]}"
+        referral = domain.received(
+            case_id, request, now=at, channel="amqp", recorded_by_role="bureau",
+            source_organisation_id="bjz-old", external_reference=f"old-{number}",
+        )  # fmt: skip
+        write = Write(case_id, 1, referral.model_dump(mode="json"), str(uuid.uuid4()), [], domain.reference_of(referral), at)
+        documents.append(new_document(write))
+    return documents
 
 
 async def prefill(harness: Harness, size: int) -> None:
     """Store `size` old, published cases; shows progress."""
     service = harness.app(create_app, "referral").state.kring
-    referrals = service.db["referrals"]
-    collections = (referrals, referrals.database["bureau_references"])
+    referrals = service.db[REFERRALS]
     at = datetime.now(UTC) - timedelta(days=30)
     started = last = time.monotonic()
     for start in range(0, size, BATCH):
-        rows = [stored_case(n, at) for n in range(start, min(size, start + BATCH))]
-        for index, collection in enumerate(collections):
-            await collection.insert_many([row[index] for row in rows], ordered=False)
+        await referrals.insert_many(stored_cases(start, min(size, start + BATCH), at), ordered=False)
         if time.monotonic() - last > 10:
-            print(f"  stored {start + len(rows):,}/{size:,} cases ({time.monotonic() - started:.0f}s)", flush=True)
+            print(f"  stored {start + BATCH:,}/{size:,} cases ({time.monotonic() - started:.0f}s)", flush=True)
             last = time.monotonic()
 
 
@@ -60,7 +67,18 @@ def memory_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def measure(sizes: list[int], messages: int, prefetch: int) -> dict[int, tuple[Run, float]]:
+def server_memory_mib(mongodb_url: str) -> float | None:
+    """Resident memory of the local database server, if it is one of this machine's."""
+    server = LocalMongo.find(mongodb_url)
+    if server is None:
+        return None
+    for line in Path(f"/proc/{server.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+async def measure(sizes: list[int], messages: int, prefetch: int) -> dict[int, tuple[Run, float, float | None]]:
     rabbitmq_url, mongodb_url = server_urls()
     results = {}
     for size in sizes:
@@ -70,14 +88,14 @@ async def measure(sizes: list[int], messages: int, prefetch: int) -> dict[int, t
             print(f"{size:,} cases stored …", flush=True)
             await prefill(harness, size)
             run = await kring_hop(harness, commands(messages), prefetch)
-            results[size] = (run, memory_mib())
+            results[size] = (run, memory_mib(), server_memory_mib(mongodb_url))
             print(f"{size:,} stored: {run.rate:,.1f} msg/s, p99 {run.latencies_ms()['p99']:,.0f} ms", flush=True)
         finally:
             await harness.close()
     return results
 
 
-def plot(results: dict[int, tuple[Run, float]], path: str) -> None:
+def plot(results: dict[int, tuple[Run, float, float | None]], path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,7 +112,7 @@ def plot(results: dict[int, tuple[Run, float]], path: str) -> None:
     latency_axis.plot(sizes, [results[s][0].latencies_ms()["p99"] for s in sizes], "s--", color="tab:red", label="p99")
     latency_axis.set_ylabel("p99 answer latency (ms)", color="tab:red")
     latency_axis.set_ylim(bottom=0)
-    throughput_axis.set_title("Kring referral hop vs stored cases (FerretDB v1 / SQLite, 2 cores)")
+    throughput_axis.set_title("Kring referral hop vs stored cases (mongo-java-server / H2, 2 cores)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     print(f"plot: {path}")
@@ -110,11 +128,15 @@ def main() -> None:
     sizes = sorted(int(size) for size in args.sizes.split(","))
     results = asyncio.run(measure(sizes, args.messages, args.prefetch))
     small, large = results[sizes[0]][0], results[sizes[-1]][0]
+
+    def _mib(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:5,.0f} MiB"
+
     print_result(
         f"growth, {args.messages} new referrals after {', '.join(f'{s:,}' for s in sizes)} stored cases",
         [
-            (f"{size:,} stored", f"{run.figure()}   peak memory {mib:5,.0f} MiB")
-            for size, (run, mib) in results.items()
+            (f"{size:,} stored", f"{run.figure()}   service peak {mib:5,.0f} MiB   database {_mib(server)}")
+            for size, (run, mib, server) in results.items()
         ],
         [
             ("throughput small/large", small.rate / large.rate, "(goal <= 1.2)"),

@@ -5,8 +5,8 @@
 Each replica is its own OS process (`python -m services.referral`), all on the same broker
 queue and database; the same burst of bureau referrals goes to one replica, then (fresh
 namespace) to two. Prints msg/s of both and the ratio two/one. On a 2-core machine that
-also runs RabbitMQ and FerretDB this is about correctness and contention, not speed: the
-replicas compete for the same cores and the same SQLite writer.
+also runs RabbitMQ and the database server this is about correctness and contention, not
+speed: the replicas compete for the same cores.
 """
 
 import argparse
@@ -58,7 +58,7 @@ def main() -> None:
                 system.stop()
                 system.remove_everything()
     print_result(
-        f"scale-out, referral service, {args.messages} messages, 2 cores shared with RabbitMQ and FerretDB",
+        f"scale-out, referral service, {args.messages} messages, 2 cores shared with RabbitMQ and the database server",
         [(f"{replicas} replica(s)", run.figure()) for replicas, run in results.items()],
         [("two replicas/one", results[2].rate / results[1].rate, "")],
     )

@@ -34,10 +34,9 @@ from shared.messaging.publisher import (
     REASON_HEADER,
     PublishFailed,
 )
-from shared.mongo import create_client
-from shared.outbox import pending_events
 from shared.runtime import KringService
 from shared.settings import KringSettings
+
 
 @dataclass(frozen=True)
 class QueueState:
@@ -85,15 +84,14 @@ async def queue_states(settings: KringSettings) -> list[QueueState]:
 
 
 async def outbox_backlog(settings: KringSettings) -> dict[str, int]:
+    """Events waiting to be published, per service and store."""
     backlog = {}
     for service in wired_services(settings):
-        client = create_client(service.settings)
         try:
-            for collection, _ in service.relay.collections.values():
-                ours = client[collection.database.name][collection.name]
-                backlog[f"{service.name}:{collection.name}"] = await pending_events(ours)
+            for store in service.stores.values():
+                backlog[f"{service.name}:{store.name}"] = await store.outbox_size()
         finally:
-            await client.close()
+            await service.mongo.close()
     return backlog
 
 
@@ -171,7 +169,7 @@ async def replay_partner(settings: KringSettings, funder_id: str, queue: str) ->
     followup = next(service for service in wired_services(settings) if service.name == "followup")
     await followup.broker.connect()
     try:
-        return await partner.replay(followup.db[partner.PARTNER_LOG], followup.publisher, funder_id, queue)
+        return await partner.replay(followup.stores[partner.PARTNER_LOG], followup.publisher, funder_id, queue)
     finally:
         await followup.broker.stop()
         await followup.mongo.close()

@@ -7,8 +7,10 @@ size limit (413), a content-type check (415), and one error shape for bad input:
     {"error": "invalid request", "fields": [{"field": "children.0.age", "problem": "..."}]}
 
 Values from the request are never echoed in errors or logs: they may be personal data.
-A domain rule's refusal (shared.domain.RuleViolation) answers 409 with the rule's message.
-A database outage answers 503 with Retry-After; nothing a client sends should produce 500.
+Kring's own errors (shared.errors) are answered here, once for every route: NotFound 404,
+Forbidden 403, RuleViolation 409 (`{"detail": message}`), InvalidInput 422 in the common
+shape, TransientFault and a database outage 503 with Retry-After. Nothing a client sends
+should produce 500.
 """
 
 import time
@@ -25,7 +27,7 @@ from limits.strategies import MovingWindowRateLimiter
 from pymongo.errors import PyMongoError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .domain import RuleViolation
+from .errors import Forbidden, InvalidInput, NotFound, RuleViolation, TransientFault
 from .logging import get_logger
 from .mongo import database_unavailable
 
@@ -68,18 +70,16 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
 
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(RuleViolation, _rule_violation)
+    for error, status_code in REFUSALS.items():
+        app.add_exception_handler(error, _refusal(status_code))
+    app.add_exception_handler(InvalidInput, _invalid_input)
+    app.add_exception_handler(TransientFault, _unavailable)
     app.add_exception_handler(PyMongoError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(RequestLimits, max_body_bytes=service.settings.http_max_body_bytes)
     for router in routers:
         app.include_router(router)
     return app
-
-
-def invalid_field(location: tuple[str, ...], problem: str) -> RequestValidationError:
-    """A 422 in the common shape, for a rule a route checks itself."""
-    return RequestValidationError([{"loc": ("body", *location), "msg": problem, "type": "value_error"}])
 
 
 def field_errors(errors: Iterable[Any]) -> list[dict[str, str]]:
@@ -101,8 +101,31 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     )
 
 
-async def _rule_violation(request: Request, error: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(error)}, status.HTTP_409_CONFLICT)
+REFUSALS = {NotFound: status.HTTP_404_NOT_FOUND, Forbidden: status.HTTP_403_FORBIDDEN, RuleViolation: status.HTTP_409_CONFLICT}
+
+
+def _refusal(status_code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def answer(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code)
+
+    return answer
+
+
+async def _invalid_input(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, InvalidInput)
+    fields = [{"field": error.field or "(body)", "problem": error.problem}]
+    return JSONResponse({"error": "invalid request", "fields": fields}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _unavailable(request: Request, error: Exception) -> JSONResponse:
+    log.warning("temporarily unavailable", path=request.url.path, error=type(error).__name__)
+    return _try_again()
+
+
+def _try_again() -> JSONResponse:
+    return JSONResponse(
+        {"error": "temporarily unavailable, try again shortly"}, status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"}
+    )
 
 
 async def _database_error(request: Request, error: Exception) -> JSONResponse:
@@ -110,11 +133,7 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
         log.error("database error", path=request.url.path, error=type(error).__name__, code=getattr(error, "code", None))
         return JSONResponse({"error": "internal error"}, status.HTTP_500_INTERNAL_SERVER_ERROR)
     log.warning("database unavailable", path=request.url.path, error=type(error).__name__)
-    return JSONResponse(
-        {"error": "temporarily unavailable, try again shortly"},
-        status.HTTP_503_SERVICE_UNAVAILABLE,
-        headers={"Retry-After": "5"},
-    )
+    return _try_again()
 
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:

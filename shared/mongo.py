@@ -11,12 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import AsyncMongoClient, monitoring
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure
+from pymongo.errors import ConnectionFailure, OperationFailure
 
 from .settings import KringSettings
-
 
 # What a server answers for work it dropped because it is stopping: MongoDB's
 # InterruptedAtShutdown, InterruptedDueToReplStateChange and ShutdownInProgress.
@@ -95,15 +93,6 @@ class DatabaseTime(monitoring.CommandListener):
         self._micros.clear()
         self._calls.clear()
         return taken
-
-
-async def insert_once(collection: AsyncCollection, document: dict[str, Any]) -> bool:
-    """Insert a document whose `_id` names what it records; False if one is there already."""
-    try:
-        await collection.insert_one(document)
-    except DuplicateKeyError:
-        return False
-    return True
 
 
 async def ensure_indexes(db: AsyncDatabase, specs: Iterable[IndexSpec]) -> None:

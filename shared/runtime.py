@@ -4,12 +4,12 @@ Each service has ONE wiring point (`services/<name>/app.py`) that builds a
 `KringService`, registers its subscribers on `service.broker` (shared.messaging.
 consumer.subscribe) and its stores (`aggregate_store`), and returns
 `service.http_app(*routers)` (a FastAPI app, see shared.http).
-Nothing connects until the app starts.
+Nothing connects until the app starts. Given `storage=MemoryStorage()` (shared.memory) the
+stores live in memory, for unit tests with FastStream's TestRabbitBroker.
 """
 
 import asyncio
 import logging
-import random
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,13 +25,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.contract.events import Event
 from shared.http import create_http_app
 from shared.logging import get_logger
+from shared.memory import MemoryStorage
 from shared.messaging.consumer import DeliveryPolicy, subscribe
 from shared.messaging.publisher import EventPublisher
 from shared.messaging.topology import Topology
 from shared.mongo import DatabaseTime, IndexSpec, create_client, ensure_indexes, ping
 from shared.outbox import OutboxRelay
 from shared.settings import KringSettings
-from shared.store import AggregateStore
+from shared.store import AggregateStore, Clock, MongoStore, utc_now
 
 S = TypeVar("S", bound=BaseModel)
 API_VERSION = "1.0.0"
@@ -55,7 +56,7 @@ def create_broker(settings: KringSettings, **options: Any) -> RabbitBroker:
 
 
 class KringService:
-    def __init__(self, settings: KringSettings, *, description: str = "") -> None:
+    def __init__(self, settings: KringSettings, *, description: str = "", storage: MemoryStorage | None = None) -> None:
         self.settings = settings
         self.name = settings.service_name
         self.source = f"kring/{self.name}"
@@ -67,13 +68,15 @@ class KringService:
         self.database_time = DatabaseTime()
         listeners = [self.database_time] if settings.database_time_seconds else []
         self.mongo: AsyncMongoClient = create_client(settings, listeners)  # connects on first use
+        self.memory = storage
         self.relay = OutboxRelay(
             self.publisher,
             sweep_seconds=settings.relay_sweep_seconds,
             lease_seconds=settings.relay_lease_seconds,
         )
         self.indexes: list[IndexSpec] = []
-        self._periodic: list[tuple[float, float, Callable[[], Awaitable[Any]]]] = []
+        self.stores: dict[str, AggregateStore[Any]] = {}
+        self._periodic: list[tuple[float, Callable[[], Awaitable[Any]]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         if settings.database_time_seconds:
             self.every(settings.database_time_seconds, self.log_database_time)
@@ -82,38 +85,51 @@ class KringService:
         if taken := self.database_time.take():
             log.info("database time", service=self.name, **taken)
 
-    def every(self, seconds: float, job: Callable[[], Awaitable[Any]], *, spread: bool = False) -> None:
+    def every(self, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
         """Run `job` at start and then every `seconds` while the service runs (sweeps,
-        timers). A failing run is logged and the next one comes as planned. `spread`: the
-        first run comes after a random part of the period instead, for costly checks that
-        replicas started together, or a process restarted again and again, should not all
-        run at start."""
-        self._periodic.append((random.uniform(0, seconds) if spread else 0.0, seconds, job))
+        timers). A failing run is logged and the next one comes as planned."""
+        self._periodic.append((seconds, job))
 
     @property
     def db(self) -> AsyncDatabase:
         return self.mongo[self.settings.database_name]
 
-    def aggregate_store(self, collection: str, state_type: type[S]) -> AggregateStore[S]:
-        """A store whose events the relay publishes, with its indexes registered."""
-        store = AggregateStore(self.db[collection], state_type, source=self.source, on_events=self.relay.notify)
-        self.relay.watch(store.collection)
-        self.indexes += AggregateStore.indexes(collection)
+    def aggregate_store(
+        self,
+        name: str,
+        state_type: type[S],
+        *,
+        queried: Sequence[Sequence[str]] = (),
+        clock: Clock = utc_now,
+        alternate_key: Callable[[S], str | None] | None = None,
+    ) -> AggregateStore[S]:
+        """A store whose events the relay publishes. `queried`: the state paths of the lists
+        the service asks for (each gets an index on MongoDB)."""
+        options: dict[str, Any] = {"source": self.source, "clock": clock, "alternate_key": alternate_key, "on_events": self.relay.notify}
+        store: AggregateStore[S]
+        if self.memory is not None:
+            store = self.memory.store(name, state_type, **options)
+        else:
+            mongo_store = MongoStore(self.db[name], state_type, **options)
+            self.indexes += mongo_store.indexes(queried)
+            store = mongo_store
+        self.relay.watch(store)
+        self.stores[name] = store
         return store
 
     async def start(self) -> None:
         """Before subscribers consume: indexes, exchanges and DLQs exist, relay runs."""
-        await ensure_indexes(self.db, self.indexes)
+        if self.memory is None:
+            await ensure_indexes(self.db, self.indexes)
         await self.broker.connect()
         await self.topology.declare(self.broker, [sub.queue for sub in self.broker.subscribers])
         self.relay.start()
-        self.relay.notify()  # sweep now: publish what a previous run left behind
-        self._tasks = [asyncio.create_task(self._repeat(first, seconds, job)) for first, seconds, job in self._periodic]
+        self.relay.sweep_soon()  # publish what a previous run left behind
+        self._tasks = [asyncio.create_task(self._repeat(seconds, job)) for seconds, job in self._periodic]
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
         log.info("service started", service=self.name)
 
-    async def _repeat(self, first: float, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
-        await asyncio.sleep(first)
+    async def _repeat(self, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
         while True:
             try:
                 await job()
@@ -131,7 +147,8 @@ class KringService:
         log.info("service stopped", service=self.name)
 
     async def readiness(self) -> dict[str, bool]:
-        return {"broker": await self.broker.ping(timeout=2), "database": await ping(self.mongo)}
+        database = True if self.memory is not None else await ping(self.mongo)
+        return {"broker": await self.broker.ping(timeout=2), "database": database}
 
     def on(self, event: type[Event]) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
         """Decorator: this service handles `event` from its own quorum queue, under the

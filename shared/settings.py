@@ -7,7 +7,6 @@ use); everything else is KRING_<FIELD>, e.g. KRING_HTTP_PORT=8081.
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 DEVELOPMENT_SECRET = "kring-development-only-secret-change-me"
 
 
@@ -42,9 +41,6 @@ class KringSettings(BaseSettings):
     relay_lease_seconds: float = Field(default=30.0, gt=0, description="outbox claim lifetime")
     database_time_seconds: float | None = Field(
         default=None, gt=0, description="log where database time went, every this many seconds (off if unset)"
-    )
-    key_list_completion_seconds: float = Field(
-        default=3600.0, gt=0, description="how often key lists are completed from their stores (shared.keylist): a full read"
     )
     retry_initial_seconds: float = Field(default=0.2, gt=0)
     retry_max_seconds: float = Field(default=10.0, gt=0)

@@ -7,15 +7,15 @@ from fastapi import FastAPI
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.contract.envelope import Envelope
 from shared.contract.events import FollowUpCompleted, FollowUpDue, OutcomeRecorded
-from shared.outbox import utc_now
+from shared.memory import MemoryStorage
 from shared.runtime import KringService
 from shared.settings import KringSettings
+from shared.store import utc_now
 
 from . import handlers, partner, routes
 from .domain import DEFAULT_INTERVAL_DAYS, FollowUp, Interval
-from .tracking import CONTRIBUTIONS, Tracking, contribution_indexes
+from .tracking import QUERIED, Tracking
 
 SERVICE = "followup"
 DESCRIPTION = (
@@ -41,26 +41,19 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
     sweep_seconds: float | None = None,
     default_interval: timedelta | None = None,
+    storage: MemoryStorage | None = None,
 ) -> FastAPI:
     settings = settings or KringSettings(service_name=SERVICE)
     options = FollowupOptions()
     sweep_seconds = sweep_seconds or options.sweep_seconds
     default_interval = default_interval or timedelta(days=options.interval_days)
-    service = KringService(settings, description=DESCRIPTION)
-    followups = service.aggregate_store("followups", FollowUp)
-    intervals = service.aggregate_store("intervals", Interval)
-    followups.clock = intervals.clock = clock
-    service.indexes += contribution_indexes()
-    tracking = Tracking(followups, service.db[CONTRIBUTIONS], intervals, clock=clock, default_interval=default_interval)
-    handlers.register(service, tracking)
-    partner_log = service.db[partner.PARTNER_LOG]
-
-    @service.on(OutcomeRecorded)
-    async def on_outcome_recorded(envelope: Envelope[OutcomeRecorded]) -> None:
-        await partner.keep(partner_log, envelope)
-
+    service = KringService(settings, description=DESCRIPTION, storage=storage)
+    followups = service.aggregate_store("followups", FollowUp, clock=clock, queried=QUERIED)
+    intervals = service.aggregate_store("intervals", Interval, clock=clock)
+    partner_log = service.aggregate_store(partner.PARTNER_LOG, partner.SentOutcome, clock=clock, queried=[("funder_id",)])
+    tracking = Tracking(followups, intervals, clock=clock, default_interval=default_interval)
+    handlers.register(service, followups, tracking.interval_for, partner_log)
     service.every(sweep_seconds, tracking.fire_due)
-    service.every(settings.key_list_completion_seconds, tracking.reconcile, spread=True)
     service.documents(FollowUpDue, FollowUpCompleted, OutcomeRecorded)
     app = service.http_app(routes.router(tracking, partner_log, service.publisher, clock))
     app.state.tracking = tracking

@@ -1,10 +1,11 @@
 """The three-month check, outcomes, and what funders see. Pure rules, no I/O.
 
 A case's follow-up is a durable timer: due a configurable interval after the plan was
-accepted, fired exactly once (the store's insert-compare-and-set arbitrates between
-replicas; `fire` decides nothing twice). Funders see counts per funder, province and
-period (the quarter the case was referred in): each counted event contributes its own
-counts (`count_*`), and a report adds them up.
+accepted, fired exactly once (the store's compare-and-set arbitrates between replicas;
+`fire` decides nothing twice). Funders see counts per funder, province and period (the
+quarter the case was referred in): each counted event leaves its own counts in the case's
+follow-up, under the event's id (`count_*`), so that an event applied again, however late,
+counts once; a report adds up the counts of every case.
 """
 
 from collections import Counter
@@ -13,10 +14,11 @@ from enum import StrEnum
 from statistics import fmean
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
 from shared.contract.events import (
     AgreementProgress,
+    Event,
     FollowUpCompleted,
     FollowUpDue,
     OutcomeRecorded,
@@ -30,10 +32,11 @@ from shared.contract.vocabulary import (
     ReferrerType,
     Region,
 )
-from shared.domain import RuleViolation
-from shared.store import Change
+from shared.domain import Change
+from shared.errors import NotFound, RuleViolation
 
 DEFAULT_INTERVAL_DAYS = 90
+CHECK_COUNTED = "the-check"  # the key of the check's own counts in FollowUp.counted
 LATE_AFTER_DAYS = 14
 NON_PROFESSIONAL = frozenset({ReferrerType.FAMILY_MEMBER, ReferrerType.SELF})
 
@@ -85,8 +88,10 @@ class Facts(BaseModel):
     concern_categories: list[ConcernCategory]
     received_at: AwareDatetime
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def period(self) -> str:
+        """The quarter of the referral (stored, so that reports can ask for it)."""
         return period_of(self.received_at)
 
 
@@ -128,8 +133,8 @@ class FollowUp(BaseModel):
     due_at: AwareDatetime | None = None
     generation: int = 0  # bumped when the date moves: each generation fires once
     fired_generation: int | None = None
-    outcome: dict[str, object] | None = Field(default=None, description="the stored OutcomeRecorded envelope, for replays")
     check: Check | None = Field(default=None, description="the check as recorded, so that an identical repeat is answered")
+    counted: dict[str, "ReportSlice"] = Field(default={}, description="what this case adds to the funder report, by the event counted")
 
 
 def facts_of(event: ReferralReceived) -> Facts:
@@ -139,10 +144,11 @@ def facts_of(event: ReferralReceived) -> Facts:
     )  # fmt: skip
 
 
-def referral_received(current: FollowUp | None, event: ReferralReceived) -> Change[FollowUp] | None:
+def referral_received(current: FollowUp | None, event: ReferralReceived, event_id: str) -> Change[FollowUp] | None:
     if current is not None:
         return None
-    return Change(FollowUp(case_id=event.case_id, facts=facts_of(event)))
+    facts = facts_of(event)
+    return Change(FollowUp(case_id=event.case_id, facts=facts, counted={event_id: count_referral(facts)}))
 
 
 def coordinator_assigned(current: FollowUp | None, coordinator_id: str) -> Change[FollowUp] | None:
@@ -151,23 +157,27 @@ def coordinator_assigned(current: FollowUp | None, coordinator_id: str) -> Chang
     return Change(current.model_copy(update={"coordinator_id": coordinator_id}))
 
 
-def conference_held(current: FollowUp | None, meeting_number: int) -> Change[FollowUp] | None:
-    if current is None or current.meetings >= meeting_number:
-        return None
-    return Change(current.model_copy(update={"meetings": meeting_number}))
+def conference_held(current: FollowUp, meeting_number: int, days: int, participants: int, event_id: str) -> Change[FollowUp] | None:
+    updated = current.model_copy(update={"meetings": max(current.meetings, meeting_number)})
+    return _counting(current, updated, [], event_id, count_conference(current.facts, meeting_number, days, participants))
 
 
-def plan_accepted(current: FollowUp | None, accepted_at: datetime, meeting_number: int, interval: timedelta) -> Change[FollowUp] | None:
-    if current is None or current.stage is not Stage.OPEN:
-        return None
-    return Change(
-        current.model_copy(
+def plan_accepted(current: FollowUp, accepted_at: datetime, meeting_number: int, interval: timedelta, event_id: str) -> Change[FollowUp] | None:
+    """The check gets its date (unless the case closed meanwhile); the plan counts either way."""
+    updated = current
+    if current.stage is Stage.OPEN:
+        updated = current.model_copy(
             update={
                 "stage": Stage.SCHEDULED, "plan_accepted_at": accepted_at, "due_at": (accepted_at + interval).astimezone(UTC),
                 "meetings": max(current.meetings, meeting_number), "generation": current.generation + 1,
             }
-        )
-    )  # fmt: skip
+        )  # fmt: skip
+    return _counting(current, updated, [], event_id, count_plan(current.facts, meeting_number))
+
+
+def no_plan_reached(current: FollowUp, event_id: str) -> Change[FollowUp] | None:
+    change = closed(current)
+    return _counting(current, change.state if change else current, [], event_id, count_no_plan(current.facts))
 
 
 def closed(current: FollowUp | None) -> Change[FollowUp] | None:
@@ -176,9 +186,18 @@ def closed(current: FollowUp | None) -> Change[FollowUp] | None:
     return Change(current.model_copy(update={"stage": Stage.CLOSED}))
 
 
+def _counting(
+    current: FollowUp, updated: FollowUp, events: list[Event], key: str, contribution: "ReportSlice | None"
+) -> Change[FollowUp] | None:
+    """`updated` with `contribution` counted under `key`; None if neither changes anything."""
+    if contribution is not None:
+        updated = updated.model_copy(update={"counted": {**updated.counted, key: contribution}})
+    return None if updated == current and not events else Change(updated, events)
+
+
 def move(current: FollowUp | None, due_at: datetime) -> Change[FollowUp]:
     if current is None:
-        raise LookupError("no such case")
+        raise NotFound("no such case")
     if current.stage is not Stage.SCHEDULED:
         raise RuleViolation(f"the follow-up is {current.stage}: only a scheduled check can move")
     return Change(current.model_copy(update={"due_at": due_at.astimezone(UTC), "generation": current.generation + 1}))
@@ -203,7 +222,7 @@ def complete(current: FollowUp | None, check: Check, now: datetime) -> Change[Fo
     """Record the check once it is due. The same check again changes nothing: a coordinator
     whose answer was lost (a 503 after the write took effect) may simply send it again."""
     if current is None:
-        raise LookupError("no such case")
+        raise NotFound("no such case")
     if current.stage is Stage.COMPLETED and current.check == check:
         return None
     if current.stage is not Stage.DUE:
@@ -219,7 +238,8 @@ def complete(current: FollowUp | None, check: Check, now: datetime) -> Change[Fo
         concern_categories=facts.concern_categories, meeting_count=current.meetings,
         execution_status=check.execution_status, ratings=check.ratings, child_outcomes=check.child_outcomes,
     )  # fmt: skip
-    return Change(current.model_copy(update={"stage": Stage.COMPLETED, "check": check}), [completed, outcome])
+    updated = current.model_copy(update={"stage": Stage.COMPLETED, "check": check})
+    return _counting(current, updated, [completed, outcome], CHECK_COUNTED, count_followup(facts, completed))
 
 
 # --- the funder report ------------------------------------------------------------------------
@@ -280,6 +300,13 @@ def count_followup(facts: Facts, completed: FollowUpCompleted) -> ReportSlice:
         rating_sums=rated, rating_counts=dict.fromkeys(rated, 1),
         outcomes=dict(Counter(outcome.value for outcome in completed.child_outcomes)),
     )  # fmt: skip
+
+
+FollowUp.model_rebuild()
+
+
+def counts_of(followups: list[FollowUp]) -> list[ReportSlice]:
+    return [contribution for followup in followups for contribution in followup.counted.values()]
 
 
 class Report(BaseModel):

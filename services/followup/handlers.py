@@ -1,65 +1,77 @@
-"""What the follow-up service does with other services' (and its own) events."""
+"""What the follow-up service does with other services' (and its own) events: each one
+changes the case's follow-up, and what it counts for the funder report, in one write."""
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
 
 from shared.contract.envelope import Envelope
 from shared.contract.events import (
     ConferenceHeld,
     CoordinatorAssigned,
-    FollowUpCompleted,
     NoPlanReached,
+    OutcomeRecorded,
     PlanAccepted,
     ReferralReceived,
     ReferralWithdrawn,
 )
+from shared.domain import Change
+from shared.errors import TransientFault
 from shared.runtime import KringService
+from shared.store import AggregateStore
 
-from . import domain
-from .tracking import Tracking
+from . import domain, partner
+from .domain import Facts, FollowUp
 
 
-def register(service: KringService, tracking: Tracking) -> None:
-    followups = tracking.followups
-    # Each handler counts the event in the funder report (Tracking.count) and changes the case.
+def known(followup: FollowUp | None) -> FollowUp:
+    """ReferralReceived travels on another queue: after a restart a later event about the
+    case can come first. Retried until the case is known, so it is never dropped."""
+    if followup is None:
+        raise TransientFault("the case's referral has not arrived yet")
+    return followup
+
+
+def register(
+    service: KringService,
+    followups: AggregateStore[FollowUp],
+    interval_for: Callable[[Facts], Awaitable[timedelta]],
+    partner_log: AggregateStore[partner.SentOutcome],
+) -> None:
+    def on_case(envelope: Envelope[Any], decide: Callable[[FollowUp], Change[FollowUp] | None]) -> Awaitable[object]:
+        return followups.mutate(envelope.subject, lambda followup: decide(known(followup)), cause=envelope)
 
     @service.on(ReferralReceived)
     async def on_referral_received(envelope: Envelope[ReferralReceived]) -> None:
-        facts = domain.facts_of(envelope.data)
-        await tracking.count(envelope, domain.count_referral(facts))
-        await followups.mutate(envelope.subject, lambda f: domain.referral_received(f, envelope.data), cause=envelope)
+        await followups.mutate(envelope.subject, lambda f: domain.referral_received(f, envelope.data, envelope.id), cause=envelope)
 
     @service.on(CoordinatorAssigned)
     async def on_coordinator_assigned(envelope: Envelope[CoordinatorAssigned]) -> None:
-        await tracking.facts(envelope.subject)  # the case must be known (events travel on separate queues)
-        await followups.mutate(envelope.subject, lambda f: domain.coordinator_assigned(f, envelope.data.coordinator_id), cause=envelope)
+        await on_case(envelope, lambda f: domain.coordinator_assigned(f, envelope.data.coordinator_id))
 
     @service.on(ConferenceHeld)
     async def on_conference_held(envelope: Envelope[ConferenceHeld]) -> None:
         data = envelope.data
-        facts = await tracking.facts(envelope.subject)
-        participants = data.attended_by_role.total
-        await tracking.count(envelope, domain.count_conference(facts, data.meeting_number, data.days_since_referral, participants))
-        await followups.mutate(envelope.subject, lambda f: domain.conference_held(f, data.meeting_number), cause=envelope)
+        await on_case(
+            envelope, lambda f: domain.conference_held(f, data.meeting_number, data.days_since_referral, data.attended_by_role.total, envelope.id)
+        )
 
     @service.on(PlanAccepted)
     async def on_plan_accepted(envelope: Envelope[PlanAccepted]) -> None:
         data = envelope.data
-        facts = await tracking.facts(envelope.subject)
-        interval = await tracking.interval_for(facts)
-        await tracking.count(envelope, domain.count_plan(facts, data.meeting_number))
-        await tracking.schedule(envelope.subject, lambda f: domain.plan_accepted(f, data.accepted_at, data.meeting_number, interval), envelope)
+        followup = known(await followups.get(envelope.subject))
+        interval = await interval_for(followup.facts)
+        await on_case(envelope, lambda f: domain.plan_accepted(f, data.accepted_at, data.meeting_number, interval, envelope.id))
 
     @service.on(NoPlanReached)
     async def on_no_plan_reached(envelope: Envelope[NoPlanReached]) -> None:
-        facts = await tracking.facts(envelope.subject)
-        await tracking.count(envelope, domain.count_no_plan(facts))
-        await followups.mutate(envelope.subject, domain.closed, cause=envelope)
+        await on_case(envelope, lambda f: domain.no_plan_reached(f, envelope.id))
 
     @service.on(ReferralWithdrawn)
     async def on_referral_withdrawn(envelope: Envelope[ReferralWithdrawn]) -> None:
-        await tracking.facts(envelope.subject)  # else the case, arriving later, would stay open
-        await followups.mutate(envelope.subject, domain.closed, cause=envelope)
+        await on_case(envelope, domain.closed)  # known: else the case, arriving later, would stay open
 
-    @service.on(FollowUpCompleted)
-    async def on_followup_completed(envelope: Envelope[FollowUpCompleted]) -> None:
-        """Our own event: the check counts in the funder's report once it is on the bus."""
-        facts = await tracking.facts(envelope.subject)
-        await tracking.count(envelope, domain.count_followup(facts, envelope.data))
+    @service.on(OutcomeRecorded)
+    async def on_outcome_recorded(envelope: Envelope[OutcomeRecorded]) -> None:
+        """Our own event, as funders received it: kept for replays to a funder that comes late."""
+        await partner_log.mutate(envelope.id, lambda existing: partner.kept(existing, envelope))

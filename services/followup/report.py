@@ -2,8 +2,9 @@
 
     python -m services.followup.report [--funder ID] [--province UT] [--period 2026-Q4] [--html report.html]
 
-Reads what each event contributed to the report (MONGODB_URL); prints the figures beside the
-reference figures, and writes the HTML page if asked.
+Reads what each case counts for the report from the follow-up service's database
+(MONGODB_URL); prints the figures beside the reference figures, and writes the HTML page if
+asked.
 """
 
 import argparse
@@ -13,17 +14,19 @@ from pathlib import Path
 
 from shared.mongo import create_client
 from shared.settings import KringSettings
+from shared.store import MongoStore
 
 from . import report_html
 from .app import SERVICE
-from .domain import Report
-from .tracking import CONTRIBUTIONS, report_of
+from .domain import FollowUp, Report
+from .tracking import report_of
 
 
 async def load(settings: KringSettings, funder: str | None, province: str | None, period: str | None) -> Report:
     client = create_client(settings)
+    database = client[settings.database_name]
     try:
-        return await report_of(client[settings.database_name][CONTRIBUTIONS], funder, province, period)
+        return await report_of(MongoStore(database["followups"], FollowUp, source=f"kring/{SERVICE}"), funder, province, period)
     finally:
         await client.close()
 

@@ -9,16 +9,18 @@
 from collections.abc import Callable
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from pymongo.asynchronous.collection import AsyncCollection
 
+from shared.access import change_owned, read_owned
 from shared.auth import Principal, Role, authorised
 from shared.contract.vocabulary import Identifier, Province
+from shared.domain import Change
+from shared.errors import Forbidden, NotFound
 from shared.logging import get_logger
 from shared.messaging.publisher import EventPublisher, Unroutable
-from shared.store import Change
+from shared.store import AggregateStore
 
 from . import domain, partner, report_html
 from .domain import FollowUp, Interval
@@ -46,36 +48,34 @@ class LateCheck(BaseModel):
     days_overdue: int
 
 
-def router(tracking: Tracking, log_collection: AsyncCollection, publisher: EventPublisher, clock: Callable[[], datetime]) -> APIRouter:
+def may_see(caller: Principal, followup: FollowUp) -> bool:
+    return caller.role is Role.OPS or (caller.role is Role.COORDINATOR and followup.coordinator_id == caller.subject)
+
+
+def router(
+    tracking: Tracking, partner_log: AggregateStore[partner.SentOutcome], publisher: EventPublisher, clock: Callable[[], datetime]
+) -> APIRouter:
     api = APIRouter()
     followups = tracking.followups
 
     async def own(case_id: str, caller: Principal) -> FollowUp:
-        followup = await followups.get(case_id)
-        if followup is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such case")
-        if caller.role is Role.COORDINATOR and followup.coordinator_id != caller.subject:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this is not your case")
-        return followup
+        return await read_owned(followups, case_id, caller, may_see)
 
-    async def change(case_id: str, caller: Principal, decide: Callable[[FollowUp | None], Change[FollowUp] | None]) -> FollowUp:
-        await own(case_id, caller)
-        mutation = await followups.mutate(case_id, decide)
-        assert mutation.state is not None
-        return mutation.state
+    async def change(case_id: str, caller: Principal, decide: Callable[[FollowUp], Change[FollowUp] | None]) -> FollowUp:
+        return await change_owned(followups, case_id, caller, may_see, decide)
 
-    @api.get("/cases/{case_id}", response_model=FollowUp, response_model_exclude={"outcome"}, tags=["follow-up"])
+    @api.get("/cases/{case_id}", response_model=FollowUp, response_model_exclude={"counted"}, tags=["follow-up"])
     async def read(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS))) -> FollowUp:
         return await own(case_id, caller)
 
-    @api.put("/cases/{case_id}/due", response_model=FollowUp, response_model_exclude={"outcome"}, tags=["follow-up"])
+    @api.put("/cases/{case_id}/due", response_model=FollowUp, response_model_exclude={"counted"}, tags=["follow-up"])
     async def move(case_id: str, body: NewDueDate, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> FollowUp:
         """Move the check to another date, saying why."""
         followup = await change(case_id, caller, lambda f: domain.move(f, body.due_at))
         log.info("follow-up moved", case_id=case_id, by=caller.subject, reason_length=len(body.reason))
         return followup
 
-    @api.post("/cases/{case_id}/check", response_model=FollowUp, response_model_exclude={"outcome"}, tags=["follow-up"])
+    @api.post("/cases/{case_id}/check", response_model=FollowUp, response_model_exclude={"counted"}, tags=["follow-up"])
     async def record_check(case_id: str, check: domain.Check, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> FollowUp:
         """The three-month check: execution, ratings by group, outcomes per child."""
         now = clock()
@@ -87,8 +87,8 @@ def router(tracking: Tracking, log_collection: AsyncCollection, publisher: Event
         now = clock()
         return [
             LateCheck(case_id=case_id, coordinator_id=f.coordinator_id, due_at=f.due_at, days_overdue=(now - f.due_at).days)
-            async for case_id, f in followups.find_current({"state.stage": domain.Stage.DUE.value})
-            if domain.late(f, now) and f.due_at is not None
+            for case_id, f in await tracking.late()
+            if f.due_at is not None
         ]
 
     @api.put("/intervals/{funder_id}", response_model=Interval, tags=["follow-up"])
@@ -104,7 +104,7 @@ def router(tracking: Tracking, log_collection: AsyncCollection, publisher: Event
     async def build_report(funder_id: str | None, province: Province | None, period: str | None, caller: Principal) -> domain.Report:
         if caller.role is Role.FUNDER:
             if funder_id not in (None, caller.organisation_id):
-                raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only your own figures")
+                raise Forbidden("only your own figures")
             funder_id = caller.organisation_id
         return await tracking.report(funder_id, province.value if province else None, period)
 
@@ -129,9 +129,9 @@ def router(tracking: Tracking, log_collection: AsyncCollection, publisher: Event
     async def replay(body: Replay, caller: Principal = Depends(authorised(Role.OPS))) -> dict[str, int]:
         """Publish a funder's outcome history again into its (new) queue."""
         try:
-            count = await partner.replay(log_collection, publisher, body.funder_id, body.queue)
+            count = await partner.replay(partner_log, publisher, body.funder_id, body.queue)
         except Unroutable:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no queue {body.queue}") from None
+            raise NotFound(f"no queue {body.queue}") from None
         return {"replayed": count}
 
     return api

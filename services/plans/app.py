@@ -6,9 +6,10 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from shared.contract.events import NoPlanReached, PlanAccepted, PlanPresented, PlanRevisionRequested, SecondMeetingNeeded
-from shared.outbox import utc_now
+from shared.memory import MemoryStorage
 from shared.runtime import KringService
 from shared.settings import KringSettings
+from shared.store import utc_now
 
 from . import handlers, routes
 from .domain import CasePlan
@@ -17,11 +18,12 @@ SERVICE = "plans"
 DESCRIPTION = "The family's plan, bottom-line requirements and professional acceptance."
 
 
-def create_app(settings: KringSettings | None = None, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
+def create_app(
+    settings: KringSettings | None = None, *, clock: Callable[[], datetime] = utc_now, storage: MemoryStorage | None = None
+) -> FastAPI:
     settings = settings or KringSettings(service_name=SERVICE)
-    service = KringService(settings, description=DESCRIPTION)
-    plans = service.aggregate_store("plans", CasePlan)
-    plans.clock = clock
+    service = KringService(settings, description=DESCRIPTION, storage=storage)
+    plans = service.aggregate_store("plans", CasePlan, clock=clock)
     handlers.register(service, plans)
     service.documents(PlanPresented, PlanAccepted, PlanRevisionRequested, SecondMeetingNeeded, NoPlanReached)
     return service.http_app(routes.router(plans, clock))

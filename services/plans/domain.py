@@ -22,8 +22,8 @@ from shared.contract.events import (
     SecondMeetingNeeded,
 )
 from shared.contract.vocabulary import AgreementKind, Identifier, StatutoryContext
-from shared.domain import RuleViolation, Strict
-from shared.store import Change
+from shared.domain import Change, Strict
+from shared.errors import Forbidden, InvalidInput, NotFound, RuleViolation
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 STATUTORY = frozenset({StatutoryContext.SUPERVISION_ORDER, StatutoryContext.OUT_OF_HOME_PLACEMENT})
@@ -182,7 +182,7 @@ def add_requirement(plan: CasePlan | None, case_id: str, new: NewRequirement, pr
     if plan.conference_started(now.date()):
         raise RuleViolation("the conference has started: bottom-line requirements must be set and shared before it")
     if plan.professional_id not in (None, professional):
-        raise PermissionError("another professional holds statutory responsibility for this case")
+        raise Forbidden("another professional holds statutory responsibility for this case")
     if new.shared_with_family_at > now:
         raise RuleViolation("shared_with_family_at is in the future")
     requirement = Requirement(
@@ -198,9 +198,9 @@ def record_plan(plan: CasePlan | None, draft: PlanDraft) -> Change[CasePlan]:
     known = {r.requirement_id for r in plan.requirements}
     unknown = sorted({r for a in draft.agreements for r in a.answers_requirements} - known)
     if unknown:
-        raise ValueError(f"agreements answer unknown requirements: {', '.join(unknown)}")
+        raise InvalidInput(f"agreements answer unknown requirements: {', '.join(unknown)}", field="agreements")
     if len({a.agreement_id for a in draft.agreements}) != len(draft.agreements):
-        raise ValueError("agreement ids must be unique")
+        raise InvalidInput("agreement ids must be unique", field="agreements")
     return _with_meeting(plan, meeting.model_copy(update={"plan": draft}))
 
 
@@ -242,7 +242,7 @@ def review(plan: CasePlan | None, professional: str, justification: str | None, 
     if plan is None or plan.current is None or plan.current.status is not MeetingStatus.PRESENTED:
         raise RuleViolation("there is no presented plan waiting for review")
     if plan.professional_id not in (None, professional):
-        raise PermissionError("another professional holds statutory responsibility for this case")
+        raise Forbidden("another professional holds statutory responsibility for this case")
     meeting = plan.current
     assert meeting.plan is not None
     missing = unmet(plan, meeting.plan)
@@ -282,7 +282,7 @@ def _end_meeting(
 
 def _meeting_after_conference(plan: CasePlan | None) -> Meeting:
     if plan is None or plan.current is None:
-        raise LookupError("no conference for this case yet")
+        raise NotFound("no conference for this case yet")
     if plan.current.status not in (MeetingStatus.HELD, MeetingStatus.REVISION_REQUESTED, MeetingStatus.PRESENTED):
         raise RuleViolation(f"meeting {plan.current.number} is {plan.current.status}")
     return plan.current

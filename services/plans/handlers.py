@@ -9,7 +9,7 @@ from shared.contract.events import (
     CoordinatorAssigned,
     ReferralReceived,
 )
-from shared.messaging.consumer import TransientFault
+from shared.errors import TransientFault
 from shared.runtime import KringService
 from shared.store import AggregateStore
 

@@ -5,15 +5,18 @@ nobody else reads it."""
 from collections.abc import Callable
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.access import change_owned, read_owned
 from shared.auth import Principal, Role, authorised
-from shared.http import invalid_field
-from shared.store import AggregateStore, Change
+from shared.domain import Change
+from shared.store import AggregateStore
 
 from . import domain
 from .domain import CasePlan
+
+NOT_YOURS = "this plan is not yours to see"
 
 
 class Review(BaseModel):
@@ -29,59 +32,45 @@ class Outcome(BaseModel):
     reason_category: str = Field(pattern=r"^[a-z][a-z_]{2,59}$", description="e.g. network_incomplete, family_disagreed")
 
 
+def may_see(caller: Principal, plan: CasePlan) -> bool:
+    match caller.role:
+        case Role.COORDINATOR:
+            return plan.coordinator_id == caller.subject
+        case Role.PROFESSIONAL:
+            return plan.statutory and plan.professional_id in (None, caller.subject)
+        case Role.FAMILY:
+            return caller.case_id == plan.case_id
+    return False
+
+
+def may_set_requirements(caller: Principal, plan: CasePlan) -> bool:
+    return plan.professional_id in (None, caller.subject)
+
+
 def router(plans: AggregateStore[CasePlan], clock: Callable[[], datetime]) -> APIRouter:
     api = APIRouter()
 
-    async def allowed(case_id: str, caller: Principal) -> CasePlan:
-        plan = await plans.get(case_id)
-        if plan is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such case")
-        ok = {
-            Role.COORDINATOR: plan.coordinator_id == caller.subject,
-            Role.PROFESSIONAL: plan.professional_id in (None, caller.subject) and plan.statutory,
-            Role.FAMILY: caller.case_id == case_id,
-        }.get(caller.role, False)
-        if not ok:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this plan is not yours to see")
-        return plan
-
-    async def change(case_id: str, caller: Principal, decide: Callable[[CasePlan | None], Change[CasePlan]]) -> CasePlan:
-        await allowed(case_id, caller)
-        try:
-            mutation = await plans.mutate(case_id, decide)
-        except PermissionError as error:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(error)) from None
-        except LookupError as error:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None
-        except ValueError as error:
-            raise invalid_field((), str(error)) from None
-        assert mutation.state is not None
-        return mutation.state
+    async def change(case_id: str, caller: Principal, decide: Callable[[CasePlan], Change[CasePlan]]) -> CasePlan:
+        return await change_owned(plans, case_id, caller, may_see, decide, refusal=NOT_YOURS)
 
     @api.get("/cases/{case_id}/plan", response_model=CasePlan, tags=["plan"])
     async def read_plan(
         case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.PROFESSIONAL, Role.FAMILY))
     ) -> CasePlan:
         """The plan, with the bottom-line requirements and which agreement answers which."""
-        return await allowed(case_id, caller)
+        return await read_owned(plans, case_id, caller, may_see, refusal=NOT_YOURS)
 
     @api.post("/cases/{case_id}/requirements", response_model=CasePlan, status_code=201, tags=["requirements"])
     async def add_requirement(
         case_id: str, requirement: domain.NewRequirement, caller: Principal = Depends(authorised(Role.PROFESSIONAL))
     ) -> CasePlan:
         """A bottom-line requirement, before the conference, already shared with the family."""
-        plan = await plans.get(case_id)
-        if plan is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such case")
-        if plan.professional_id not in (None, caller.subject):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="another professional holds statutory responsibility")
         now = clock()
-        try:
-            mutation = await plans.mutate(case_id, lambda p: domain.add_requirement(p, case_id, requirement, caller.subject, now))
-        except PermissionError as error:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(error)) from None
-        assert mutation.state is not None
-        return mutation.state
+        return await change_owned(
+            plans, case_id, caller, may_set_requirements,
+            lambda p: domain.add_requirement(p, case_id, requirement, caller.subject, now),
+            refusal="another professional holds statutory responsibility",
+        )  # fmt: skip
 
     @api.put("/cases/{case_id}/plan", response_model=CasePlan, tags=["plan"])
     async def record_plan(case_id: str, draft: domain.PlanDraft, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> CasePlan:

@@ -1,4 +1,4 @@
-"""Wiring point of the referral service: settings, stores, subscribers, HTTP."""
+"""Wiring point of the referral service: settings, store, subscribers, HTTP."""
 
 from collections.abc import Callable
 from datetime import datetime
@@ -6,14 +6,14 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from shared.contract.events import ConsentRecorded, ReferralAccepted, ReferralReceived, ReferralRejected, ReferralWithdrawn
-from shared.mongo import IndexSpec
-from shared.outbox import utc_now
+from shared.memory import MemoryStorage
 from shared.runtime import KringService
 from shared.settings import KringSettings
+from shared.store import utc_now
 
 from . import handlers, routes
-from .domain import Referral
-from .storage import REFERENCES, REFERRALS, Referrals
+from .domain import Referral, reference_of
+from .storage import REFERRALS
 
 SERVICE = "referral"
 DESCRIPTION = (
@@ -23,13 +23,12 @@ DESCRIPTION = (
 )
 
 
-def create_app(settings: KringSettings | None = None, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
+def create_app(
+    settings: KringSettings | None = None, *, clock: Callable[[], datetime] = utc_now, storage: MemoryStorage | None = None
+) -> FastAPI:
     settings = settings or KringSettings(service_name=SERVICE)
-    service = KringService(settings, description=DESCRIPTION)
-    store = service.aggregate_store(REFERRALS, Referral)
-    store.clock = clock
-    service.indexes.append(IndexSpec(REFERENCES, [("case_id", 1)]))
-    referrals = Referrals(store, service.db[REFERENCES], clock)
+    service = KringService(settings, description=DESCRIPTION, storage=storage)
+    referrals = service.aggregate_store(REFERRALS, Referral, clock=clock, alternate_key=reference_of)
     handlers.register(service, referrals, clock)
     service.documents(ReferralReceived, ConsentRecorded, ReferralWithdrawn, ReferralAccepted, ReferralRejected)
     return service.http_app(routes.router(referrals, settings, clock))

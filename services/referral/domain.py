@@ -31,8 +31,8 @@ from shared.contract.vocabulary import (
     Urgency,
     WithdrawalReason,
 )
-from shared.domain import RuleViolation, Strict
-from shared.store import Change
+from shared.domain import Change, Strict
+from shared.errors import InvalidInput, NotFound, RuleViolation
 
 NON_PROFESSIONAL = frozenset({ReferrerType.FAMILY_MEMBER, ReferrerType.SELF})
 STATUTORY = frozenset({StatutoryContext.SUPERVISION_ORDER, StatutoryContext.OUT_OF_HOME_PLACEMENT})
@@ -140,8 +140,8 @@ class ReferralRequest(Strict):
             raise ValueError("bottom_line_requirements need a supervision order or out-of-home placement")
         if self.bottom_line_requirements and self.referrer.type in NON_PROFESSIONAL:
             raise ValueError("only a professional with statutory responsibility sets bottom_line_requirements")
-        if self.consent is not None:
-            check_consent(self.children, self.consent)
+        if self.consent is not None and (problem := consent_problem(self.children, self.consent)):
+            raise ValueError(problem)
         return self
 
 
@@ -154,11 +154,12 @@ class SubmitReferral(ReferralRequest):
     )
 
 
-def check_consent(children: list[Child], consent: ConsentGiven) -> None:
+def consent_problem(children: list[Child], consent: ConsentGiven) -> str | None:
     if any((child.age or 0) >= OWN_CONSENT_AGE for child in children) and (
         ConsentingParty.YOUNG_PERSON not in consent.given_by
     ):
-        raise ValueError(f"a young person of {OWN_CONSENT_AGE} or older must consent themselves (given_by young_person)")
+        return f"a young person of {OWN_CONSENT_AGE} or older must consent themselves (given_by young_person)"
+    return None
 
 
 # --- the referral as kept --------------------------------------------------------------
@@ -270,7 +271,8 @@ def give_consent(referral: Referral | None, consent: ConsentGiven, *, now: datet
     referral = _existing(referral)
     if not referral.active:
         raise RuleViolation("the referral was withdrawn; a new referral is needed")
-    check_consent(referral.request.children, consent)
+    if problem := consent_problem(referral.request.children, consent):
+        raise InvalidInput(problem, field="given_by")
     if referral.consent_state is ConsentState.GIVEN and set(consent.given_by) <= set(referral.consent[-1].given_by):
         return None  # nothing new
     entry = ConsentEntry(state=ConsentState.GIVEN, given_by=consent.given_by, recorded_at=now, recorded_by_role=role)
@@ -303,5 +305,12 @@ def assign_coordinator(referral: Referral | None, coordinator_id: str) -> Change
 
 def _existing(referral: Referral | None) -> Referral:
     if referral is None:
-        raise LookupError("no such case")
+        raise NotFound("no such case")
     return referral
+
+
+def reference_of(referral: Referral) -> str | None:
+    """A bureau's (organisation, own reference): one case each."""
+    if referral.source_organisation_id and referral.external_reference:
+        return f"{referral.source_organisation_id}:{referral.external_reference}"
+    return None

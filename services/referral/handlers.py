@@ -6,17 +6,18 @@ from datetime import datetime
 from typing import Any
 
 import pydantic
-from faststream.rabbit.annotations import RabbitMessage
 
 from shared.contract.envelope import Envelope, InvalidMessage
 from shared.contract.events import CoordinatorAssigned, ReferralRejected, RejectedField
 from shared.contract.vocabulary import Identifier
 from shared.logging import get_logger
-from shared.messaging.consumer import subscribe_command
+from shared.messaging.consumer import current_message, subscribe_command
 from shared.runtime import KringService
+from shared.store import AggregateStore
 
 from . import domain
-from .storage import Referrals
+from .domain import Referral
+from .storage import open_referral
 
 log = get_logger("kring.referral")
 
@@ -37,7 +38,7 @@ def rejected_fields(error: pydantic.ValidationError) -> list[RejectedField]:
     ]
 
 
-def register(service: KringService, referrals: Referrals, clock: Callable[[], datetime]) -> None:
+def register(service: KringService, referrals: AggregateStore[Referral], clock: Callable[[], datetime]) -> None:
     @subscribe_command(
         service.broker,
         service.topology,
@@ -48,28 +49,25 @@ def register(service: KringService, referrals: Referrals, clock: Callable[[], da
         "referral.rejected.<organisation>; the answer's subject and correlation id are "
         "<organisation>:<external reference>.",
     )
-    async def on_submit_referral(body: dict[str, Any], message: RabbitMessage) -> None:
+    async def on_submit_referral(body: dict[str, Any]) -> None:
         try:
             command = domain.SubmitReferral.model_validate(body)
         except pydantic.ValidationError as error:
             await reject(body, error)
             return
-        case_id = await referrals.case_for_reference(command.source_organisation_id, command.external_reference)
         now = clock()
         request = domain.ReferralRequest.model_validate(command.model_dump(include=set(domain.ReferralRequest.model_fields)))
-        new = domain.received(
-            case_id,
-            request,
-            now=now,
-            channel="amqp",
-            recorded_by_role="bureau",
-            source_organisation_id=command.source_organisation_id,
-            external_reference=command.external_reference,
-        )
-        mutation = await referrals.change(
-            case_id, lambda existing: domain.submit(existing, new, now=now), dedup_id=message.message_id
-        )
-        log.info("referral command handled", case_id=case_id, result=mutation.result)
+
+        def submit(case_id: str, existing: Referral | None) -> Any:
+            new = domain.received(
+                case_id, request, now=now, channel="amqp", recorded_by_role="bureau",
+                source_organisation_id=command.source_organisation_id, external_reference=command.external_reference,
+            )  # fmt: skip
+            return domain.submit(existing, new, now=now)
+
+        reference = f"{command.source_organisation_id}:{command.external_reference}"
+        mutation = await open_referral(referrals, reference, submit, dedup_id=current_message().message_id)
+        log.info("referral command handled", case_id=mutation.state.case_id if mutation.state else None, result=mutation.result)
 
     async def reject(body: dict[str, Any], error: pydantic.ValidationError) -> None:
         try:
@@ -92,8 +90,4 @@ def register(service: KringService, referrals: Referrals, clock: Callable[[], da
 
     @service.on(CoordinatorAssigned)
     async def on_coordinator_assigned(envelope: Envelope[CoordinatorAssigned]) -> None:
-        await referrals.change(
-            envelope.subject,
-            lambda referral: domain.assign_coordinator(referral, envelope.data.coordinator_id),
-            cause=envelope,
-        )
+        await referrals.mutate(envelope.subject, lambda referral: domain.assign_coordinator(referral, envelope.data.coordinator_id), cause=envelope)

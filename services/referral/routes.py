@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pydantic
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from shared.access import change_owned, read_owned
 from shared.auth import Principal, Role, authorised, issue_token
 from shared.contract.vocabulary import (
     AgeBand,
@@ -33,12 +34,15 @@ from shared.contract.vocabulary import (
     Urgency,
     WithdrawalReason,
 )
-from shared.http import field_errors, invalid_field, rate_limited
+from shared.domain import Change
+from shared.errors import Forbidden, InvalidInput
+from shared.http import field_errors, rate_limited
 from shared.settings import KringSettings
-from shared.store import Result
+from shared.store import AggregateStore, Result
 
 from . import domain, forms
-from .storage import Referrals, new_case_id
+from .domain import Referral
+from .storage import open_referral
 
 FAMILY_TOKEN_TTL = timedelta(days=180)
 PROFESSIONAL_ROLES = (Role.BUREAU, Role.REFERRER)
@@ -142,39 +146,28 @@ def may_see(caller: Principal, referral: domain.Referral) -> bool:
     return False
 
 
-def router(referrals: Referrals, settings: KringSettings, clock: Callable[[], datetime]) -> APIRouter:
+def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: Callable[[], datetime]) -> APIRouter:
     api = APIRouter()
     public_limit = rate_limited(settings.public_rate_limit)
     anyone_on_the_case = authorised(Role.BUREAU, Role.REFERRER, Role.FAMILY, Role.COORDINATOR, Role.OPS)
 
-    async def visible_case(case_id: str, caller: Principal) -> domain.Referral:
-        referral = await referrals.get(case_id)
-        if referral is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such case")
-        if not may_see(caller, referral):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this case is not yours to see")
-        return referral
-
     async def open_case(request: domain.ReferralRequest, *, channel: str, role: str, organisation: str | None, reference: str | None) -> CaseCreated:
-        case_id = await referrals.case_for_reference(organisation, reference) if organisation and reference else new_case_id()
-        new = domain.received(
-            case_id, request, now=clock(), channel=channel, recorded_by_role=role,
-            source_organisation_id=organisation, external_reference=reference,
-        )  # fmt: skip
-        mutation = await referrals.change(case_id, lambda existing: domain.open_case(existing, new))
-        return CaseCreated(case_id=case_id, resubmission=mutation.result is Result.UNCHANGED)
+        def opened(case_id: str, existing: Referral | None) -> Change[Referral] | None:
+            new = domain.received(
+                case_id, request, now=clock(), channel=channel, recorded_by_role=role,
+                source_organisation_id=organisation, external_reference=reference,
+            )  # fmt: skip
+            return domain.open_case(existing, new)
+
+        mutation = await open_referral(referrals, f"{organisation}:{reference}" if organisation and reference else None, opened)
+        assert mutation.state is not None
+        return CaseCreated(case_id=mutation.state.case_id, resubmission=mutation.result is Result.UNCHANGED)
 
     def family_token(case_id: str) -> str:
         return issue_token(settings, subject=f"family-{case_id}", role=Role.FAMILY, case_id=case_id, ttl=FAMILY_TOKEN_TTL)
 
-    async def change(case_id: str, caller: Principal, decide: Callable[[domain.Referral | None], Any]) -> CaseView:
-        await visible_case(case_id, caller)
-        try:
-            mutation = await referrals.change(case_id, decide)
-        except ValueError as error:
-            raise invalid_field((), str(error)) from None
-        assert mutation.state is not None
-        return case_view(mutation.state)
+    async def change(case_id: str, caller: Principal, decide: Callable[[Referral], Any]) -> CaseView:
+        return case_view(await change_owned(referrals, case_id, caller, may_see, decide))
 
     @api.post("/referrals", status_code=201, response_model=CaseCreated, tags=["referrals"])
     async def submit_referral(
@@ -182,7 +175,7 @@ def router(referrals: Referrals, settings: KringSettings, clock: Callable[[], da
     ) -> CaseCreated:
         """A bureau or professional referrer refers a family."""
         if submission.referrer.organisation_id != caller.organisation_id:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may refer only for your own organisation")
+            raise Forbidden("you may refer only for your own organisation")
         request = domain.ReferralRequest.model_validate(submission.model_dump(exclude={"external_reference"}))
         return await open_case(
             request, channel="http", role=caller.role, organisation=caller.organisation_id,
@@ -193,7 +186,7 @@ def router(referrals: Referrals, settings: KringSettings, clock: Callable[[], da
     async def self_referral(request: domain.ReferralRequest) -> CaseCreated:
         """A family member or the family itself asks for a conference (no account needed)."""
         if request.referrer.type not in domain.NON_PROFESSIONAL:
-            raise invalid_field(("referrer", "type"), "must be family_member or self here; professionals use POST /referrals")
+            raise InvalidInput("must be family_member or self here; professionals use POST /referrals", field="referrer.type")
         created = await open_case(request, channel="http", role="family", organisation=None, reference=None)
         return created.model_copy(update={"family_access_token": family_token(created.case_id)})
 
@@ -214,12 +207,12 @@ def router(referrals: Referrals, settings: KringSettings, clock: Callable[[], da
 
     @api.get("/cases/{case_id}", response_model=CaseView, tags=["cases"])
     async def read_case(case_id: str, caller: Principal = Depends(anyone_on_the_case)) -> CaseView:
-        return case_view(await visible_case(case_id, caller))
+        return case_view(await read_owned(referrals, case_id, caller, may_see))
 
     @api.get("/cases/{case_id}/contact", response_model=ContactView, tags=["cases"])
     async def read_contact(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> ContactView:
         """The family's contact person, for the coordinator assigned to the case only."""
-        referral = await visible_case(case_id, caller)
+        referral = await read_owned(referrals, case_id, caller, may_see)
         request = referral.request
         return ContactView(
             case_id=case_id, contact=request.contact, description=request.description,
@@ -244,7 +237,7 @@ def router(referrals: Referrals, settings: KringSettings, clock: Callable[[], da
     @api.post("/cases/{case_id}/family-access", response_model=CaseCreated, tags=["cases"])
     async def family_access(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS))) -> CaseCreated:
         """A token for the family's contact person to read its own case and plan."""
-        await visible_case(case_id, caller)
+        await read_owned(referrals, case_id, caller, may_see)
         return CaseCreated(case_id=case_id, family_access_token=family_token(case_id))
 
     return api

@@ -1,4 +1,4 @@
-"""Wiring point of the scheduling service: stores, subscribers, sweeps, HTTP."""
+"""Wiring point of the scheduling service: stores, subscribers, the waiting-list sweep, HTTP."""
 
 from collections.abc import Callable
 from datetime import datetime
@@ -11,13 +11,18 @@ from shared.contract.events import (
     ConferenceRescheduled,
     ConferenceScheduled,
     CoordinatorAssigned,
+    CoordinatorWanted,
+    PlaceFreed,
+    PlaceReleaseRequested,
+    PlaceReserved,
 )
-from shared.outbox import utc_now
+from shared.memory import MemoryStorage
 from shared.runtime import KringService
 from shared.settings import KringSettings
+from shared.store import utc_now
 
 from . import handlers, routes
-from .assignment import Assignments
+from .assignment import QUERIED, Assignments
 from .domain import Case, Coordinator
 
 SERVICE = "scheduling"
@@ -25,17 +30,20 @@ DESCRIPTION = "Independent coordinators, assignment, preparation and the confere
 SWEEP_SECONDS = 30.0
 
 
-def create_app(settings: KringSettings | None = None, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
+def create_app(
+    settings: KringSettings | None = None, *, clock: Callable[[], datetime] = utc_now, storage: MemoryStorage | None = None
+) -> FastAPI:
     settings = settings or KringSettings(service_name=SERVICE)
-    service = KringService(settings, description=DESCRIPTION)
-    cases = service.aggregate_store("cases", Case)
-    coordinators = service.aggregate_store("coordinators", Coordinator)
-    cases.clock = coordinators.clock = clock
+    service = KringService(settings, description=DESCRIPTION, storage=storage)
+    cases = service.aggregate_store("cases", Case, clock=clock, queried=QUERIED)
+    coordinators = service.aggregate_store("coordinators", Coordinator, clock=clock)
     assignments = Assignments(cases, coordinators, clock)
     handlers.register(service, assignments, clock)
     service.every(SWEEP_SECONDS, assignments.sweep)
-    service.every(settings.key_list_completion_seconds, assignments.reconcile, spread=True)
-    service.documents(CoordinatorAssigned, ConferenceScheduled, ConferenceRescheduled, ConferenceHeld, ConferenceCancelled)
+    service.documents(
+        CoordinatorAssigned, ConferenceScheduled, ConferenceRescheduled, ConferenceHeld, ConferenceCancelled,
+        CoordinatorWanted, PlaceReserved, PlaceReleaseRequested, PlaceFreed,
+    )  # fmt: skip
     app = service.http_app(routes.router(assignments, clock))
     app.state.assignments = assignments
     return app

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, BaseModel, Field, PositiveInt, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, PositiveInt, model_validator
 
 from shared.contract.events import (
     ConferenceCancelled,
@@ -19,6 +19,11 @@ from shared.contract.events import (
     ConferenceRescheduled,
     ConferenceScheduled,
     CoordinatorAssigned,
+    CoordinatorWanted,
+    Event,
+    PlaceFreed,
+    PlaceReleaseRequested,
+    PlaceReserved,
     ReferralReceived,
 )
 from shared.contract.vocabulary import (
@@ -28,10 +33,11 @@ from shared.contract.vocabulary import (
     Identifier,
     LanguageCode,
     Province,
+    Region,
     RoleCounts,
 )
-from shared.domain import RuleViolation, Strict
-from shared.store import Change
+from shared.domain import Change, Strict
+from shared.errors import NotFound, RuleViolation
 
 SIXTY_DAYS = 60
 REFERENCE_SHARE_WITHIN_60_DAYS = 0.65  # the Netherlands (DOMAIN.md)
@@ -91,28 +97,31 @@ class Coordinator(BaseModel):
 
 def register(coordinator: Coordinator | None, coordinator_id: str, profile: CoordinatorProfile) -> Change[Coordinator]:
     active = coordinator.active_cases if coordinator else []
-    return Change(Coordinator(coordinator_id=coordinator_id, profile=profile, active_cases=active))
+    registered = Coordinator(coordinator_id=coordinator_id, profile=profile, active_cases=active)
+    return Change(registered, [PlaceFreed(coordinator_id=coordinator_id)] if registered.has_room() else [])
 
 
-class CaseloadFull(Exception):
-    """The coordinator's caseload filled up meanwhile: choose another."""
+class CaseloadFull(RuleViolation):
+    """The coordinator's caseload is full: choose another."""
 
 
-def reserve(coordinator: Coordinator | None, case_id: str) -> Change[Coordinator] | None:
+def reserve(coordinator: Coordinator | None, case_id: str, *, manual: bool = False) -> Change[Coordinator] | None:
     """Take a place in the caseload for `case_id`; nothing if it holds one already."""
     if coordinator is None:
-        raise LookupError("no such coordinator")
+        raise NotFound("no such coordinator")
     if case_id in coordinator.active_cases:
         return None
     if not coordinator.has_room():
-        raise CaseloadFull(coordinator.coordinator_id)
-    return Change(coordinator.model_copy(update={"active_cases": [*coordinator.active_cases, case_id]}))
+        raise CaseloadFull(f"{coordinator.coordinator_id}'s caseload is full")
+    reserved = PlaceReserved(case_id=case_id, coordinator_id=coordinator.coordinator_id, manual=manual)
+    return Change(coordinator.model_copy(update={"active_cases": [*coordinator.active_cases, case_id]}), [reserved])
 
 
 def release(coordinator: Coordinator | None, case_id: str) -> Change[Coordinator] | None:
     if coordinator is None or case_id not in coordinator.active_cases:
         return None
-    return Change(coordinator.model_copy(update={"active_cases": [c for c in coordinator.active_cases if c != case_id]}))
+    updated = coordinator.model_copy(update={"active_cases": [c for c in coordinator.active_cases if c != case_id]})
+    return Change(updated, [PlaceFreed(coordinator_id=coordinator.coordinator_id)])
 
 
 # --- cases ------------------------------------------------------------------------------
@@ -130,6 +139,7 @@ class Stage(StrEnum):
 
 
 ENDED = frozenset({Stage.CLOSED, Stage.CANCELLED, Stage.WITHDRAWN})
+NOT_TRIED_YET = "not assigned yet"  # the waiting reason of a case whose first attempt is still on its way
 
 
 MAX_PER_ROLE = 1000  # people of one role in one family's network: more is a typing error
@@ -163,9 +173,20 @@ class Attendance(Strict):
     all_parents_with_responsibility_attended: bool
 
 
+class Referral(BaseModel):
+    """What scheduling keeps of a referral: what choosing a coordinator and the 60 days need."""
+
+    received_at: AwareDatetime
+    region: Region
+    language: LanguageCode
+    referrer_organisation_id: Identifier | None = None
+    funder_id: Identifier
+    coordinator_preferences: CoordinatorPreferences = CoordinatorPreferences()
+
+
 class Case(BaseModel):
     case_id: str
-    referral: ReferralReceived
+    referral: Referral
     consent: ConsentState
     stage: Stage
     waiting_reason: str | None = None
@@ -181,6 +202,11 @@ class Case(BaseModel):
         return self.stage in (Stage.AWAITING_CONSENT, Stage.UNASSIGNED, Stage.PREPARING, Stage.SCHEDULED)
 
     @property
+    def found_waiting(self) -> bool:
+        """An attempt found nobody to take it: it waits for a place to come free."""
+        return self.stage is Stage.UNASSIGNED and self.waiting_reason != NOT_TRIED_YET
+
+    @property
     def needs_coordinator(self) -> bool:
         return self.stage is Stage.UNASSIGNED or (self.stage is Stage.PREPARING and self.coordinator_id is None)
 
@@ -188,25 +214,30 @@ class Case(BaseModel):
         return max(0, (day - self.referral.received_at.date()).days)
 
 
-def referral_received(case: Case | None, referral: ReferralReceived) -> Change[Case] | None:
+def referral_received(case: Case | None, event: ReferralReceived) -> Change[Case] | None:
     if case is not None:
         return None
-    waiting = referral.consent is not ConsentState.GIVEN
-    return Change(
-        Case(
-            case_id=referral.case_id,
-            referral=referral,
-            consent=referral.consent,
-            stage=Stage.AWAITING_CONSENT if waiting else Stage.UNASSIGNED,
-            waiting_reason="waiting for the family's consent" if waiting else "not assigned yet",
-        )
+    waiting = event.consent is not ConsentState.GIVEN
+    referral = Referral(
+        received_at=event.received_at, region=event.region, language=event.language,
+        referrer_organisation_id=event.referrer_organisation_id, funder_id=event.funder_id,
+        coordinator_preferences=event.coordinator_preferences,
+    )  # fmt: skip
+    new = Case(
+        case_id=event.case_id,
+        referral=referral,
+        consent=event.consent,
+        stage=Stage.AWAITING_CONSENT if waiting else Stage.UNASSIGNED,
+        waiting_reason="waiting for the family's consent" if waiting else NOT_TRIED_YET,
     )
+    return Change(new, [] if waiting else [CoordinatorWanted(case_id=event.case_id)])
 
 
 def consent_recorded(case: Case | None, consent: ConsentState) -> Change[Case] | None:
     if case is None or case.stage is not Stage.AWAITING_CONSENT or consent is not ConsentState.GIVEN:
         return None
-    return Change(case.model_copy(update={"consent": consent, "stage": Stage.UNASSIGNED, "waiting_reason": "not assigned yet"}))
+    updated = case.model_copy(update={"consent": consent, "stage": Stage.UNASSIGNED, "waiting_reason": NOT_TRIED_YET})
+    return Change(updated, [CoordinatorWanted(case_id=case.case_id)])
 
 
 def eligible(coordinator: Coordinator, case: Case, today: date) -> str | None:
@@ -261,23 +292,36 @@ def waiting(case: Case | None, reason: str) -> Change[Case] | None:
     return Change(case.model_copy(update={"stage": Stage.UNASSIGNED, "waiting_reason": reason}))
 
 
-def assigned(case: Case | None, coordinator_id: str, now: datetime, *, manual: bool = False) -> Change[Case] | None:
-    if case is None or not case.open:
-        return None
+def place_reserved(case: Case | None, coordinator_id: str, now: datetime, *, manual: bool = False) -> Change[Case] | None:
+    """A place is held for the case: it takes this coordinator (giving back the place of one
+    it had, if operations moved it), or gives the place back if it no longer wants it."""
+    if case is None:
+        raise NotFound("no such case")
     if case.coordinator_id == coordinator_id:
         return None
-    if not manual and not case.needs_coordinator:
-        return None
+    if not case.open or not (manual or case.needs_coordinator):
+        return Change(case, [PlaceReleaseRequested(case_id=case.case_id, coordinator_id=coordinator_id)])
     stage = case.stage if case.stage is Stage.SCHEDULED else Stage.PREPARING
-    event = CoordinatorAssigned(
-        case_id=case.case_id,
-        coordinator_id=coordinator_id,
-        assigned_at=now,
-        region=case.referral.region,
-        manual=manual,
-        previous_coordinator_id=case.coordinator_id,
-    )
-    return Change(case.model_copy(update={"coordinator_id": coordinator_id, "stage": stage, "waiting_reason": None}), [event])
+    events: list[Event] = [
+        CoordinatorAssigned(
+            case_id=case.case_id,
+            coordinator_id=coordinator_id,
+            assigned_at=now,
+            region=case.referral.region,
+            manual=manual,
+            previous_coordinator_id=case.coordinator_id,
+        )
+    ]
+    if case.coordinator_id is not None:
+        events.append(PlaceReleaseRequested(case_id=case.case_id, coordinator_id=case.coordinator_id))
+    return Change(case.model_copy(update={"coordinator_id": coordinator_id, "stage": stage, "waiting_reason": None}), events)
+
+
+def _ended(case: Case, stage: Stage, events: list[Event]) -> Change[Case]:
+    """The case ends here: its coordinator's place is given back."""
+    if case.coordinator_id is not None:
+        events = [*events, PlaceReleaseRequested(case_id=case.case_id, coordinator_id=case.coordinator_id)]
+    return Change(case.model_copy(update={"stage": stage, "waiting_reason": None}), events)
 
 
 def prepare(case: Case | None, preparation: Preparation) -> Change[Case]:
@@ -343,14 +387,14 @@ def held(case: Case | None, attendance: Attendance, today: date) -> Change[Case]
 def cancel(case: Case | None, reason: CancellationReason, now: datetime) -> Change[Case]:
     case = _open(case)
     event = ConferenceCancelled(case_id=case.case_id, meeting_number=case.meeting_number, cancelled_at=now, reason=reason)
-    return Change(case.model_copy(update={"stage": Stage.CANCELLED}), [event])
+    return _ended(case, Stage.CANCELLED, [event])
 
 
 def withdrawn(case: Case | None, now: datetime) -> Change[Case] | None:
     """The referral was withdrawn: everything stops; a planned conference is cancelled."""
     if case is None or not case.open:
         return None
-    events = []
+    events: list[Event] = []
     if case.stage in (Stage.PREPARING, Stage.SCHEDULED):
         events.append(
             ConferenceCancelled(
@@ -358,35 +402,34 @@ def withdrawn(case: Case | None, now: datetime) -> Change[Case] | None:
                 reason=CancellationReason.CONSENT_WITHDRAWN,
             )
         )  # fmt: skip
-    return Change(case.model_copy(update={"stage": Stage.WITHDRAWN, "waiting_reason": None}), events)
+    return _ended(case, Stage.WITHDRAWN, events)
 
 
 def plan_settled(case: Case | None, meeting: int) -> Change[Case] | None:
     """The plan of `meeting` was accepted, or no plan was reached: the case closes here."""
     if case is None or case.stage is not Stage.HELD or case.meeting_number != meeting:
         return None
-    return Change(case.model_copy(update={"stage": Stage.CLOSED}))
+    return _ended(case, Stage.CLOSED, [])
 
 
 def second_meeting(case: Case | None, finished_meeting: int) -> Change[Case] | None:
     """The family needs another meeting: back to preparation, with the same coordinator."""
     if case is None or case.meeting_number > finished_meeting:
         return None
-    return Change(
-        case.model_copy(
-            update={
-                "stage": Stage.PREPARING if case.coordinator_id else Stage.UNASSIGNED,
-                "meeting_number": finished_meeting + 1,
-                "conference_date": None,
-                "preparation": Preparation(),
-            }
-        )
+    updated = case.model_copy(
+        update={
+            "stage": Stage.PREPARING if case.coordinator_id else Stage.UNASSIGNED,
+            "meeting_number": finished_meeting + 1,
+            "conference_date": None,
+            "preparation": Preparation(),
+        }
     )
+    return Change(updated, [] if case.coordinator_id else [CoordinatorWanted(case_id=case.case_id)])
 
 
 def _open(case: Case | None) -> Case:
     if case is None:
-        raise LookupError("no such case")
+        raise NotFound("no such case")
     if not case.open:
         raise RuleViolation(f"the case is {case.stage}")
     return case

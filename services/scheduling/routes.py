@@ -9,12 +9,14 @@
 from collections.abc import Callable
 from datetime import date, datetime
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.access import change_owned, read_owned
 from shared.auth import Principal, Role, authorised
 from shared.contract.vocabulary import CancellationReason, Identifier, Province
-from shared.http import invalid_field
+from shared.domain import Change
+from shared.errors import Forbidden, InvalidInput
 from shared.logging import get_logger
 
 from . import domain
@@ -52,34 +54,26 @@ class AtRisk(BaseModel):
     reason: str
 
 
+def may_see(caller: Principal, case: Case) -> bool:
+    return caller.role is Role.OPS or (caller.role is Role.COORDINATOR and case.coordinator_id == caller.subject)
+
+
 def router(assignments: Assignments, clock: Callable[[], datetime]) -> APIRouter:
     api = APIRouter()
     cases, coordinators = assignments.cases, assignments.coordinators
     ops = authorised(Role.OPS)
     coordinator_or_ops = authorised(Role.COORDINATOR, Role.OPS)
 
-    async def own_case(case_id: str, caller: Principal) -> Case:
-        case = await cases.get(case_id)
-        if case is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such case")
-        if caller.role is Role.COORDINATOR and case.coordinator_id != caller.subject:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this is not your case")
-        return case
-
-    async def change(case_id: str, caller: Principal, decide: Callable[[Case | None], object]) -> Case:
-        await own_case(case_id, caller)
-        mutation = await cases.mutate(case_id, decide)  # type: ignore[arg-type]
-        assert mutation.state is not None
-        return mutation.state
+    async def change(case_id: str, caller: Principal, decide: Callable[[Case], Change[Case]]) -> Case:
+        return await change_owned(cases, case_id, caller, may_see, decide)
 
     @api.put("/coordinators/{coordinator_id}", response_model=Coordinator, tags=["coordinators"])
     async def register_coordinator(
         coordinator_id: Identifier, profile: domain.CoordinatorProfile, caller: Principal = Depends(ops)
     ) -> Coordinator:
-        """Register or update a coordinator. A professional care provider is refused."""
-        await assignments.enrol(coordinator_id)
+        """Register or update a coordinator. A professional care provider is refused. One with
+        room is offered the longest waiting case they can take."""
         mutation = await coordinators.mutate(coordinator_id, lambda c: domain.register(c, coordinator_id, profile))
-        await assignments.assign_waiting()  # someone may be eligible now
         assert mutation.state is not None
         return mutation.state
 
@@ -89,27 +83,28 @@ def router(assignments: Assignments, clock: Callable[[], datetime]) -> APIRouter
 
     @api.get("/cases", response_model=list[Case], tags=["cases"])
     async def list_cases(caller: Principal = Depends(coordinator_or_ops)) -> list[Case]:
-        query = {"state.coordinator_id": caller.subject} if caller.role is Role.COORDINATOR else {}
-        return [case async for _, case in cases.find_current(query)]
+        where = {"coordinator_id": caller.subject} if caller.role is Role.COORDINATOR else {}
+        return [case for _, case in await cases.find(where)]
 
     @api.get("/cases/waiting", response_model=list[WaitingCase], tags=["cases"])
     async def waiting_list(caller: Principal = Depends(ops)) -> list[WaitingCase]:
         """Cases with consent that no coordinator could take yet, and why."""
         today = clock().date()
         return [
-            WaitingCase(case_id=case_id, reason=case.waiting_reason, days_waiting=case.days_since_referral(today))
-            async for case_id, case in cases.find_current({"state.stage": domain.Stage.UNASSIGNED.value})
+            WaitingCase(case_id=case.case_id, reason=case.waiting_reason, days_waiting=case.days_since_referral(today))
+            for case in await assignments.waiting()
         ]
 
     @api.get("/cases/at-risk", response_model=list[AtRisk], tags=["sixty days"])
     async def at_risk(caller: Principal = Depends(ops)) -> list[AtRisk]:
         """Open cases that will miss the 60-day target unless someone acts."""
         today = clock().date()
-        found = []
-        async for case_id, case in cases.find_current({}):
-            if (reason := domain.at_risk(case, today)) is not None:
-                found.append(AtRisk(case_id=case_id, coordinator_id=case.coordinator_id, reason=reason))
-        return found
+        open_stages = [stage.value for stage in (domain.Stage.UNASSIGNED, domain.Stage.PREPARING, domain.Stage.SCHEDULED)]
+        return [
+            AtRisk(case_id=case_id, coordinator_id=case.coordinator_id, reason=reason)
+            for case_id, case in await cases.find({"stage": {"$in": open_stages}})
+            if (reason := domain.at_risk(case, today)) is not None
+        ]
 
     @api.get("/sixty-days", response_model=domain.SixtyDays, tags=["sixty days"])
     async def sixty_days(
@@ -120,18 +115,18 @@ def router(assignments: Assignments, clock: Callable[[], datetime]) -> APIRouter
         """Share of first conferences held within 60 days of referral (reference: 65%)."""
         if caller.role is Role.FUNDER:
             if funder_id not in (None, caller.organisation_id):
-                raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only your own figures")
+                raise Forbidden("only your own figures")
             funder_id = caller.organisation_id
-        query: dict[str, object] = {}
+        where: dict[str, object] = {}
         if funder_id:
-            query["state.referral.funder_id"] = funder_id
+            where["referral.funder_id"] = funder_id
         if province:
-            query["state.referral.region.province"] = province.value
-        return domain.sixty_day_share([case async for _, case in cases.find_current(query)])
+            where["referral.region.province"] = province.value
+        return domain.sixty_day_share([case for _, case in await cases.find(where)])
 
     @api.get("/cases/{case_id}", response_model=Case, tags=["cases"])
     async def read_case(case_id: str, caller: Principal = Depends(coordinator_or_ops)) -> Case:
-        return await own_case(case_id, caller)
+        return await read_owned(cases, case_id, caller, may_see)
 
     @api.put("/cases/{case_id}/preparation", response_model=Case, tags=["preparation"])
     async def prepare(case_id: str, preparation: domain.Preparation, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> Case:
@@ -149,24 +144,20 @@ def router(assignments: Assignments, clock: Callable[[], datetime]) -> APIRouter
         """The conference took place: attendance by role, and whether every parent with
         parental responsibility was there."""
         if attendance.attended.total == 0:
-            raise invalid_field(("attended",), "nobody attended: cancel the conference instead")
+            raise InvalidInput("nobody attended: cancel the conference instead", field="attended")
         today = clock().date()
         return await change(case_id, caller, lambda c: domain.held(c, attendance, today))
 
     @api.post("/cases/{case_id}/cancellation", response_model=Case, tags=["conference"])
     async def cancel(case_id: str, body: Cancellation, caller: Principal = Depends(coordinator_or_ops)) -> Case:
+        """Cancel the conference: the case ends and its coordinator's place is given back."""
         now = clock()
-        case = await change(case_id, caller, lambda c: domain.cancel(c, body.reason, now))
-        await assignments.release(case_id)
-        return case
+        return await change(case_id, caller, lambda c: domain.cancel(c, body.reason, now))
 
     @api.post("/cases/{case_id}/reassignment", response_model=Case, tags=["cases"])
     async def reassign(case_id: str, body: Reassignment, caller: Principal = Depends(ops)) -> Case:
         """Move a case to another coordinator, with the reason (kept in the log)."""
-        try:
-            case = await assignments.reassign(case_id, body.coordinator_id)
-        except LookupError as error:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None
+        case = await assignments.reassign(case_id, body.coordinator_id)
         log.info("case reassigned", case_id=case_id, to=body.coordinator_id, by=caller.subject, reason_length=len(body.reason))
         return case
 

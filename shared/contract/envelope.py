@@ -14,6 +14,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from shared.errors import InvalidInput
+
 from .events import Event
 
 HEADER_PREFIX = "cloudEvents_"
@@ -26,7 +28,7 @@ EXTENSIONS = {"correlation_id": "correlationid", "causation_id": "causationid"}
 E = TypeVar("E", bound=Event)
 
 
-class InvalidMessage(ValueError):
+class InvalidMessage(InvalidInput):
     """A message that can never be processed: it goes to the dead-letter queue."""
 
 

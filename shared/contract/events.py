@@ -226,6 +226,48 @@ class ConferenceCancelled(CaseEvent):
     reason: CancellationReason
 
 
+# --- scheduling's own process: finding a case a coordinator -------------------------
+# Each step changes one aggregate and announces the next, so a crash between steps never
+# leaves a place held for nothing: the announcement waits in the outbox. Only scheduling
+# consumes these.
+
+
+class CoordinatorWanted(CaseEvent):
+    """The case needs a coordinator: a place in a caseload is to be reserved for it."""
+
+    name: ClassVar[str] = "scheduling.coordinator-wanted"
+
+
+class PlaceReserved(CaseEvent):
+    """A place in the coordinator's caseload is held for the case: the case is assigned next
+    (or, if it no longer wants this coordinator, the place is given back)."""
+
+    name: ClassVar[str] = "scheduling.place-reserved"
+
+    coordinator_id: Identifier
+    manual: bool = Field(default=False, description="operations moved the case to this coordinator")
+
+
+class PlaceReleaseRequested(CaseEvent):
+    """The case no longer needs its place in this coordinator's caseload."""
+
+    name: ClassVar[str] = "scheduling.place-release-requested"
+
+    coordinator_id: Identifier
+
+
+class PlaceFreed(Event):
+    """The coordinator has room (a place came free, or they registered): the longest
+    waiting case they can take is offered the place."""
+
+    name: ClassVar[str] = "scheduling.place-freed"
+
+    coordinator_id: Identifier
+
+    def subject(self) -> str:
+        return self.coordinator_id
+
+
 # --- plans ------------------------------------------------------------------------
 
 
@@ -351,6 +393,10 @@ CATALOGUE: tuple[type[Event], ...] = (
     ConferenceRescheduled,
     ConferenceHeld,
     ConferenceCancelled,
+    CoordinatorWanted,
+    PlaceReserved,
+    PlaceReleaseRequested,
+    PlaceFreed,
     PlanPresented,
     PlanAccepted,
     PlanRevisionRequested,
@@ -360,6 +406,10 @@ CATALOGUE: tuple[type[Event], ...] = (
     FollowUpCompleted,
     OutcomeRecorded,
 )
+
+# Events only their producer consumes (steps of its own processes): nothing for other
+# services, bureaus or funders to bind.
+OWN_STEPS: tuple[type[Event], ...] = (CoordinatorWanted, PlaceReserved, PlaceReleaseRequested, PlaceFreed)
 
 BY_TYPE: dict[str, type[Event]] = {event.type_name(): event for event in CATALOGUE}
 
@@ -371,6 +421,7 @@ def event_type(type_name: str) -> type[Event]:
 
 __all__ = [cls.__name__ for cls in CATALOGUE] + [
     "CATALOGUE",
+    "OWN_STEPS",
     "BY_TYPE",
     "AgreementCounts",
     "AgreementProgress",

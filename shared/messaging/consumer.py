@@ -1,21 +1,25 @@
 """How every Kring subscriber treats a message: the delivery policy.
 
-- Decoding: CloudEvents headers + JSON body become an `Envelope[SomeEvent]`
-  (`envelope_decoder`); the handler's parameter type validates it.
-- Invalid message (bad headers, broken JSON, wrong type or version, schema errors):
-  a copy goes to the queue's DLQ with the reason in a header, the original is acked.
-  Reasons name fields, never values: data may be personal.
-- Transient fault (database unreachable): retried in-process with exponential backoff,
-  the message held unacked meanwhile; after `retry_give_up_seconds` it is requeued.
-- Any other error: requeued (counts towards the queue's delivery limit); on the last
-  allowed delivery it is dead-lettered with the error type as reason.
+- Decoding: CloudEvents headers + JSON body become an `Envelope[SomeEvent]`, validated
+  (`envelope_decoder`).
+- Invalid input (bad headers, broken JSON, wrong type or version, schema errors of the
+  message, or a handler's InvalidInput): a copy goes to the queue's DLQ with the reason in a
+  header, the original is acked. Reasons name fields, never values: data may be personal.
+- Transient fault (TransientFault, database unreachable): retried in-process with
+  exponential backoff, the message held unacked meanwhile; after `retry_give_up_seconds` it
+  is requeued.
+- Any other error (a refused rule, a bug, a model a handler built wrongly): requeued
+  (counts towards the queue's delivery limit); on the last allowed delivery it is
+  dead-lettered with the error type as reason.
 - Success: acked, after the handler's state change is stored.
+(shared.errors lists the whole hierarchy.)
 """
 
 import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import pydantic
@@ -23,8 +27,9 @@ from fast_depends.exceptions import ValidationError as ArgumentValidationError
 from faststream import AckPolicy, BaseMiddleware
 from faststream.rabbit import RabbitBroker, RabbitMessage, RabbitQueue, RabbitRouter
 
-from shared.contract.envelope import CONTENT_TYPE, HEADER_PREFIX, InvalidMessage, envelope_from_amqp
+from shared.contract.envelope import CONTENT_TYPE, HEADER_PREFIX, Envelope, InvalidMessage, envelope_from_amqp
 from shared.contract.events import Event
+from shared.errors import InvalidInput, TransientFault
 from shared.logging import bind_message_context, get_logger
 from shared.mongo import database_unavailable
 from shared.settings import KringSettings
@@ -34,18 +39,32 @@ from .topology import DELIVERY_LIMIT, Topology
 
 log = get_logger("kring.consumer")
 
+# The message being handled, for a handler that needs its AMQP properties: cheaper than
+# FastStream's injection of a RabbitMessage parameter (a worker-thread hop per message).
+_current: ContextVar[RabbitMessage] = ContextVar("kring_current_message")
 
-class TransientFault(Exception):
-    """Raise (or wrap) for a fault that will pass: the message is retried, not dead-lettered."""
+
+def current_message() -> RabbitMessage:
+    return _current.get()
 
 
 def is_transient(error: BaseException) -> bool:
     return isinstance(error, TransientFault) or database_unavailable(error)
 
 
-async def envelope_decoder(message: RabbitMessage, _default: Callable[..., Any]) -> dict[str, Any]:
-    raw = message.raw_message
-    return envelope_from_amqp(raw.headers, raw.body, raw.content_type)
+def envelope_decoder(event: type[Event]) -> Callable[[RabbitMessage, Callable[..., Any]], Awaitable[Envelope[Any]]]:
+    """Decodes and validates an `Envelope[event]` here, so that a message that does not fit is
+    told apart from a model a handler builds wrongly (a bug, not bad input)."""
+    envelope_type = Envelope[event]  # type: ignore[valid-type]
+
+    async def decode(message: RabbitMessage, _default: Callable[..., Any]) -> Envelope[Any]:
+        raw = message.raw_message
+        try:
+            return envelope_type.model_validate(envelope_from_amqp(raw.headers, raw.body, raw.content_type))
+        except pydantic.ValidationError as error:
+            raise InvalidMessage(describe_invalid(error).removeprefix("invalid message: ")) from None
+
+    return decode
 
 
 async def command_decoder(message: RabbitMessage, _default: Callable[..., Any]) -> dict[str, Any]:
@@ -76,7 +95,9 @@ def describe_invalid(error: Exception) -> str:
 
 
 def _is_invalid(error: Exception) -> bool:
-    return isinstance(error, (InvalidMessage, pydantic.ValidationError, ArgumentValidationError))
+    """The message itself cannot be taken: its decoding or its schema failed, or a handler
+    said so. A pydantic error raised inside a handler is a bug, not bad input."""
+    return isinstance(error, (InvalidInput, ArgumentValidationError))
 
 
 class DeliveryPolicy:
@@ -136,6 +157,7 @@ class _DeliveryPolicyScope(BaseMiddleware):
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: RabbitMessage) -> Any:
         queue = self.context.get_local("handler_").queue.name
         headers = msg.raw_message.headers or {}
+        _current.set(msg)
         with bind_message_context(
             queue=queue,
             event_id=_text(headers.get(f"{HEADER_PREFIX}id")),
@@ -168,7 +190,7 @@ def subscribe(
         queue or topology.queue(service, event.binding_key()),
         topology.exchange_for(event.channel),
         ack_policy=AckPolicy.MANUAL,
-        decoder=envelope_decoder,
+        decoder=envelope_decoder(event),
         title=f"{service}:{event.type_name()}",
     )
 

@@ -2,7 +2,7 @@
 
 import asyncio
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,21 +16,23 @@ from pymongo.errors import PyMongoError
 from shared.contract.envelope import Envelope, amqp_body, amqp_headers
 from shared.contract.events import ConsentRecorded, ReferralReceived
 from shared.contract.vocabulary import ConsentState
+from shared.domain import Change
 from shared.messaging.consumer import subscribe
 from shared.messaging.publisher import (
     ORIGINAL_ROUTING_KEY_HEADER,
     QUEUE_HEADER,
     REASON_HEADER,
     EventPublisher,
+    PublishFailed,
     Unroutable,
 )
 from shared.messaging.topology import DELIVERY_LIMIT
 from shared.mongo import database_unavailable
-from shared.outbox import OutboxRelay, pending_events, pending_of
+from shared.outbox import OutboxRelay
 from shared.runtime import KringService
-from shared.store import AggregateStore, Change, Result
-from tests.support.localmongo import LocalMongo
+from shared.store import AggregateStore, Result
 from tests.support.harness import Harness, with_host_port
+from tests.support.localmongo import LocalMongo
 from tests.support.samples import Intake, Tally, case_id, referral_received
 from tests.support.system import free_port
 from tests.support.tcp_proxy import TcpProxy
@@ -71,7 +73,7 @@ class Consumer:
         return self.service.topology.queue_name(self.service.name, ReferralReceived.binding_key())
 
     async def effects(self) -> dict[str, int]:
-        return {key: tally.effects async for key, tally in self.store.find_current({})}
+        return {key: tally.effects for key, tally in await self.store.find()}
 
 
 def producer_store(service: KringService) -> AggregateStore[Intake]:
@@ -95,11 +97,19 @@ async def record_referral(store: AggregateStore[Intake]) -> Envelope[ReferralRec
     return mutation.events[0]
 
 
-class CrashBeforeRemoval(OutboxRelay):
-    """A relay whose process dies right after publishing, before removing the outbox entries."""
+class CrashAfterPublishing:
+    """A store whose relay's process dies right after publishing, before the events are
+    pulled out of the outbox."""
 
-    async def _forget_intent(self, collection, key) -> None:
-        raise SystemExit("simulated kill between publish and outbox removal")
+    def __init__(self, store: AggregateStore[Any]) -> None:
+        self.store = store
+        self.name = store.name
+
+    async def settle(self, *arguments: Any, **options: Any) -> None:
+        raise SystemExit("simulated kill between publish and settle")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
 
 
 async def test_event_reaches_consumer_once_in_effect_despite_crash_before_outbox_removal(kring: Harness) -> None:
@@ -108,81 +118,69 @@ async def test_event_reaches_consumer_once_in_effect_despite_crash_before_outbox
     producer, store = await producer_without_relay(kring, relay_lease_seconds=1.0)
 
     envelope = await record_referral(store)
-    crashing = CrashBeforeRemoval(producer.publisher, [store.collection], lease_seconds=1.0)
+    crashing = OutboxRelay(producer.publisher, [CrashAfterPublishing(store)], lease_seconds=1.0)  # type: ignore[list-item]
     with pytest.raises(SystemExit):
         await crashing.drain()
     await eventually(lambda: consumer.deliveries[envelope.id] == 1, what="first delivery")
-    assert await pending_events(store.collection) == 1, "the entry survived the crash"
+    assert await store.outbox_size() == 1, "the entry survived the crash"
 
-    restarted = OutboxRelay(producer.publisher, [store.collection], lease_seconds=1.0)
+    restarted = OutboxRelay(producer.publisher, [store], lease_seconds=1.0)
     await eventually(restarted.drain, timeout=10, what="the crashed relay's lease to expire")
     await eventually(lambda: consumer.deliveries[envelope.id] == 2, what="republished delivery")
 
     assert await consumer.effects() == {envelope.subject: 1}
     assert consumer.results == [Result.APPLIED, Result.DUPLICATE]
-    assert await pending_events(store.collection) == 0
+    assert await store.outbox_size() == 0
     await producer.stop()
 
 
-async def test_publishing_never_rewrites_a_snapshot_and_leaves_no_intent(kring: Harness) -> None:
-    """Regression: clearing the outbox with an update scanned the whole collection on
-    FerretDB (27 ms at 5,000 documents and growing); now a small `pending` collection lists
-    what is to be published and snapshots are never rewritten."""
+async def test_a_sweep_publishes_what_a_dead_writer_left_and_nothing_twice(kring: Harness) -> None:
+    """A writer that died right after its write left its events in the outbox: the next
+    sweep of any replica publishes them, and a second sweep finds nothing."""
     consumer = Consumer(kring.service("scheduling"))
     await kring.start(consumer.service)
     producer, store = await producer_without_relay(kring)
 
     envelopes = [await record_referral(store) for _ in range(3)]
-    written = {e.subject: await store.latest(e.subject) for e in envelopes}
-    assert await pending_of(store.collection).count_documents({}) == 3
-    assert await pending_events(store.collection) == 3
-    relay = OutboxRelay(producer.publisher, [store.collection])
+    assert await store.outbox_size() == 3
+    relay = OutboxRelay(producer.publisher, [store])
     assert await relay.drain() == 3
     await eventually(lambda: len(consumer.results) == 3, what="3 events handled")
-
-    for envelope in envelopes:
-        assert await store.latest(envelope.subject) == written[envelope.subject], "the snapshot was rewritten"
-    assert await pending_of(store.collection).count_documents({}) == 0
+    assert await store.outbox_size() == 0
     assert await relay.drain() == 0, "nothing is published twice by a second sweep"
+    assert {e.id for e in envelopes} == set(consumer.deliveries)
     await producer.stop()
 
 
-async def test_an_intent_whose_snapshot_never_came_is_removed_once_orphaned(kring: Harness) -> None:
-    producer, store = await producer_without_relay(kring)
-    now = datetime.now(UTC)
-    await pending_of(store.collection).insert_one({"_id": "case-gone:0000000001", "at": now})
-    relay = OutboxRelay(producer.publisher, [store.collection], clock=lambda: now)
-    assert await relay.drain() == 0
-    assert await pending_of(store.collection).count_documents({}) == 1, "young: its writer may still insert"
-    later = OutboxRelay(producer.publisher, [store.collection], clock=lambda: now + OutboxRelay.ORPHAN_AFTER * 2)
-    assert await later.drain() == 0
-    assert await pending_of(store.collection).count_documents({}) == 0, "orphaned: removed"
-    await producer.stop()
+class Refusing:
+    """Publishes like `publisher`, but the broker refuses (nacks) the events in `refused`."""
+
+    def __init__(self, publisher: EventPublisher, refused: set[str]) -> None:
+        self.publisher, self.refused = publisher, refused
+
+    async def publish_stored(self, entry: dict[str, Any]) -> None:
+        if entry["id"] in self.refused:
+            raise PublishFailed("refused by the broker")
+        await self.publisher.publish_stored(entry)
 
 
-async def test_an_intent_left_by_a_writer_that_lost_its_race_is_cleared_by_the_sweep(kring: Harness) -> None:
-    """Regression (2,000- and 10,000-case fault runs): a writer deciding on a stale version
-    lists the next version as to be published, then loses that insert to a replica whose
-    version caused no events. The sweep found the intent, leased the snapshot, saw nothing to
-    publish and kept the intent, every sweep on every replica: 55 of them in scheduling after
-    1,100 cases, six database calls each per second and replica, and growing."""
+async def test_events_of_later_changes_wait_behind_a_refused_one_of_the_same_aggregate(kring: Harness) -> None:
+    """A broker refusal holds that aggregate's events back until the next sweep, in order;
+    other aggregates' events go on."""
     consumer = Consumer(kring.service("scheduling"))
     await kring.start(consumer.service)
-    producer, stale = await producer_without_relay(kring)
-    other = producer_store(kring.service("referral"))  # a second replica
-
-    first = await record_referral(stale)  # version 1, with its event; `stale` remembers it
-    await other.mutate(first.subject, lambda intake: intake and Change(intake))  # version 2, no events
+    producer, store = await producer_without_relay(kring)
+    first = await record_referral(store)
     again = referral_received().model_copy(update={"case_id": first.subject})
-    mutation = await stale.mutate(first.subject, lambda intake: intake and Change(intake, [again]))  # lists version 2, loses, writes 3
-    assert mutation.version == 3
-    assert sorted([i["_id"].rpartition(":")[2] async for i in pending_of(stale.collection).find({})]) == ["0000000001", "0000000002", "0000000003"]
-
-    relay = OutboxRelay(producer.publisher, [stale.collection])
-    assert await relay.drain() == 2
-    assert await pending_of(stale.collection).count_documents({}) == 0, "no intent is left to be swept again"
-    assert await relay.drain() == 0
-    await eventually(lambda: len(consumer.results) == 2, what="both events handled")
+    later = await store.mutate(first.subject, lambda intake: Change(intake, [again]))  # type: ignore[arg-type]
+    other = await record_referral(store)
+    refusing = OutboxRelay(Refusing(producer.publisher, {first.id}), [store])  # type: ignore[arg-type]
+    assert await refusing.drain() == 1, "only the other aggregate's event"
+    await eventually(lambda: set(consumer.deliveries) == {other.id}, what="the other event")
+    assert await store.outbox_size() == 2, "the refused event and the one after it wait"
+    assert await OutboxRelay(producer.publisher, [store]).drain() == 0, "held by the refusing relay until its next sweep"
+    assert await OutboxRelay(producer.publisher, [store], clock=lambda: datetime.now(UTC) + timedelta(minutes=1)).drain() == 2
+    await eventually(lambda: set(consumer.deliveries) == {other.id, first.id, later.events[0].id}, what="the held events, later")
     await producer.stop()
 
 
@@ -334,14 +332,14 @@ async def test_two_relays_over_one_outbox_publish_each_event_once_in_effect(krin
     producer, store = await producer_without_relay(kring)  # only the two relays below publish
 
     envelopes = [await record_referral(store) for _ in range(100)]
-    relays = [OutboxRelay(Unhurried(producer.publisher), [store.collection]) for _ in range(2)]
+    relays = [OutboxRelay(Unhurried(producer.publisher), [store]) for _ in range(2)]  # type: ignore[arg-type]
     published = await asyncio.gather(*(relay.drain() for relay in relays))
     assert sum(published) == 100 and all(published), f"both relays worked: {published}"
 
     await eventually(lambda: len(consumer.results) == 100, what="100 events handled")
     assert await consumer.effects() == {e.subject: 1 for e in envelopes}
     assert set(consumer.deliveries) == {e.id for e in envelopes}
-    assert await pending_events(store.collection) == 0
+    assert await store.outbox_size() == 0
     await producer.stop()
 
 

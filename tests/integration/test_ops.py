@@ -80,7 +80,7 @@ async def test_replay_publishes_a_funders_history_into_its_queue(kring: Harness)
     )  # fmt: skip
     envelope = Envelope.wrap(outcome, source="kring/followup")
     await service.publisher.publish(envelope)
-    await eventually(lambda: service.db["partner_log"].count_documents({"funder_id": "gm-ops"}), what="kept")
+    await eventually(lambda: service.stores["partner_log"].find({"funder_id": "gm-ops"}), what="kept")
     late = await kring.probe(kring.topology.partner.name, "outcome.recorded.nobody.#")
     assert await ops.replay_partner(service.settings, "gm-ops", late.name) == 1
     [message] = await kring.drain(late.name)

@@ -10,15 +10,20 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
+from services.scheduling import domain
 from services.scheduling.app import create_app
 from shared.auth import Role
 from shared.contract.envelope import Envelope
-from services.scheduling import domain
-from shared.contract.events import AgreementCounts, PlanAccepted, ReferralReceived, ReferralWithdrawn
+from shared.contract.events import (
+    OWN_STEPS,
+    AgreementCounts,
+    PlanAccepted,
+    ReferralReceived,
+    ReferralWithdrawn,
+)
 from shared.contract.vocabulary import CancellationReason, CoordinatorPreferences, Region, WithdrawalReason
 from tests.support.clock import ManualClock
 from tests.support.harness import Harness
-from tests.support.queries import QueriesOnly
 from tests.support.samples import referral_received
 from tests.support.waiting import eventually
 
@@ -34,6 +39,14 @@ def referral(**overrides: Any) -> ReferralReceived:
     values.update(region=Region(province="UT", municipality="GM0344"), referrer_organisation_id="bjz-utrecht", funder_id="prov-utrecht", language="nl")
     values.update(overrides)
     return ReferralReceived.model_validate(values)
+
+
+OWN_STEP_KEYS = {event.binding_key() for event in OWN_STEPS}
+
+
+def announced(messages: list[Any]) -> list[Any]:
+    """What other services are told, without scheduling's own steps."""
+    return [message for message in messages if message.routing_key not in OWN_STEP_KEYS]
 
 
 PREPARATION = {
@@ -84,7 +97,7 @@ async def test_assignment_honours_region_language_preferences_and_independence(k
     await scheduling.publish(event)
     await eventually(lambda: scheduling.assigned_to(event.case_id), what="an assignment")
     assert await scheduling.assigned_to(event.case_id) == "best"
-    [assigned] = await kring.drain(events.name)
+    [assigned] = announced(await kring.drain(events.name))
     assert assigned.routing_key == "scheduling.coordinator-assigned"
     assert json.loads(assigned.body)["coordinator_id"] == "best"
 
@@ -180,7 +193,7 @@ async def test_preparation_to_conference_with_no_personal_data_and_coordinators_
     assert await scheduling.register(other, profile(["UT"], ["nl"], max_cases=1)) == 200
     seen = {
         m.routing_key: json.loads(m.body)
-        for m in await kring.drain(events.name, settle=1.0)
+        for m in announced(await kring.drain(events.name, settle=1.0))
         if m.routing_key != "scheduling.coordinator-assigned"
     }
     scheduled, conference = seen["scheduling.conference-scheduled"], seen["scheduling.conference-held"]
@@ -232,38 +245,41 @@ async def test_a_withdrawal_that_overtakes_the_referral_still_withdraws_the_case
         return (await scheduling.case(event.case_id)).get("stage") == "withdrawn"
 
     await eventually(withdrawn, what="the case withdrawn")
-    announced = sorted(m.routing_key for m in await kring.drain(events.name, settle=1.0))
+    told = sorted(m.routing_key for m in announced(await kring.drain(events.name, settle=1.0)))
     # The withdrawal is applied before or right after the assignment: nothing, or both.
-    assert announced in ([], ["scheduling.conference-cancelled", "scheduling.coordinator-assigned"])
+    assert told in ([], ["scheduling.conference-cancelled", "scheduling.coordinator-assigned"])
     async with kring.http(scheduling.app, scheduling.ops) as http:
         [coordinator] = (await http.get("/coordinators")).json()
     assert coordinator["active_cases"] == []
 
 
-async def test_a_settled_plan_closes_the_case_and_a_place_left_by_an_ended_case_is_given_back(kring: Harness) -> None:
-    """Cancelling over HTTP ends the case, then frees its place; a dropped database connection
-    in between answers 503 and a retry meets an ended case (409), so nothing else would ever
-    free that place: the sweep gives it back (a caseload leak seen in a fault run)."""
+async def test_a_cancelled_case_gives_its_place_to_the_longest_waiting_case(kring: Harness) -> None:
+    """Cancelling ends the case and asks for its place back in the same write, so no cut-off
+    request leaves the place held; the freed place goes to the longest waiting case that
+    coordinator can take, and a settled plan closes its case and frees its place."""
     clock = ManualClock()
     scheduling = await started(kring, clock)
-    assignments = scheduling.app.state.assignments
     await scheduling.register("c1", profile(["UT"], ["nl"], max_cases=1))
-    cancelled, settled = referral(), referral()
+    cancelled = referral()
     await scheduling.publish(cancelled)
     await eventually(lambda: scheduling.assigned_to(cancelled.case_id), what="assigned")
+    received = cancelled.received_at
+    other_region = referral(region=Region(province="NH", municipality="GM0363"), received_at=received - timedelta(days=3))
+    longest_waiting = referral(received_at=received - timedelta(days=2))
+    newer = referral(received_at=received - timedelta(days=1))
+    for waiting in (newer, other_region, longest_waiting):
+        await scheduling.publish(waiting)
+        await eventually(lambda: scheduling.case(waiting.case_id), what="a waiting case")
+        await eventually(lambda: _stage_is(scheduling, waiting.case_id, "unassigned"), what="it waits")
     async with kring.http(scheduling.app, scheduling.ops) as http:
         assert (await http.post(f"/cases/{cancelled.case_id}/cancellation", json={"reason": CancellationReason.FAMILY_DECLINED})).status_code == 200
-    await assignments.coordinators.mutate("c1", lambda c: domain.reserve(c, cancelled.case_id))  # as if the release was cut off
-    await scheduling.publish(settled)
-    await eventually(lambda: scheduling.case(settled.case_id), what="the second case")
-    assert (await scheduling.case(settled.case_id))["stage"] == "unassigned", "the leaked place blocks the caseload"
-
-    assert await assignments.release_ended() == 1
-    assert await assignments.assign_waiting() == 1
-    assert await scheduling.assigned_to(settled.case_id) == "c1"
-    assert await assignments.release_ended() == 0
+    await eventually(lambda: scheduling.assigned_to(longest_waiting.case_id), what="the freed place taken")
+    assert await scheduling.assigned_to(longest_waiting.case_id) == "c1"
+    assert (await scheduling.case(newer.case_id))["stage"] == "unassigned"
+    assert (await scheduling.case(other_region.case_id))["stage"] == "unassigned"
 
     me = kring.token(Role.COORDINATOR, subject="c1")
+    settled = longest_waiting
     async with kring.http(scheduling.app, me) as http:
         assert (await http.put(f"/cases/{settled.case_id}/preparation", json=PREPARATION)).status_code == 200
         day = (clock() + timedelta(days=20)).date()
@@ -274,100 +290,33 @@ async def test_a_settled_plan_closes_the_case_and_a_place_left_by_an_ended_case_
     accepted = PlanAccepted(case_id=settled.case_id, accepted_at=clock(), agreements=AgreementCounts(network_support=3), reviewed_by_professional=False)
     await scheduling.publish(accepted)
 
-    async def closed_and_freed() -> bool:
+    async def closed_and_passed_on() -> bool:
         async with kring.http(scheduling.app, scheduling.ops) as http:
             [coordinator] = (await http.get("/coordinators")).json()
-        return (await scheduling.case(settled.case_id)).get("stage") == "closed" and coordinator["active_cases"] == []
+        return (await scheduling.case(settled.case_id)).get("stage") == "closed" and coordinator["active_cases"] == [newer.case_id]
 
-    await eventually(closed_and_freed, what="the case closed and its place free")
+    await eventually(closed_and_passed_on, what="the case closed and its place passed on")
 
 
-async def test_a_burst_of_freed_places_costs_two_passes_and_tries_only_cases_a_coordinator_could_take(
-    kring: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every settled plan asks for the waiting cases to be tried again. In a 150-case fault run
-    sixteen such handlers at once each read every caseload for every waiting case, and the
-    PlanAccepted queue backed up for minutes. Now one pass at a time serves every request made
-    before it started, and a case no coordinator with room could take is not tried at all."""
+async def _stage_is(scheduling: Scheduling, case_id: str, stage: str) -> bool:
+    return (await scheduling.case(case_id)).get("stage") == stage
+
+
+async def test_a_place_a_racing_replica_reserved_twice_is_given_back(kring: Harness) -> None:
+    """Two attempts for one case can reserve places with two coordinators at once: the case
+    takes the first place announced, and the other is given back."""
     scheduling = await started(kring)
     assignments = scheduling.app.state.assignments
     await scheduling.register("c1", profile(["UT"], ["nl"], max_cases=1))
-    holder = referral()
-    await scheduling.publish(holder)
-    await eventually(lambda: scheduling.assigned_to(holder.case_id), what="the first case assigned")
-    received = holder.received_at
-    other_region = referral(region=Region(province="NH", municipality="GM0363"), received_at=received - timedelta(days=3))
-    longest_waiting = referral(received_at=received - timedelta(days=2))
-    newer = referral(received_at=received - timedelta(days=1))
-    for waiting in (newer, other_region, longest_waiting):
-        await scheduling.publish(waiting)
-        await eventually(lambda: scheduling.case(waiting.case_id), what="a waiting case")
-    await assignments.release(holder.case_id)
+    await scheduling.register("c2", profile(["UT"], ["nl"], max_cases=1))
+    event = referral()
+    await scheduling.publish(event)
+    await eventually(lambda: scheduling.assigned_to(event.case_id), what="assigned")
+    other = "c2" if await scheduling.assigned_to(event.case_id) == "c1" else "c1"
+    await assignments.coordinators.mutate(other, lambda c: domain.reserve(c, event.case_id))  # as a racing attempt would
 
-    passes, tried = 0, []
-    original_pass, original_try = assignments._assign_waiting_pass, assignments.try_assign
+    async def given_back() -> bool:
+        return event.case_id not in (await assignments.coordinators.get(other)).active_cases
 
-    async def counted_pass() -> int:
-        nonlocal passes
-        passes += 1
-        return await original_pass()
-
-    async def recorded_try(case_id: str, cause: Any = None, **options: Any) -> Any:
-        tried.append(case_id)
-        return await original_try(case_id, cause, **options)
-
-    monkeypatch.setattr(assignments, "_assign_waiting_pass", counted_pass)
-    monkeypatch.setattr(assignments, "try_assign", recorded_try)
-    results = await asyncio.gather(*(assignments.assign_waiting() for _ in range(16)))
-    assert sum(results) == 1 and passes <= 2, (results, passes)
-    assert tried == [longest_waiting.case_id], "only a case c1 could take, the longest waiting first"
-    assert await scheduling.assigned_to(longest_waiting.case_id) == "c1"
-    assert (await scheduling.case(newer.case_id))["stage"] == "unassigned"
-
-
-async def one_place_one_waiting(kring: Harness) -> tuple[Scheduling, ReferralReceived, ReferralReceived]:
-    """c1 with room for one case, holding the first; the second waiting."""
-    scheduling = await started(kring)
-    await scheduling.register("c1", profile(["UT"], ["nl"], max_cases=1))
-    holder, waiting = referral(), referral()
-    for event in (holder, waiting):
-        await scheduling.publish(event)
-        await eventually(lambda: scheduling.case(event.case_id), what="the case stored")
-    await eventually(lambda: scheduling.assigned_to(holder.case_id), what="the first case assigned")
-    return scheduling, holder, waiting
-
-
-async def test_assigning_waiting_cases_reads_cases_and_caseloads_only_by_id(kring: Harness) -> None:
-    """Every freed place asks for a pass over the waiting cases. In a 1,000-case fault run the
-    pass queried the version chains of all cases and caseloads, which FerretDB answers by
-    reading every version (9 s for 3,600 case versions under load), and PlanAccepted queued up
-    until every place was stuck. The pass and the sweep now read the roster and the waiting
-    list and then each aggregate by `_id`."""
-    scheduling, holder, waiting = await one_place_one_waiting(kring)
-    assignments = scheduling.app.state.assignments
-    await assignments.release(holder.case_id, "c1")
-
-    queries: list[str] = []
-    assignments.cases.collection = QueriesOnly(assignments.cases.collection, queries)
-    assignments.coordinators.collection = QueriesOnly(assignments.coordinators.collection, queries)
-    await assignments.sweep()
-    assert await scheduling.assigned_to(waiting.case_id) == "c1"
-    assert queries == []
-
-
-async def test_a_waiting_case_or_a_coordinator_missing_from_its_list_is_found_by_the_sweep(kring: Harness) -> None:
-    """The roster and the waiting list are written before the change they announce, so only
-    data from before they existed can be missing; the sweep completes them from the stores."""
-    scheduling, holder, waiting = await one_place_one_waiting(kring)
-    assignments = scheduling.app.state.assignments
-    await assignments.waiting.collection.delete_many({})
-    await assignments.roster.collection.delete_many({})
-    assert await assignments.all_coordinators() == []
-
-    await assignments.release(holder.case_id, "c1")
-    assert await assignments.assign_waiting() == 0, "neither list names them"
-    assert await assignments.reconcile() == 2
-    assert [c.coordinator_id for c in await assignments.all_coordinators()] == ["c1"]
-    assert await assignments.assign_waiting() == 1
-    assert await scheduling.assigned_to(waiting.case_id) == "c1"
-    assert await assignments.waiting.keys() == []
+    await eventually(given_back, what="the second place given back")
+    assert await scheduling.assigned_to(event.case_id) != other

@@ -11,8 +11,9 @@ from services.followup import domain
 from services.followup.domain import Check, FollowUp, RuleViolation, Stage
 from shared.contract.events import FollowUpCompleted, FollowUpDue, OutcomeRecorded
 from shared.contract.vocabulary import ChildOutcome, ConcernCategory, ExecutionStatus, ReferrerType
+from shared.domain import Change
+from shared.errors import NotFound
 from shared.privacy import is_personal
-from shared.store import Change
 from tests.support.samples import referral_received
 
 ACCEPTED = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
@@ -21,13 +22,13 @@ NINETY_DAYS = timedelta(days=90)
 
 def referred(**update: object) -> FollowUp:
     event = referral_received().model_copy(update={"received_at": ACCEPTED - timedelta(days=40), **update})
-    change = domain.referral_received(None, event)
+    change = domain.referral_received(None, event, "referral-event")
     assert change is not None
     return change.state
 
 
 def scheduled() -> FollowUp:
-    change = domain.plan_accepted(referred(), ACCEPTED, 1, NINETY_DAYS)
+    change = domain.plan_accepted(referred(), ACCEPTED, 1, NINETY_DAYS, "plan-event")
     assert change is not None
     return change.state
 
@@ -42,7 +43,7 @@ def test_plan_accepted_schedules_the_check_after_the_interval() -> None:
     followup = scheduled()
     assert followup.stage is Stage.SCHEDULED
     assert followup.due_at == ACCEPTED + NINETY_DAYS
-    assert domain.plan_accepted(followup, ACCEPTED, 1, NINETY_DAYS) is None  # a second acceptance changes nothing
+    assert domain.plan_accepted(followup, ACCEPTED, 1, NINETY_DAYS, "plan-event") is None  # the same acceptance again changes nothing
 
 
 def test_nothing_fires_before_the_due_time() -> None:
@@ -71,14 +72,28 @@ def test_moving_the_date_rearms_the_timer_for_the_new_date_only() -> None:
 def test_only_a_scheduled_check_can_move() -> None:
     with pytest.raises(RuleViolation):
         domain.move(due(), ACCEPTED + timedelta(days=120))
-    with pytest.raises(LookupError):
+    with pytest.raises(NotFound):
         domain.move(None, ACCEPTED)
 
 
 def test_a_withdrawn_case_is_never_followed_up() -> None:
     closed = domain.closed(referred())
     assert closed is not None
-    assert domain.plan_accepted(closed.state, ACCEPTED, 1, NINETY_DAYS) is None
+    accepted = domain.plan_accepted(closed.state, ACCEPTED, 1, NINETY_DAYS, "plan-event")
+    assert accepted is not None and list(accepted.events) == []
+    assert (accepted.state.stage, accepted.state.due_at) == (Stage.CLOSED, None), "no check for a withdrawn case"
+    assert list(accepted.state.counted) == ["referral-event", "plan-event"], "the plan still counts"
+
+
+def test_every_event_counts_once_under_its_own_id() -> None:
+    followup = referred()
+    held = domain.conference_held(followup, 1, 30, 12, "held-event")
+    assert held is not None and held.state.counted["held-event"].first_conferences == 1
+    assert domain.conference_held(held.state, 1, 30, 12, "held-event") is None, "applied again: nothing new"
+    accepted = domain.plan_accepted(held.state, ACCEPTED, 1, NINETY_DAYS, "plan-event")
+    assert accepted is not None
+    report = domain.report(domain.counts_of([accepted.state]), None, None, None)
+    assert (report.referrals, report.plans, report.average_participants) == (1, 1, 12)
 
 
 def test_late_means_overdue_by_more_than_fourteen_days() -> None:

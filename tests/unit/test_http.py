@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import AutoReconnect, OperationFailure
 
 from shared.auth import Principal, Role, authorised, issue_token
-from shared.domain import RuleViolation
+from shared.errors import RuleViolation
 from shared.http import rate_limited
 from shared.runtime import KringService
 from shared.settings import KringSettings

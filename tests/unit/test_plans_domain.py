@@ -7,6 +7,7 @@ import pytest
 from services.plans import domain
 from shared.contract.events import PlanAccepted, PlanRevisionRequested
 from shared.contract.vocabulary import StatutoryContext
+from shared.errors import Forbidden, InvalidInput
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
@@ -40,7 +41,7 @@ def test_an_unanswered_requirement_asks_for_a_revision_unless_justified() -> Non
 
 def test_only_the_responsible_professional_reviews_and_requirements_close_at_the_conference() -> None:
     plan = presented_plan(agreement(1, "r1", "r2"))
-    with pytest.raises(PermissionError):
+    with pytest.raises(Forbidden):
         domain.review(plan, "someone-else", None, NOW)
     with pytest.raises(domain.RuleViolation):
         domain.add_requirement(plan, plan.case_id, domain.NewRequirement(text="late", shared_with_family_at=NOW), "prof", NOW)
@@ -50,7 +51,7 @@ def test_an_agreement_cannot_answer_a_requirement_that_does_not_exist() -> None:
     plan = presented_plan(agreement(1, "r1", "r2"))
     plan = domain.review(plan, "prof", None, NOW).state
     plan = plan.model_copy(update={"meetings": [plan.meetings[0].model_copy(update={"status": domain.MeetingStatus.HELD})]})
-    with pytest.raises(ValueError, match="unknown requirements: r9"):
+    with pytest.raises(InvalidInput, match="unknown requirements: r9"):
         domain.record_plan(plan, domain.PlanDraft(central_question="?", agreements=[agreement(1, "r9")]))
 
 

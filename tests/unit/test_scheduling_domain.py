@@ -54,7 +54,7 @@ def test_ranking_prefers_stated_preferences_then_the_lowest_relative_caseload() 
     assert domain.ranked([coordinator("x", languages=("tr",))], c, TODAY) == ([], "no eligible coordinator (language)")
 
 
-@given(st.integers(min_value=1, max_value=5), st.lists(st.text(alphabet="abc", min_size=1, max_size=3), max_size=12))
+@given(st.integers(min_value=1, max_value=5), st.lists(st.text(alphabet="abc", min_size=1, max_size=3).map(lambda s: f"case-000{s}"), max_size=12))
 def test_a_caseload_never_exceeds_its_maximum(maximum: int, case_ids: list[str]) -> None:
     state = coordinator("x", max_cases=maximum)
     for case_id in case_ids:

@@ -1,0 +1,48 @@
+"""Ownership: the one place a route checks that the caller may read or change an aggregate.
+
+Each service states its rule as `may(caller, state) -> bool` (a coordinator: own cases only;
+a family: its own case; …). The check of a change runs inside the store's decision, on the
+state the change is decided on, so an aggregate that changes hands meanwhile is refused.
+"""
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from shared.auth import Principal
+from shared.domain import Change
+from shared.errors import Forbidden, NotFound
+from shared.store import AggregateStore
+
+S = TypeVar("S", bound=BaseModel)
+Rule = Callable[[Principal, S], bool]
+
+NOT_YOURS = "this case is not yours"
+
+
+def _checked(state: S | None, caller: Principal, may: Rule[S], refusal: str) -> S:
+    if state is None:
+        raise NotFound("no such case")
+    if not may(caller, state):
+        raise Forbidden(refusal)
+    return state
+
+
+async def read_owned(store: AggregateStore[S], key: str, caller: Principal, may: Rule[S], *, refusal: str = NOT_YOURS) -> S:
+    return _checked(await store.get(key), caller, may, refusal)
+
+
+async def change_owned(
+    store: AggregateStore[S],
+    key: str,
+    caller: Principal,
+    may: Rule[S],
+    decide: Callable[[S], Change[S] | None],
+    *,
+    refusal: str = NOT_YOURS,
+) -> S:
+    """Apply `decide` to an aggregate the caller may change; its state afterwards."""
+    mutation = await store.mutate(key, lambda state: decide(_checked(state, caller, may, refusal)))
+    assert mutation.state is not None  # _checked refused a missing aggregate
+    return mutation.state

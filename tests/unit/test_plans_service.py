@@ -1,0 +1,99 @@
+"""The plans service's handlers and routes on the in-memory store and FastStream's
+TestRabbitBroker (no server): from a held conference to an accepted plan."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from services.plans.app import create_app
+from shared.auth import Role
+from shared.contract.events import ConferenceHeld, ConferenceScheduled, CoordinatorAssigned
+from shared.contract.vocabulary import Region, RoleCounts, StatutoryContext
+from tests.support.clock import ManualClock
+from tests.support.inmemory import InMemoryService
+from tests.support.samples import referral_received
+
+pytestmark = pytest.mark.anyio
+REGION = Region(province="UT", municipality="GM0344")
+PROFESSIONAL = "gezinsvoogd-1"
+
+
+@pytest.fixture
+async def plans() -> Any:
+    clock = ManualClock()
+    async with InMemoryService(lambda settings, **o: create_app(settings, clock=clock, **o), "plans") as service:
+        service.clock = clock  # type: ignore[attr-defined]
+        yield service
+
+
+async def held_case(plans: InMemoryService, statutory: StatutoryContext) -> str:
+    clock: ManualClock = plans.clock  # type: ignore[attr-defined]
+    referral = referral_received().model_copy(update={"statutory_context": statutory})
+    await plans.publish(referral)
+    await plans.publish(CoordinatorAssigned(case_id=referral.case_id, coordinator_id="coord-1", assigned_at=clock(), region=REGION))
+    day = (clock() + timedelta(days=10)).date()
+    await plans.publish(
+        ConferenceScheduled(
+            case_id=referral.case_id, conference_date=day, region=REGION, funder_id="prov-utrecht", coordinator_id="coord-1",
+            days_since_referral=10, invited_by_role=RoleCounts(parents=2),
+        )
+    )  # fmt: skip
+    if statutory is StatutoryContext.SUPERVISION_ORDER:
+        for text in ("De kinderen gaan elke dag naar school.", "Er wordt niet geslagen."):
+            requirement = {"text": text, "shared_with_family_at": clock().isoformat()}
+            response = await plans.http_settled("POST", f"/cases/{referral.case_id}/requirements", Role.PROFESSIONAL, PROFESSIONAL, json=requirement)
+            assert response.status_code == 201, response.text
+    clock.advance(days=10)
+    await plans.publish(
+        ConferenceHeld(
+            case_id=referral.case_id, held_on=day, region=REGION, funder_id="prov-utrecht", days_since_referral=20,
+            attended_by_role=RoleCounts(parents=2, friends=3), all_parents_with_responsibility_attended=True,
+        )
+    )  # fmt: skip
+    return referral.case_id
+
+
+def draft(*answers: list[str]) -> dict[str, Any]:
+    return {
+        "central_question": "Wat hebben de kinderen nodig?",
+        "agreements": [
+            {"agreement_id": f"a{n}", "what": "Oma haalt de kinderen op.", "who": "grandparent", "by_when": "2027-02-01",
+             "kind": "network_support", "answers_requirements": answer}
+            for n, answer in enumerate(answers, start=1)
+        ],
+    }  # fmt: skip
+
+
+async def test_a_plan_without_statutory_involvement_is_accepted_when_presented(plans: InMemoryService) -> None:
+    case_id = await held_case(plans, StatutoryContext.NONE)
+    assert (await plans.http_settled("PUT", f"/cases/{case_id}/plan", Role.COORDINATOR, "coord-1", json=draft([]))).status_code == 200
+    assert (await plans.http_settled("POST", f"/cases/{case_id}/plan/presentation", Role.COORDINATOR, "coord-1")).status_code == 200
+    [accepted] = plans.sent("plans.plan-accepted")
+    assert accepted["reviewed_by_professional"] is False
+
+
+async def test_an_unmet_requirement_asks_for_a_revision_and_the_revised_plan_is_accepted(plans: InMemoryService) -> None:
+    case_id = await held_case(plans, StatutoryContext.SUPERVISION_ORDER)
+    assert (await plans.http_settled("PUT", f"/cases/{case_id}/plan", Role.COORDINATOR, "coord-1", json=draft(["r1"]))).status_code == 200
+    await plans.http_settled("POST", f"/cases/{case_id}/plan/presentation", Role.COORDINATOR, "coord-1")
+    other = await plans.http_settled("POST", f"/cases/{case_id}/plan/review", Role.PROFESSIONAL, "someone-else", json={})
+    assert other.status_code == 403
+    await plans.http_settled("POST", f"/cases/{case_id}/plan/review", Role.PROFESSIONAL, PROFESSIONAL, json={})
+    [revision] = plans.sent("plans.plan-revision-requested")
+    assert revision["unmet_requirement_ids"] == ["r2"]
+    await plans.http_settled("PUT", f"/cases/{case_id}/plan", Role.COORDINATOR, "coord-1", json=draft(["r1"], ["r2"]))
+    await plans.http_settled("POST", f"/cases/{case_id}/plan/presentation", Role.COORDINATOR, "coord-1")
+    await plans.http_settled("POST", f"/cases/{case_id}/plan/review", Role.PROFESSIONAL, PROFESSIONAL, json={})
+    [accepted] = plans.sent("plans.plan-accepted")
+    assert accepted["reviewed_by_professional"] is True and accepted["accepted_with_justification"] is False
+
+
+async def test_the_family_reads_its_own_plan_only(plans: InMemoryService) -> None:
+    case_id = await held_case(plans, StatutoryContext.NONE)
+    async with plans.http(Role.FAMILY, subject="family", case_id=case_id) as http:
+        assert (await http.get(f"/cases/{case_id}/plan")).status_code == 200
+    async with plans.http(Role.FAMILY, subject="family", case_id="case-someoneelse") as http:
+        assert (await http.get(f"/cases/{case_id}/plan")).status_code == 403
+    async with plans.http(Role.COORDINATOR, subject="coord-2") as http:
+        assert (await http.get(f"/cases/{case_id}/plan")).status_code == 403

@@ -1,0 +1,80 @@
+"""The referral service's handlers and routes on the in-memory store and FastStream's
+TestRabbitBroker (no server)."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from services.referral.app import create_app
+from shared.auth import Role
+from shared.contract.events import CoordinatorAssigned
+from shared.contract.vocabulary import Region
+from tests.support.inmemory import InMemoryService
+from tests.support.referrals import PERSONAL_VALUES, referral_request, self_referral, submit_referral
+
+pytestmark = pytest.mark.anyio
+BUREAU = "bjz-utrecht"
+
+
+@pytest.fixture
+async def referral() -> Any:
+    async with InMemoryService(create_app, "referral") as service:
+        yield service
+
+
+async def test_a_bureau_command_opens_one_case_and_a_resubmission_answers_it_again(referral: InMemoryService) -> None:
+    command = submit_referral(BUREAU)
+    await referral.command("referral.submit", command, message_id=str(uuid.uuid4()))
+    await referral.command("referral.submit", command, message_id=str(uuid.uuid4()))
+    [received] = referral.sent("referral.received")
+    first, again = referral.sent(f"referral.accepted.{BUREAU}")
+    assert first["case_id"] == again["case_id"] == received["case_id"]
+    assert (first["resubmission"], again["resubmission"]) == (False, True)
+    assert not any(value in str(referral.messages) for value in PERSONAL_VALUES), "no personal data on the bus"
+
+
+async def test_a_redelivered_command_is_answered_once(referral: InMemoryService) -> None:
+    command, message_id = submit_referral(BUREAU), str(uuid.uuid4())
+    for _ in range(2):
+        await referral.command("referral.submit", command, message_id=message_id)
+    assert len(referral.sent(f"referral.accepted.{BUREAU}")) == 1
+
+
+async def test_an_invalid_command_is_rejected_naming_the_fields(referral: InMemoryService) -> None:
+    command = submit_referral(BUREAU, language="Nederlands", children=[])
+    await referral.command("referral.submit", command, message_id=str(uuid.uuid4()))
+    [rejected] = referral.sent(f"referral.rejected.{BUREAU}")
+    assert {error["field"] for error in rejected["errors"]} >= {"language", "children"}
+    assert referral.sent("referral.received") == []
+
+
+async def test_only_the_assigned_coordinator_reads_the_contact_person(referral: InMemoryService) -> None:
+    response = await referral.http_settled("POST", "/self-referrals", Role.FAMILY, json=self_referral())  # anyone may
+    assert response.status_code == 201
+    case_id = response.json()["case_id"]
+    await referral.publish(CoordinatorAssigned(case_id=case_id, coordinator_id="coord-1", assigned_at=datetime.now(UTC), region=Region(province="UT")))
+    async with referral.http(Role.COORDINATOR, subject="coord-1") as http:
+        contact = await http.get(f"/cases/{case_id}/contact")
+        assert contact.status_code == 200 and contact.json()["contact"]["name"] == self_referral()["contact"]["name"]
+    async with referral.http(Role.COORDINATOR, subject="coord-2") as http:
+        assert (await http.get(f"/cases/{case_id}/contact")).status_code == 403
+    family = response.json()["family_access_token"]
+    async with referral.http() as http:
+        own = await http.get(f"/cases/{case_id}", headers={"authorization": f"Bearer {family}"})
+        assert own.status_code == 200 and "contact" not in own.json()
+
+
+async def test_consent_and_withdrawal_are_announced_once(referral: InMemoryService) -> None:
+    created = await referral.http_settled("POST", "/referrals", Role.BUREAU, organisation_id=BUREAU, json=referral_request(consent=None))
+    case_id = created.json()["case_id"]
+    consent = {"given_by": ["parent_with_responsibility"]}
+    for _ in range(2):
+        assert (await referral.http_settled("POST", f"/cases/{case_id}/consent", Role.BUREAU, organisation_id=BUREAU, json=consent)).status_code == 200
+    withdrawn = await referral.http_settled("POST", f"/cases/{case_id}/withdrawal", Role.BUREAU, organisation_id=BUREAU, json={"reason": "family_declined"})
+    assert withdrawn.status_code == 200 and withdrawn.json()["active"] is False
+    again = await referral.http_settled("POST", f"/cases/{case_id}/withdrawal", Role.BUREAU, organisation_id=BUREAU, json={"reason": "family_declined"})
+    assert again.status_code == 409
+    assert [c["consent"] for c in referral.sent("referral.consent-recorded")] == ["given"]
+    assert len(referral.sent("referral.withdrawn")) == 1
