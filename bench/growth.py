@@ -6,8 +6,9 @@ For each size, in a fresh namespace: store that many referral cases first (docum
 referral service writes them, their events long published, each with a bureau reference),
 then run the Kring hop of bench.hop with `--messages` new referrals. Prints throughput,
 answer latency, the peak memory of this process (which hosts the referral service) and the
-resident memory of the local database server per size, and the ratios largest/smallest
-(goal: <= 1.2). With --plot, draws throughput and p99 latency against stored cases.
+resident memory of the local database server per size, how long one look of the outbox
+relay for leftover events takes, and the ratios largest/smallest (goal: <= 1.2). The hop
+starts after the service's first sweep (a service sweeps once when it starts). With --plot, draws throughput and p99 latency against stored cases.
 """
 
 import argparse
@@ -25,6 +26,8 @@ from bench.servers import server_urls
 from services.referral import domain
 from services.referral.app import create_app
 from services.referral.storage import REFERRALS
+from shared.logging import configure_logging
+from shared.mongo import ensure_indexes
 from shared.store import Write, new_document
 from tests.support.harness import Harness
 from tests.support.localmongo import LocalMongo
@@ -52,6 +55,7 @@ def stored_cases(start: int, stop: int, at: datetime) -> list[dict[str, Any]]:
 async def prefill(harness: Harness, size: int) -> None:
     """Store `size` old, published cases; shows progress."""
     service = harness.app(create_app, "referral").state.kring
+    await ensure_indexes(service.db, service.indexes)  # as the service does at its first start
     referrals = service.db[REFERRALS]
     at = datetime.now(UTC) - timedelta(days=30)
     started = last = time.monotonic()
@@ -78,7 +82,16 @@ def server_memory_mib(mongodb_url: str) -> float | None:
     return None
 
 
-async def measure(sizes: list[int], messages: int, prefetch: int) -> dict[int, tuple[Run, float, float | None]]:
+async def sweep_seconds(harness: Harness) -> float:
+    """How long the relay's look for leftover events takes at this size (an index lookup on
+    MongoDB, a scan of the collection on the local mongo-java-server)."""
+    store = harness.services[-1].stores[REFERRALS]
+    started = time.monotonic()
+    await store.outbox_due(store.clock())
+    return time.monotonic() - started
+
+
+async def measure(sizes: list[int], messages: int, prefetch: int) -> dict[int, tuple[Run, float, float | None, float]]:
     rabbitmq_url, mongodb_url = server_urls()
     results = {}
     for size in sizes:
@@ -88,14 +101,14 @@ async def measure(sizes: list[int], messages: int, prefetch: int) -> dict[int, t
             print(f"{size:,} cases stored …", flush=True)
             await prefill(harness, size)
             run = await kring_hop(harness, commands(messages), prefetch)
-            results[size] = (run, memory_mib(), server_memory_mib(mongodb_url))
+            results[size] = (run, memory_mib(), server_memory_mib(mongodb_url), await sweep_seconds(harness))
             print(f"{size:,} stored: {run.rate:,.1f} msg/s, p99 {run.latencies_ms()['p99']:,.0f} ms", flush=True)
         finally:
             await harness.close()
     return results
 
 
-def plot(results: dict[int, tuple[Run, float, float | None]], path: str) -> None:
+def plot(results: dict[int, tuple[Run, float, float | None, float]], path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,6 +138,7 @@ def main() -> None:
     parser.add_argument("--prefetch", type=int, default=32)
     parser.add_argument("--plot", help="write a PNG of throughput and p99 against stored cases")
     args = parser.parse_args()
+    configure_logging("referral", "INFO")  # the service in this process logs as a deployed one does
     sizes = sorted(int(size) for size in args.sizes.split(","))
     results = asyncio.run(measure(sizes, args.messages, args.prefetch))
     small, large = results[sizes[0]][0], results[sizes[-1]][0]
@@ -135,8 +149,8 @@ def main() -> None:
     print_result(
         f"growth, {args.messages} new referrals after {', '.join(f'{s:,}' for s in sizes)} stored cases",
         [
-            (f"{size:,} stored", f"{run.figure()}   service peak {mib:5,.0f} MiB   database {_mib(server)}")
-            for size, (run, mib, server) in results.items()
+            (f"{size:,} stored", f"{run.figure()}   service peak {mib:5,.0f} MiB   database {_mib(server)}   sweep {sweep:6.2f} s")
+            for size, (run, mib, server, sweep) in results.items()
         ],
         [
             ("throughput small/large", small.rate / large.rate, "(goal <= 1.2)"),

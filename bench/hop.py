@@ -30,6 +30,7 @@ from pymongo import AsyncMongoClient
 from bench.report import percentiles, print_result
 from bench.servers import server_urls
 from services.referral.app import create_app
+from shared.logging import configure_logging
 from tests.support.harness import Harness
 from tests.support.referrals import submit_referral
 
@@ -140,8 +141,11 @@ async def raw_hop(harness: Harness, bodies: list[dict], prefetch: int, *, store:
 async def kring_hop(harness: Harness, bodies: list[dict], prefetch: int, *, replicas: int = 1) -> Run:
     assert harness.connection is not None
     for _ in range(replicas):
-        app = harness.app(create_app, "referral", prefetch=prefetch, relay_sweep_seconds=5.0)
+        # the deployed defaults, not the tests' quick timeouts
+        app = harness.app(create_app, "referral", prefetch=prefetch, relay_sweep_seconds=5.0, mongodb_timeout_ms=5000)
         await harness.start(app.state.kring)
+        # a service sweeps its outboxes once when it starts (what a crash left): not part of the hop
+        await app.state.kring.relay.swept.wait()
     answers_queue = await harness.probe(harness.topology.replies.name, "referral.#")
     publisher = await harness.connection.channel(publisher_confirms=True)
     intake = await publisher.get_exchange(harness.topology.intake.name, ensure=False)
@@ -176,6 +180,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--prefetch", type=int, default=32)
     args = parser.parse_args()
+    configure_logging("referral", "INFO")  # the service in this process logs as a deployed one does
     variants: list[tuple[str, Hop]] = [
         ("raw aio-pika", raw_hop),
         ("raw + 1 insert", lambda h, b, p: raw_hop(h, b, p, store=True)),

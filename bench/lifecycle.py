@@ -1,7 +1,7 @@
 """Benchmark 2, the lifecycle: cases from referral to OutcomeRecorded through all four
 services, with simulated people.
 
-    python -m bench.lifecycle [--cases 10000] [--seed 7]
+    python -m bench.lifecycle [--cases 10000] [--seed 7] [--staff 16]
 
 Starts the four services as OS processes (fresh namespace, follow-up due after ~9 s), then
 the seeded demo drives every case: bureaus and families refer, coordinators prepare and hold
@@ -49,6 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--cases", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--staff", type=int, default=16, help="coordinators, each preparing a few cases at a time")
     args = parser.parse_args()
     rabbitmq_url, mongodb_url = server_urls()
     demo = load_demo()
@@ -59,7 +60,7 @@ def main() -> None:
                 system.start(service)
             started = time.monotonic()
             made = asyncio.run(
-                demo.run(args.cases, args.seed, system.urls, rabbitmq_url, timeout=max(240, args.cases * 2), prefix=system.prefix)
+                demo.run(args.cases, args.seed, system.urls, rabbitmq_url, timeout=max(240, args.cases * 2), prefix=system.prefix, staff=args.staff)
             )
             elapsed = time.monotonic() - started
         finally:
@@ -79,7 +80,7 @@ def main() -> None:
     ratios = []
     if service and person:
         ratios.append(("p50 service hop / person hop", percentiles(service)["p50"] / percentiles(person)["p50"], "(< 1: people, not services, set the pace)"))
-    print_result(f"lifecycle, {args.cases:,} cases, seed {args.seed}, four services as processes", rows, ratios)
+    print_result(f"lifecycle, {args.cases:,} cases, seed {args.seed}, {args.staff} coordinators, four services as processes", rows, ratios)
 
 
 if __name__ == "__main__":

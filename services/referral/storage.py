@@ -29,13 +29,15 @@ async def open_referral(
     cause: Envelope[Any] | None = None,
     dedup_id: str | None = None,
 ) -> Mutation[Referral]:
-    """Decide on the case of this bureau reference (a new case id if it has none yet, or
-    no reference); `decide(case_id, existing)`."""
+    """Decide on the case of this bureau reference: a new case id first (most references are
+    new, so nothing is read before that insert), else, if the store says another case holds
+    the reference, that case; `decide(case_id, existing)`."""
+    found: tuple[str, Referral] | None = None
     for _ in range(3):
-        found = await referrals.get_by_alternate_key(reference) if reference else None
         case_id = found[0] if found else new_case_id()
         try:
             return await referrals.mutate(case_id, lambda existing: decide(case_id, existing), cause=cause, dedup_id=dedup_id, new_key=not found)
         except AlternateKeyTaken:
-            continue  # a submission of the same reference opened its case just now: answer for that one
+            assert reference is not None
+            found = await referrals.get_by_alternate_key(reference)  # None: that case is gone again; a new id
     raise ConcurrencyConflict("the reference of a referral stayed contested")

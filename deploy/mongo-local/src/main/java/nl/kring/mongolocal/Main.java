@@ -144,6 +144,7 @@ public final class Main {
         String host = "127.0.0.1";
         int port = 27017;
         int workers = 16; // connections served at once: more writers can share a commit
+        int cacheMegabytes = 256; // H2's page cache (its default, 16 MB, rereads pages from 100,000 cases on)
         String file = null;
         boolean fsync = false;
         for (int i = 0; i < args.length; i++) {
@@ -153,6 +154,7 @@ public final class Main {
                 case "--file" -> file = args[++i];
                 case "--fsync" -> fsync = true;
                 case "--workers" -> workers = Integer.parseInt(args[++i]);
+                case "--cache-mb" -> cacheMegabytes = Integer.parseInt(args[++i]);
                 default -> {
                     System.err.println("mongo-local: unknown argument " + args[i]);
                     System.exit(2);
@@ -166,7 +168,7 @@ public final class Main {
         Path path = Path.of(file).toAbsolutePath();
         Files.createDirectories(path.getParent());
 
-        MVStore store = new MVStore.Builder().fileName(path.toString()).open();
+        MVStore store = new MVStore.Builder().fileName(path.toString()).cacheSize(cacheMegabytes).open();
         CommittingBackend backend = new CommittingBackend(store, fsync);
         backend.version(MONGO_4_4);
         MongoServer server = new MongoServer(backend);
