@@ -56,7 +56,8 @@ start_rabbitmq() {
         say "RabbitMQ already running"
     else
         say "starting RabbitMQ"
-        as_root rabbitmq-server -detached >>"$logs/rabbitmq-start.log" 2>&1 \
+        # 9>&-: a server must not inherit the start lock, or it holds it for as long as it runs
+        as_root rabbitmq-server -detached >>"$logs/rabbitmq-start.log" 2>&1 9>&- \
             || fail_with_log "$logs/rabbitmq-start.log" "rabbitmq-server -detached failed"
     fi
     # await_startup fails at once while the freshly started node is not yet known to epmd.
@@ -113,7 +114,7 @@ start_mongo_local() {
     say "starting the local MongoDB-protocol server (mongo-java-server/H2, heap $mongo_heap, log $logs/mongo-local.log)"
     nohup setsid java "-Xms256m" "-Xmx$mongo_heap" -XX:+ExitOnOutOfMemoryError \
         -jar "$jar" --host 127.0.0.1 --port "$mongo_port" --file "$data/mongo/kring.mv" "${fsync[@]}" \
-        >>"$logs/mongo-local.log" 2>&1 &
+        >>"$logs/mongo-local.log" 2>&1 9>&- &
     local pid=$! _
     for _ in $(seq 150); do
         port_open "$mongo_port" && return 0
