@@ -1,6 +1,6 @@
 """Benchmark 3, growth: does a hop slow down as cases pile up?
 
-    python -m bench.growth [--sizes 10000,100000,1000000] [--messages 1000] [--plot docs/performance-growth.png]
+    python -m bench.growth [--sizes 10000,100000,1000000] [--messages 1000] [--plot growth.png]
 
 For each size, in a fresh namespace: store that many referral cases first (documents as the
 referral service writes them, their events long published, each with a bureau reference),
@@ -8,7 +8,8 @@ then run the Kring hop of bench.hop with `--messages` new referrals. Prints thro
 answer latency, the peak memory of this process (which hosts the referral service) and the
 resident memory of the local database server per size, how long one look of the outbox
 relay for leftover events takes, and the ratios largest/smallest (goal: <= 1.2). The hop
-starts after the service's first sweep (a service sweeps once when it starts). With --plot, draws throughput and p99 latency against stored cases.
+starts after the service's first sweep (a service sweeps once when it starts). With
+--plot, draws throughput and p99 latency against stored cases into a PNG.
 """
 
 import argparse
