@@ -23,6 +23,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.contract.events import Event
+from shared.errors import InsecureConfiguration
 from shared.http import create_http_app
 from shared.logging import get_logger
 from shared.memory import MemoryStorage
@@ -119,6 +120,8 @@ class KringService:
 
     async def start(self) -> None:
         """Before subscribers consume: indexes, exchanges and DLQs exist, relay runs."""
+        if reason := self.settings.insecurity():
+            raise InsecureConfiguration(reason)
         if self.memory is None:
             await ensure_indexes(self.db, self.indexes)
         await self.broker.connect()
@@ -192,8 +195,13 @@ def dump_tasks() -> None:
 
 
 def run(app: FastAPI, settings: KringSettings) -> None:
-    """Serve the service (broker consumers + HTTP) until SIGINT/SIGTERM."""
+    """Serve the service (broker consumers + HTTP) until SIGINT/SIGTERM; refuse, with one
+    line on stderr and exit status 2, to serve with settings production may not run on."""
     import uvicorn
+
+    if reason := settings.insecurity():
+        print(f"kring-{settings.service_name}: refusing to start: {reason}", file=sys.stderr)
+        sys.exit(2)
 
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)
 

@@ -4,10 +4,16 @@ Broker and database come from RABBITMQ_URL / MONGODB_URL (the names tests and CI
 use); everything else is KRING_<FIELD>, e.g. KRING_HTTP_PORT=8081.
 """
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pathlib import Path
+from typing import Annotated, Literal
 
-DEVELOPMENT_SECRET = "kring-development-only-secret-change-me"
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+# The services that sign tokens (referral hands a family its token); they need a private key.
+SIGNING_SERVICES = frozenset({"referral"})
+DEVELOPMENT_ONLY = ("dev_key_dir",)
 
 
 class KringSettings(BaseSettings):
@@ -32,9 +38,15 @@ class KringSettings(BaseSettings):
     public_rate_limit: str = Field(
         default="30/minute", description="per client address, on unauthenticated writes (limits syntax)"
     )
-    jwt_secret: SecretStr = Field(
-        default=SecretStr(DEVELOPMENT_SECRET), description="HS256 key shared by the services; set it in production"
+    environment: Literal["production", "development"] = Field(
+        default="production", description="development: tokens signed with a key generated into dev_key_dir"
     )
+    token_issuer: str = Field(default="kring", min_length=1, description="the `iss` every token must carry")
+    jwks_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="production: JWKS (https:// or file://) with the keys that verify tokens, comma-separated"
+    )
+    signing_key_file: Path | None = Field(default=None, description="production: PEM EC P-256 private key of a service that signs")
+    dev_key_dir: Path = Field(default=REPOSITORY / ".data" / "dev-keys", description="development only: the generated key pair")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     prefetch: int = Field(default=32, gt=0, description="unacked messages per consumer")
     relay_sweep_seconds: float = Field(default=5.0, gt=0, description="outbox crash-recovery sweep")
@@ -50,6 +62,30 @@ class KringSettings(BaseSettings):
         description="stop retrying a transient fault in-process and requeue (below the "
         "broker's 30-minute consumer timeout)",
     )
+
+    @field_validator("jwks_urls", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    def insecurity(self) -> str | None:
+        """Why this configuration may not run in production (None: it may, or it is development)."""
+        if self.environment == "development":
+            return None
+        if used := [name for name in DEVELOPMENT_ONLY if name in self.model_fields_set]:
+            return f"KRING_{used[0].upper()} is a development setting; production verifies with KRING_JWKS_URLS"
+        if not self.jwks_urls:
+            return "KRING_JWKS_URLS is not set: production verifies tokens only with the issuer's published public keys"
+        if any(not url.startswith(("https://", "file://")) for url in self.jwks_urls):
+            return "KRING_JWKS_URLS must be https:// or file:// URLs: keys fetched in the clear can be swapped"
+        if self.service_name in SIGNING_SERVICES:
+            if self.signing_key_file is None:
+                return f"KRING_SIGNING_KEY_FILE is not set: the {self.service_name} service signs tokens"
+            if not self.signing_key_file.is_file():
+                return f"KRING_SIGNING_KEY_FILE names no readable file: the {self.service_name} service signs tokens"
+        return None
 
     @property
     def database_name(self) -> str:

@@ -1,3 +1,9 @@
+import os
+
+# Before anything builds settings: tests run on the generated development key pair, never
+# on production settings (which would refuse to start without published keys).
+os.environ.setdefault("KRING_ENVIRONMENT", "development")
+
 from collections.abc import AsyncIterator, Iterator
 
 import pytest

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.access import change_owned, read_owned
+from shared.access import change_owned, funder_slice, read_owned
 from shared.auth import Principal, Role, authorised
 from shared.contract.vocabulary import Identifier, Province
 from shared.domain import Change
-from shared.errors import Forbidden, NotFound
+from shared.errors import NotFound
 from shared.logging import get_logger
 from shared.messaging.publisher import EventPublisher, Unroutable
 from shared.store import AggregateStore
@@ -102,11 +102,7 @@ def router(
         return interval
 
     async def build_report(funder_id: str | None, province: Province | None, period: str | None, caller: Principal) -> domain.Report:
-        if caller.role is Role.FUNDER:
-            if funder_id not in (None, caller.organisation_id):
-                raise Forbidden("only your own figures")
-            funder_id = caller.organisation_id
-        return await tracking.report(funder_id, province.value if province else None, period)
+        return await tracking.report(funder_slice(caller, funder_id), province.value if province else None, period)
 
     period_query = Query(default=None, pattern=r"^[0-9]{4}-Q[1-4]$")
     reader = authorised(Role.OPS, Role.FUNDER)

@@ -12,7 +12,7 @@ Who may do what:
 """
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pydantic
@@ -44,7 +44,8 @@ from . import domain, forms
 from .domain import Referral
 from .storage import open_referral
 
-FAMILY_TOKEN_TTL = timedelta(days=180)
+# The services a family's contact person reads its own case at.
+FAMILY_SERVICES = ("referral", "plans")
 PROFESSIONAL_ROLES = (Role.BUREAU, Role.REFERRER)
 
 
@@ -164,7 +165,7 @@ def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: 
         return CaseCreated(case_id=mutation.state.case_id, resubmission=mutation.result is Result.UNCHANGED)
 
     def family_token(case_id: str) -> str:
-        return issue_token(settings, subject=f"family-{case_id}", role=Role.FAMILY, case_id=case_id, ttl=FAMILY_TOKEN_TTL)
+        return issue_token(settings, subject=f"family-{case_id}", role=Role.FAMILY, audience=FAMILY_SERVICES, case_id=case_id)
 
     async def change(case_id: str, caller: Principal, decide: Callable[[Referral], Any]) -> CaseView:
         return case_view(await change_owned(referrals, case_id, caller, may_see, decide))

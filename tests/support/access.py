@@ -51,4 +51,6 @@ assert all(F not in roles for (_, _, path), roles in POLICY.items() if roles and
 
 def claims(role: Role) -> dict[str, str]:
     """Token claims a caller of this role carries (a family its case, a bureau its organisation)."""
-    return {"case_id": "case-matrix"} if role is Role.FAMILY else {"organisation_id": "bjz-matrix"} if role in (B, R) else {}
+    if role is Role.FAMILY:
+        return {"case_id": "case-matrix"}
+    return {"organisation_id": "funder-matrix" if role is F else "bjz-matrix"} if role in (B, R, F) else {}

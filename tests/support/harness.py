@@ -80,6 +80,7 @@ class Harness:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kring.test", headers=headers)
 
     def token(self, role: Role, subject: str = "someone", **claims: Any) -> str:
+        """A development token of `role`, for all four services unless `audience=` says which."""
         return issue_token(self.settings("auth"), subject=subject, role=role, **claims)
 
     def service(self, name: str, **overrides: Any) -> KringService:

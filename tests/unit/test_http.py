@@ -1,7 +1,7 @@
 """The HTTP conventions every service gets from shared.http and shared.auth (no servers:
 the app's lifespan, which connects, is not run)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -14,6 +14,7 @@ from shared.errors import RuleViolation
 from shared.http import rate_limited
 from shared.runtime import KringService
 from shared.settings import KringSettings
+from tests.support.tokens import claims, signed_by_another_key, signed_by_development_key
 
 pytestmark = pytest.mark.anyio
 SETTINGS = KringSettings(service_name="example", http_max_body_bytes=1000, public_rate_limit="3/minute")
@@ -55,7 +56,7 @@ def client(token: str | None = None) -> httpx.AsyncClient:
 
 
 def token(role: Role, **options: object) -> str:
-    return issue_token(SETTINGS, subject="c-1", role=role, **options)  # type: ignore[arg-type]
+    return issue_token(SETTINGS, subject="c-1", role=role, audience="example", **options)  # type: ignore[arg-type]
 
 
 async def test_a_valid_token_of_an_admitted_role_passes() -> None:
@@ -66,7 +67,7 @@ async def test_a_valid_token_of_an_admitted_role_passes() -> None:
 
 @pytest.mark.parametrize(
     "bearer",
-    [None, "not-a-jwt", issue_token(KringSettings(service_name="x", jwt_secret="another-secret-of-at-least-32-bytes!!"), subject="c", role=Role.COORDINATOR)],
+    [None, "not-a-jwt", signed_by_another_key(claims("example", "coordinator"))],
 )
 async def test_no_or_a_forged_token_is_401(bearer: str | None) -> None:
     async with client(bearer) as http:
@@ -76,12 +77,14 @@ async def test_no_or_a_forged_token_is_401(bearer: str | None) -> None:
 
 
 async def test_an_expired_token_is_401() -> None:
-    async with client(token(Role.COORDINATOR, ttl=timedelta(seconds=-1))) as http:
+    now = datetime.now(UTC)
+    expired = claims("example", "coordinator", iat=now - timedelta(hours=2), exp=now - timedelta(hours=1))
+    async with client(signed_by_development_key(SETTINGS, expired)) as http:
         assert (await http.post("/notes", json={"age": 9, "language": "nl"})).status_code == 401
 
 
 async def test_a_role_the_route_does_not_admit_is_403() -> None:
-    async with client(token(Role.FUNDER)) as http:
+    async with client(token(Role.FUNDER, organisation_id="funder-1")) as http:
         assert (await http.post("/notes", json={"age": 9, "language": "nl"})).status_code == 403
 
 

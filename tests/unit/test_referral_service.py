@@ -51,7 +51,7 @@ async def test_an_invalid_command_is_rejected_naming_the_fields(referral: InMemo
 
 
 async def test_only_the_assigned_coordinator_reads_the_contact_person(referral: InMemoryService) -> None:
-    response = await referral.http_settled("POST", "/self-referrals", Role.FAMILY, json=self_referral())  # anyone may
+    response = await referral.http_settled("POST", "/self-referrals", Role.FAMILY, case_id="case-another", json=self_referral())  # anyone may
     assert response.status_code == 201
     case_id = response.json()["case_id"]
     await referral.publish(CoordinatorAssigned(case_id=case_id, coordinator_id="coord-1", assigned_at=datetime.now(UTC), region=Region(province="UT")))
