@@ -43,7 +43,7 @@ class KringSettings(BaseSettings):
     )
     token_issuer: str = Field(default="kring", min_length=1, description="the `iss` every token must carry")
     jwks_urls: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="production: JWKS (https:// or file://) with the keys that verify tokens, comma-separated"
+        default_factory=list, description="production: https:// JWKS with the keys that verify tokens, comma-separated"
     )
     signing_key_file: Path | None = Field(default=None, description="production: PEM EC P-256 private key of a service that signs")
     dev_key_dir: Path = Field(default=REPOSITORY / ".data" / "dev-keys", description="development only: the generated key pair")
@@ -78,8 +78,8 @@ class KringSettings(BaseSettings):
             return f"KRING_{used[0].upper()} is a development setting; production verifies with KRING_JWKS_URLS"
         if not self.jwks_urls:
             return "KRING_JWKS_URLS is not set: production verifies tokens only with the issuer's published public keys"
-        if any(not url.startswith(("https://", "file://")) for url in self.jwks_urls):
-            return "KRING_JWKS_URLS must be https:// or file:// URLs: keys fetched in the clear can be swapped"
+        if any(not url.startswith("https://") for url in self.jwks_urls):
+            return "KRING_JWKS_URLS must be https:// URLs: keys fetched in the clear can be swapped"
         if self.service_name in SIGNING_SERVICES:
             if self.signing_key_file is None:
                 return f"KRING_SIGNING_KEY_FILE is not set: the {self.service_name} service signs tokens"
