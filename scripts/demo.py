@@ -38,7 +38,8 @@ from shared.settings import KringSettings  # noqa: E402
 
 OWN_STEP_KEYS = {event.binding_key() for event in OWN_STEPS}
 
-SETTINGS = KringSettings(service_name="demo")
+# The demo runs against development services only: it signs with their generated key.
+SETTINGS = KringSettings(service_name="demo", environment="development")
 REGIONS = [("UT", "GM0344", "prov-utrecht", "bjz-utrecht"), ("NH", "GM0363", "prov-noord-holland", "bjz-noord-holland")]
 LANGUAGES = ["nl", "nl", "nl", "ar", "tr", "en"]
 COORDINATORS = {

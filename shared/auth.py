@@ -19,6 +19,8 @@ With KRING_ENVIRONMENT=development an EC P-256 pair is generated once into
 KRING_DEV_KEY_DIR and used for both. Issue a development token (demo, tests):
 
     python -m shared.auth --role coordinator --subject coord-7 [--org ORG] [--case CASE] [--audience scheduling]
+
+and the JWKS to publish for a production signing key: `python -m shared.auth --jwks-of key.pem`.
 """
 
 import argparse
@@ -302,13 +304,19 @@ def authorised(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Print a development token (KRING_ENVIRONMENT=development only).")
-    parser.add_argument("--role", required=True, choices=[role.value for role in Role])
-    parser.add_argument("--subject", required=True)
+    parser.add_argument("--jwks-of", type=Path, metavar="PEM", help="instead: print the JWKS publishing this private key's public half")
+    parser.add_argument("--role", choices=[role.value for role in Role])
+    parser.add_argument("--subject")
     parser.add_argument("--org", dest="organisation_id")
     parser.add_argument("--case", dest="case_id")
     parser.add_argument("--audience", action="append", choices=SERVICES, help="a service it is for (repeatable; default: all)")
     parser.add_argument("--hours", type=float, help="lifetime (default: the longest the role allows)")
     args = parser.parse_args(argv)
+    if args.jwks_of is not None:
+        print(json.dumps(jwks_of(SigningKey.from_pem(args.jwks_of.read_bytes()).public_key), indent=2))
+        return 0
+    if not args.role or not args.subject:
+        parser.error("--role and --subject are required")
     settings = KringSettings(service_name="auth")
     if settings.environment != "development":
         parser.error(

@@ -29,7 +29,7 @@ from tests.support.access import POLICY, PUBLIC, claims
 from tests.support.system import System, load_demo
 
 EXAMPLES = int(os.environ.get("KRING_SCHEMATHESIS_EXAMPLES", "12"))
-SIGNING = KringSettings(service_name="fuzz")
+SIGNING = KringSettings(service_name="fuzz", environment="development")
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def headers_for(role: Role | None, case: RealCase | None) -> dict[str, str]:
     elif role is Role.PROFESSIONAL:
         token = issue_token(SIGNING, subject=case.professional, role=role, ttl=timedelta(hours=1))
     else:
-        token = issue_token(SIGNING, subject=f"{role}-fuzz", role=role, ttl=timedelta(hours=1))
+        token = issue_token(SIGNING, subject=f"{role}-fuzz", role=role, ttl=timedelta(hours=1), **claims(role))
     return {"authorization": f"Bearer {token}"}
 
 

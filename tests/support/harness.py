@@ -57,6 +57,7 @@ class Harness:
             "RABBITMQ_URL": self.rabbitmq_url,
             "MONGODB_URL": self.mongodb_url,
             "service_name": service,
+            "environment": "development",
             "amqp_prefix": self.namespace,
             "mongodb_database_prefix": prefix,
             "relay_sweep_seconds": 0.5,

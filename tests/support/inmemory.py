@@ -29,7 +29,7 @@ from shared.settings import KringSettings
 
 class InMemoryService:
     def __init__(self, create_app: Callable[..., FastAPI], name: str, **options: Any) -> None:
-        self.settings = KringSettings(service_name=name, relay_sweep_seconds=3600)
+        self.settings = KringSettings(service_name=name, environment="development", relay_sweep_seconds=3600)
         self.storage = MemoryStorage()
         self.app = create_app(self.settings, storage=self.storage, **options)
         self.service: KringService = self.app.state.kring

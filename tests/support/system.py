@@ -45,7 +45,7 @@ class System:
         self.rabbitmq_url, self.mongodb_url = rabbitmq_url, mongodb_url
         self.logs = logs
         self.environment = {
-            **os.environ, "RABBITMQ_URL": rabbitmq_url, "MONGODB_URL": mongodb_url, "KRING_AMQP_PREFIX": self.prefix,
+            **os.environ, "KRING_ENVIRONMENT": "development", "RABBITMQ_URL": rabbitmq_url, "MONGODB_URL": mongodb_url, "KRING_AMQP_PREFIX": self.prefix,
             "KRING_MONGODB_DATABASE_PREFIX": self.prefix, "KRING_HTTP_HOST": "127.0.0.1", "KRING_LOG_LEVEL": "WARNING",
             "KRING_FOLLOWUP_INTERVAL_DAYS": "0.0001", "KRING_FOLLOWUP_SWEEP_SECONDS": "1", "KRING_PREFETCH": "8",
             "KRING_RELAY_SWEEP_SECONDS": "1", "KRING_RELAY_LEASE_SECONDS": "5",

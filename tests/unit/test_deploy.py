@@ -50,3 +50,24 @@ def test_broker_definitions_are_up_to_date() -> None:
     assert published["permissions"] == fresh["permissions"]
     assert published["topic_permissions"] == fresh["topic_permissions"]
     assert {e.name.removeprefix("kring.") for e in Topology("kring").exchanges()} == set(generator.EXCHANGES)
+
+
+def test_every_kubernetes_service_is_configured_to_start_in_production(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from shared.settings import SIGNING_SERVICES, KringSettings
+
+    _, config_map, _ = yaml.safe_load_all((DEPLOY / "k8s" / "kring.yaml").read_text())
+    for service in SERVICES:
+        deployment, _, _ = yaml.safe_load_all((DEPLOY / "k8s" / f"{service}.yaml").read_text())
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        values = config_map["data"] | {env["name"]: env["value"] for env in container["env"] if "value" in env}
+        if "KRING_SIGNING_KEY_FILE" in values:  # mounted from the Secret there; a stand-in here
+            mounted = [mount["mountPath"] for mount in container["volumeMounts"]]
+            assert any(values["KRING_SIGNING_KEY_FILE"].startswith(f"{path}/") for path in mounted)
+            (tmp_path / "signing-key.pem").write_text("")
+            values["KRING_SIGNING_KEY_FILE"] = str(tmp_path / "signing-key.pem")
+        assert ("KRING_SIGNING_KEY_FILE" in values) == (service in SIGNING_SERVICES)
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        settings = KringSettings(service_name=service)
+        assert settings.environment == "production" and settings.insecurity() is None, (service, settings.insecurity())
+        monkeypatch.delenv("KRING_SIGNING_KEY_FILE", raising=False)

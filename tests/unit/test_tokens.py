@@ -239,3 +239,17 @@ def test_the_cli_refuses_in_production() -> None:
 def test_main_is_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--role", "coordinator", "--subject", "c-1"]) == 0
     assert jwt.get_unverified_header(capsys.readouterr().out.strip())["alg"] == "ES256"
+
+
+async def test_the_cli_prints_the_jwks_that_verifies_a_signing_key(tmp_path: Path) -> None:
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    pem = tmp_path / "signing-key.pem"
+    pem.write_bytes(private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    done = cli("--jwks-of", str(pem), environment="production")
+    assert done.returncode == 0, done.stderr
+    [published] = json.loads(done.stdout)["keys"]
+    assert "d" not in published  # the public half only
+    token = issue_token(production("referral", signing_key_file=pem), subject="o", role=Role.OPS)
+    key = jwt.PyJWK(published).key
+    assert jwt.decode(token, key, algorithms=["ES256"], audience="kring-plans")["sub"] == "o"
+    assert jwt.get_unverified_header(token)["kid"] == published["kid"]
