@@ -43,7 +43,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import HTTPException, Request, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import InvalidInput, TransientFault
 from .settings import KringSettings
@@ -266,7 +266,7 @@ async def verify_token(settings: KringSettings, token: str) -> Principal:
     )
     try:
         role = Role(claims["role"])
-    except ValueError as error:
+    except (ValueError, TypeError) as error:
         raise jwt.InvalidTokenError("unknown role") from error
     issued, expires = claims["iat"], claims["exp"]
     if not all(isinstance(value, int | float) for value in (issued, expires)) or expires - issued > ROLE_LIFETIME[role].total_seconds():
@@ -275,7 +275,10 @@ async def verify_token(settings: KringSettings, token: str) -> Principal:
         raise jwt.InvalidTokenError("the token lacks a claim its role needs")
     if not isinstance(claims["sub"], str) or not claims["sub"]:
         raise jwt.InvalidTokenError("the token names no subject")
-    return Principal(subject=claims["sub"], role=role, organisation_id=claims.get("org"), case_id=claims.get("case"))
+    try:
+        return Principal(subject=claims["sub"], role=role, organisation_id=claims.get("org"), case_id=claims.get("case"))
+    except ValidationError as error:
+        raise jwt.InvalidTokenError("a claim is not a string") from error
 
 
 def _unauthenticated(detail: str) -> HTTPException:

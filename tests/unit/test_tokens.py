@@ -85,6 +85,8 @@ async def test_by_default_a_token_is_for_all_four_services() -> None:
         ("a bureau without org", lambda: signed_by_development_key(SCHEDULING, claims("scheduling", "bureau"))),
         ("a referrer without org", lambda: signed_by_development_key(SCHEDULING, claims("scheduling", "referrer"))),
         ("a family without case", lambda: signed_by_development_key(SCHEDULING, claims("scheduling", "family"))),
+        ("a coordinator with a numeric org", lambda: signed_by_development_key(SCHEDULING, claims("scheduling", "coordinator", org=7))),
+        ("a role that is a list", lambda: signed_by_development_key(SCHEDULING, claims("scheduling", ["ops"]))),
     ],
 )
 async def test_a_token_is_refused(why: str, token) -> None:  # type: ignore[no-untyped-def]
