@@ -255,3 +255,16 @@ async def test_the_cli_prints_the_jwks_that_verifies_a_signing_key(tmp_path: Pat
     key = jwt.PyJWK(published).key
     assert jwt.decode(token, key, algorithms=["ES256"], audience="kring-plans")["sub"] == "o"
     assert jwt.get_unverified_header(token)["kid"] == published["kid"]
+
+
+def test_the_funder_slice_fails_closed_even_past_verification() -> None:
+    from shared.access import funder_slice
+    from shared.errors import Forbidden
+
+    with pytest.raises(Forbidden):
+        funder_slice(Principal(subject="f", role=Role.FUNDER), None)
+    with pytest.raises(Forbidden):
+        funder_slice(Principal(subject="f", role=Role.FUNDER, organisation_id="prov-ut"), "prov-nh")
+    assert funder_slice(Principal(subject="f", role=Role.FUNDER, organisation_id="prov-ut"), None) == "prov-ut"
+    assert funder_slice(Principal(subject="o", role=Role.OPS), None) is None
+    assert funder_slice(Principal(subject="o", role=Role.OPS), "prov-nh") == "prov-nh"
