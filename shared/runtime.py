@@ -122,6 +122,8 @@ class KringService:
         """Before subscribers consume: indexes, exchanges and DLQs exist, relay runs."""
         if reason := self.settings.insecurity():
             raise InsecureConfiguration(reason)
+        if self.settings.environment == "development":
+            log.warning("development: tokens signed by the generated key pair, not for production", service=self.name)
         if self.memory is None:
             await ensure_indexes(self.db, self.indexes)
         await self.broker.connect()
