@@ -4,7 +4,9 @@ Broker and database come from RABBITMQ_URL / MONGODB_URL (the names tests and CI
 use); everything else is KRING_<FIELD>, e.g. KRING_HTTP_PORT=8081.
 """
 
-from pydantic import AliasChoices, Field, SecretStr
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET = "kring-development-only-secret-change-me"
@@ -14,6 +16,7 @@ class KringSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KRING_", extra="ignore")
 
     service_name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    environment: Literal["production", "development"] = "production"
     rabbitmq_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/",
         validation_alias=AliasChoices("RABBITMQ_URL", "KRING_RABBITMQ_URL"),
@@ -30,7 +33,15 @@ class KringSettings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
     http_max_body_bytes: int = Field(default=256 * 1024, gt=0, description="larger requests get 413")
     public_rate_limit: str = Field(
-        default="30/minute", description="per client address, on unauthenticated writes (limits syntax)"
+        default="30/minute",
+        description="per client address, for all public routes of a service together, shared by its replicas (limits syntax)",
+    )
+    trusted_proxies: list[str] = Field(
+        default=[],
+        description="addresses of the reverse proxies whose X-Forwarded-For is believed; empty: none, the peer is the client",
+    )
+    api_docs: bool = Field(
+        default=False, description="serve /docs and /openapi.json; default on in development, off in production"
     )
     jwt_secret: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_SECRET), description="HS256 key shared by the services; set it in production"
@@ -50,6 +61,13 @@ class KringSettings(BaseSettings):
         description="stop retrying a transient fault in-process and requeue (below the "
         "broker's 30-minute consumer timeout)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_docs_follow_the_environment(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("api_docs") is None:
+            return {**values, "api_docs": values.get("environment", "production") == "development"}
+        return values
 
     @property
     def database_name(self) -> str:

@@ -1,3 +1,9 @@
+import os
+
+# The tests run the services in development mode (API docs on, no Secure-only cookies over
+# plain HTTP); a test that needs production says so in its settings.
+os.environ.setdefault("KRING_ENVIRONMENT", "development")
+
 from collections.abc import AsyncIterator, Iterator
 
 import pytest

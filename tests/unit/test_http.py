@@ -11,7 +11,8 @@ from pymongo.errors import AutoReconnect, OperationFailure
 
 from shared.auth import Principal, Role, authorised, issue_token
 from shared.errors import RuleViolation
-from shared.http import rate_limited
+from shared.http import public_rate_limit
+from shared.memory import MemoryStorage
 from shared.runtime import KringService
 from shared.settings import KringSettings
 
@@ -37,7 +38,7 @@ def client(token: str | None = None) -> httpx.AsyncClient:
     async def write(note: Note, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> dict[str, str]:
         return {"by": caller.subject}
 
-    @router.post("/public", dependencies=[Depends(rate_limited(SETTINGS.public_rate_limit))])
+    @router.post("/public", dependencies=[Depends(public_rate_limit)])
     async def public(note: Note) -> dict[str, bool]:
         return {"ok": True}
 
@@ -49,7 +50,7 @@ def client(token: str | None = None) -> httpx.AsyncClient:
     async def refuse() -> None:
         raise RuleViolation("the case is closed")
 
-    app = KringService(SETTINGS).http_app(router)
+    app = KringService(SETTINGS, storage=MemoryStorage()).http_app(router)
     headers = {"authorization": f"Bearer {token}"} if token else {}
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", headers=headers)
 
