@@ -40,12 +40,12 @@ def submit_referral(organisation: str = "bjz-utrecht", reference: str | None = N
     }
 
 
+PUBLIC_FIELDS_NOT_TAKEN = ("funder_id", "statutory_context", "bottom_line_requirements")
+
+
 def self_referral(**overrides: Any) -> dict[str, Any]:
-    defaults: dict[str, Any] = {
-        "referrer": {"type": "self"},
-        "funder_id": None,
-        "statutory_context": "none",
-        "bottom_line_requirements": [],
-        "consent": None,
-    }
-    return referral_request(**(defaults | overrides))
+    """A self-referral as the public sends it: the family's facts only (who pays, the
+    statutory context and organisations are not the public's to say)."""
+    request = {key: value for key, value in referral_request().items() if key not in PUBLIC_FIELDS_NOT_TAKEN}
+    request |= {"referrer": {"type": "self"}, "consent": None}
+    return request | overrides
