@@ -1,6 +1,7 @@
 """Referral requests as referrers send them (personal data included: these never leave
 the referral service, which is what the tests check)."""
 
+import re
 import uuid
 from typing import Any
 
@@ -49,3 +50,10 @@ def self_referral(**overrides: Any) -> dict[str, Any]:
     request = {key: value for key, value in referral_request().items() if key not in PUBLIC_FIELDS_NOT_TAKEN}
     request |= {"referrer": {"type": "self"}, "consent": None}
     return request | overrides
+
+
+def form_token(page: str) -> str:
+    """The CSRF token of a self-referral form page (its cookie comes with the same answer)."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, "the form carries no csrf_token"
+    return found.group(1)
