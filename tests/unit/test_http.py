@@ -31,7 +31,7 @@ class Note(BaseModel):
     language: str = Field(pattern=r"^[a-z]{2}$")
 
 
-def client(token: str | None = None) -> httpx.AsyncClient:
+def client(token: str | None = None, *, raise_app_exceptions: bool = True) -> httpx.AsyncClient:
     router = APIRouter()
 
     @router.post("/notes", status_code=201)
@@ -46,13 +46,18 @@ def client(token: str | None = None) -> httpx.AsyncClient:
     async def read(failure: str) -> None:
         raise DATABASE_FAILURES[failure]
 
+    @router.get("/bug")
+    async def bug() -> None:
+        raise RuntimeError("a bug")
+
     @router.post("/closed-case")
     async def refuse() -> None:
         raise RuleViolation("the case is closed")
 
     app = KringService(SETTINGS, storage=MemoryStorage()).http_app(router)
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", headers=headers)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    return httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers)
 
 
 def token(role: Role, **options: object) -> str:
@@ -134,3 +139,11 @@ async def test_a_database_that_is_away_is_503_and_one_that_refuses_is_500() -> N
             assert (response.status_code, response.headers.get("retry-after")) == (503, "5"), failure
         refused = await http.get("/database/refusing")
         assert (refused.status_code, refused.json()) == (500, {"error": "internal error"})
+
+
+async def test_even_a_bug_answers_with_the_security_headers() -> None:
+    async with client(raise_app_exceptions=False) as http:
+        response = await http.get("/bug")
+    assert (response.status_code, response.json()) == (500, {"error": "internal error"})
+    assert response.headers["x-content-type-options"] == "nosniff" and response.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
