@@ -33,6 +33,8 @@ stop() {
 }
 trap stop INT TERM EXIT
 
+# A local run on plain HTTP: API docs on (/docs), the form's cookie without Secure.
+export KRING_ENVIRONMENT="${KRING_ENVIRONMENT:-development}"
 # The demo cannot wait three months: the follow-up falls due seconds after a plan is accepted.
 export KRING_FOLLOWUP_INTERVAL_DAYS="${KRING_FOLLOWUP_INTERVAL_DAYS:-0.0002}" KRING_FOLLOWUP_SWEEP_SECONDS="${KRING_FOLLOWUP_SWEEP_SECONDS:-2}"
 for service in referral scheduling plans followup; do
