@@ -136,13 +136,13 @@ def request_body(s: Scenario) -> dict[str, Any]:
         "interpreter_needed": s.language not in ("nl", "en"),
         "contact": {"name": f"Ouder van gezin {s.number}", "relation": "mother", "phone": f"+31 6 {10000000 + s.number}"},
         "children": [{"age": age} for age in s.children],
-        "statutory_context": "supervision_order" if s.statutory else "none",
         "concern_categories": random.Random(s.number).sample(["housing", "income_debt", "parenting", "addiction", "divorce"], 2),
         "description": "Beschrijving van de situatie van het gezin (alleen in de referral-service).",
         "consent": {"given_by": ["parent_with_responsibility"]} if s.consent_upfront else None,
     }
-    if s.via_bureau:
+    if s.via_bureau:  # a family's self-referral says neither: the service derives them
         body["funder_id"] = s.funder
+        body["statutory_context"] = "supervision_order" if s.statutory else "none"
     return body
 
 
@@ -342,6 +342,11 @@ class Driver:
             s.case_id = response.json()["case_id"]
             family = response.json()["family_access_token"]
             consenting = family
+            # An intake worker phones the family and takes the self-referral on: only then
+            # does it reach scheduling and take a coordinator's place.
+            intake = token(Role.OPS, "intake-demo")
+            (await self.call("referral", "GET", f"/cases/{s.case_id}/contact", intake)).raise_for_status()
+            (await self.call("referral", "POST", f"/cases/{s.case_id}/intake", intake)).raise_for_status()
         case_id = s.case_id
         if not s.consent_upfront:
             await asyncio.sleep(1)  # the coordinator's first call: the family agrees

@@ -34,7 +34,8 @@ stop() {
 trap stop INT TERM EXIT
 
 # Development services: tokens signed and verified with the key pair generated into
-# .data/dev-keys (shared/auth.py DevelopmentKeys), never in production.
+# .data/dev-keys (shared/auth.py DevelopmentKeys), API docs on (/docs), the form's cookie
+# without Secure (plain HTTP). Never in production.
 export KRING_ENVIRONMENT=development
 # The demo cannot wait three months: the follow-up falls due seconds after a plan is accepted.
 export KRING_FOLLOWUP_INTERVAL_DAYS="${KRING_FOLLOWUP_INTERVAL_DAYS:-0.0002}" KRING_FOLLOWUP_SWEEP_SECONDS="${KRING_FOLLOWUP_SWEEP_SECONDS:-2}"

@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, FastAPI
 from faststream.rabbit import Channel, RabbitBroker
@@ -34,6 +34,9 @@ from shared.mongo import DatabaseTime, IndexSpec, create_client, ensure_indexes,
 from shared.outbox import OutboxRelay
 from shared.settings import KringSettings
 from shared.store import AggregateStore, Clock, MongoStore, utc_now
+
+if TYPE_CHECKING:
+    import uvicorn
 
 S = TypeVar("S", bound=BaseModel)
 API_VERSION = "1.0.0"
@@ -196,6 +199,20 @@ def dump_tasks() -> None:
     sys.stderr.flush()
 
 
+def server_config(app: FastAPI, settings: KringSettings, **options: Any) -> "uvicorn.Config":
+    """How uvicorn serves the app. X-Forwarded-For is believed only from `trusted_proxies`
+    (uvicorn's own default believes it from 127.0.0.1: anyone beside a local proxy, or
+    the proxy passing the header on, would choose their own address for the rate limit)."""
+    import uvicorn
+
+    trusted = settings.trusted_proxies
+    return uvicorn.Config(
+        app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
+        proxy_headers=bool(trusted), forwarded_allow_ips=list(trusted) if trusted else None,
+        server_header=False, **options,
+    )  # fmt: skip
+
+
 def run(app: FastAPI, settings: KringSettings) -> None:
     """Serve the service (broker consumers + HTTP) until SIGINT/SIGTERM; refuse, with one
     line on stderr and exit status 2, to serve with settings production may not run on."""
@@ -205,7 +222,7 @@ def run(app: FastAPI, settings: KringSettings) -> None:
         print(f"kring-{settings.service_name}: refusing to start: {reason}", file=sys.stderr)
         sys.exit(2)
 
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)
+    uvicorn.Server(server_config(app, settings)).run()
 
 
 __all__: Sequence[str] = ("KringService", "create_broker", "run")

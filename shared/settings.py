@@ -5,9 +5,9 @@ use); everything else is KRING_<FIELD>, e.g. KRING_HTTP_PORT=8081.
 """
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -20,6 +20,7 @@ class KringSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KRING_", extra="ignore")
 
     service_name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    environment: Literal["production", "development"] = "production"
     rabbitmq_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/",
         validation_alias=AliasChoices("RABBITMQ_URL", "KRING_RABBITMQ_URL"),
@@ -36,7 +37,15 @@ class KringSettings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
     http_max_body_bytes: int = Field(default=256 * 1024, gt=0, description="larger requests get 413")
     public_rate_limit: str = Field(
-        default="30/minute", description="per client address, on unauthenticated writes (limits syntax)"
+        default="30/minute",
+        description="per client address, for all public routes of a service together, shared by its replicas (limits syntax)",
+    )
+    trusted_proxies: list[str] = Field(
+        default=[],
+        description="addresses of the reverse proxies whose X-Forwarded-For is believed; empty: none, the peer is the client",
+    )
+    api_docs: bool = Field(
+        default=False, description="serve /docs and /openapi.json; default on in development, off in production"
     )
     environment: Literal["production", "development"] = Field(
         default="production", description="development: tokens signed with a key generated into dev_key_dir"
@@ -86,6 +95,13 @@ class KringSettings(BaseSettings):
             if not self.signing_key_file.is_file():
                 return f"KRING_SIGNING_KEY_FILE names no readable file: the {self.service_name} service signs tokens"
         return None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_docs_follow_the_environment(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("api_docs") is None:
+            return {**values, "api_docs": values.get("environment", "production") == "development"}
+        return values
 
     @property
     def database_name(self) -> str:

@@ -1,7 +1,7 @@
 import os
 
-# Before anything builds settings: tests run on the generated development key pair, never
-# on production settings (which would refuse to start without published keys).
+# Before anything builds settings: tests run in development mode (the generated key pair,
+# API docs on, no Secure-only cookies over plain HTTP); a test that needs production says so.
 os.environ.setdefault("KRING_ENVIRONMENT", "development")
 
 from collections.abc import AsyncIterator, Iterator

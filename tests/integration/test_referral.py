@@ -15,7 +15,7 @@ from shared.contract.events import CoordinatorAssigned
 from shared.contract.vocabulary import Region
 from shared.messaging.publisher import REASON_HEADER
 from tests.support.harness import Harness
-from tests.support.referrals import PERSONAL_VALUES, referral_request, self_referral, submit_referral
+from tests.support.referrals import PERSONAL_VALUES, form_token, referral_request, self_referral, submit_referral
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -33,6 +33,13 @@ async def send(app: FastAPI, body: Any, *, content_type: str = "application/json
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     await app.state.kring.publisher.send_command("referral.submit", raw, content_type=content_type, message_id=message_id)
     return message_id
+
+
+async def accept_intake(kring: Harness, app: FastAPI, case_id: str) -> None:
+    """An intake worker (ops) spoke to the family of a self-referral and takes it on."""
+    async with kring.http(app, kring.token(Role.OPS, subject="intake-1")) as http:
+        response = await http.post(f"/cases/{case_id}/intake")
+    assert response.status_code == 200 and response.json()["intake_accepted"] is True, response.text
 
 
 def data(message: Any) -> dict[str, Any]:
@@ -128,6 +135,8 @@ async def test_a_family_refers_itself_and_reads_its_case_with_its_own_token(krin
         other = (await http.post("/self-referrals", json=self_referral())).json()
         assert (await http.get(f"/cases/{other['case_id']}", headers=family)).status_code == 403
     assert case["consent"]["state"] == "pending" and case["referrer_type"] == "self"
+    assert case["statutory_context"] == "none" and case["intake_accepted"] is False
+    await accept_intake(kring, app, created["case_id"])
     received = next(m for m in await kring.drain(events.name) if data(m)["case_id"] == created["case_id"])
     assert data(received)["funder_id"] == "GM0344", "a family need not know who pays: its municipality"
     assert data(received)["consent"] == "pending"
@@ -137,7 +146,7 @@ async def test_a_family_refers_itself_and_reads_its_case_with_its_own_token(krin
 async def test_a_professional_cannot_use_the_self_referral_route(kring: Harness) -> None:
     app = await started(kring)
     async with kring.http(app) as http:
-        response = await http.post("/self-referrals", json=self_referral(referrer={"type": "gp", "organisation_id": "gp-1"}, funder_id="gm-utrecht"))
+        response = await http.post("/self-referrals", json=self_referral(referrer={"type": "gp"}))
     assert response.status_code == 422
     assert [f["field"] for f in response.json()["fields"]] == ["referrer.type"]
 
@@ -147,13 +156,14 @@ async def test_the_html_form_shows_problems_and_accepts_a_complete_request(kring
     async with kring.http(app) as http:
         form = await http.get("/self-referral")
         assert form.status_code == 200 and '<label for="contact_name">' in form.text
-        incomplete = await http.post("/self-referral", data={"referrer_type": "self", "children": "4, tien"})
+        token = form_token(form.text)
+        incomplete = await http.post("/self-referral", data={"csrf_token": token, "referrer_type": "self", "children": "4, tien"})
         assert incomplete.status_code == 422
         assert 'aria-invalid="true"' in incomplete.text and "Please check these answers" in incomplete.text
         complete = await http.post(
             "/self-referral",
             data={
-                "referrer_type": "family_member", "contact_name": "Oma Jansen", "contact_relation": "grandmother",
+                "csrf_token": form_token(incomplete.text), "referrer_type": "family_member", "contact_name": "Oma Jansen", "contact_relation": "grandmother",
                 "contact_phone": "06 12345678", "province": "UT", "language": "nl", "children": "4, 9",
                 "concern_categories": ["parenting", "housing"], "description": "Ik maak me zorgen.",
                 "consent": "parent_with_responsibility",
@@ -168,6 +178,7 @@ async def test_consent_then_withdrawal_is_recorded_and_announced(kring: Harness)
     events = await kring.probe(kring.topology.events.name, "referral.#")
     async with kring.http(app) as http:
         created = (await http.post("/self-referrals", json=self_referral())).json()
+        await accept_intake(kring, app, created["case_id"])
         family = {"authorization": f"Bearer {created['family_access_token']}"}
         path = f"/cases/{created['case_id']}"
         too_young = await http.post(f"{path}/consent", json={"given_by": ["parent_with_responsibility"]}, headers=family)

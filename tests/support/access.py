@@ -13,7 +13,8 @@ POLICY: dict[tuple[str, str, str], set[Role] | None] = {
     ("referral", "GET", "/self-referral"): PUBLIC,
     ("referral", "POST", "/self-referral"): PUBLIC,
     ("referral", "GET", "/cases/{case_id}"): ON_THE_CASE,
-    ("referral", "GET", "/cases/{case_id}/contact"): {C},
+    ("referral", "GET", "/cases/{case_id}/contact"): {C, O},  # ops: before a self-referral's intake only
+    ("referral", "POST", "/cases/{case_id}/intake"): {O},
     ("referral", "POST", "/cases/{case_id}/consent"): ON_THE_CASE,
     ("referral", "POST", "/cases/{case_id}/withdrawal"): ON_THE_CASE,
     ("referral", "POST", "/cases/{case_id}/family-access"): {C, O},

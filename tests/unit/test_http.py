@@ -11,7 +11,8 @@ from pymongo.errors import AutoReconnect, OperationFailure
 
 from shared.auth import Principal, Role, authorised, issue_token
 from shared.errors import RuleViolation
-from shared.http import rate_limited
+from shared.http import public_rate_limit
+from shared.memory import MemoryStorage
 from shared.runtime import KringService
 from shared.settings import KringSettings
 from tests.support.tokens import claims, signed_by_another_key, signed_by_development_key
@@ -31,14 +32,14 @@ class Note(BaseModel):
     language: str = Field(pattern=r"^[a-z]{2}$")
 
 
-def client(token: str | None = None) -> httpx.AsyncClient:
+def client(token: str | None = None, *, raise_app_exceptions: bool = True) -> httpx.AsyncClient:
     router = APIRouter()
 
     @router.post("/notes", status_code=201)
     async def write(note: Note, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> dict[str, str]:
         return {"by": caller.subject}
 
-    @router.post("/public", dependencies=[Depends(rate_limited(SETTINGS.public_rate_limit))])
+    @router.post("/public", dependencies=[Depends(public_rate_limit)])
     async def public(note: Note) -> dict[str, bool]:
         return {"ok": True}
 
@@ -46,13 +47,18 @@ def client(token: str | None = None) -> httpx.AsyncClient:
     async def read(failure: str) -> None:
         raise DATABASE_FAILURES[failure]
 
+    @router.get("/bug")
+    async def bug() -> None:
+        raise RuntimeError("a bug")
+
     @router.post("/closed-case")
     async def refuse() -> None:
         raise RuleViolation("the case is closed")
 
-    app = KringService(SETTINGS).http_app(router)
+    app = KringService(SETTINGS, storage=MemoryStorage()).http_app(router)
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", headers=headers)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    return httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers)
 
 
 def token(role: Role, **options: object) -> str:
@@ -136,3 +142,11 @@ async def test_a_database_that_is_away_is_503_and_one_that_refuses_is_500() -> N
             assert (response.status_code, response.headers.get("retry-after")) == (503, "5"), failure
         refused = await http.get("/database/refusing")
         assert (refused.status_code, refused.json()) == (500, {"error": "internal error"})
+
+
+async def test_even_a_bug_answers_with_the_security_headers() -> None:
+    async with client(raise_app_exceptions=False) as http:
+        response = await http.get("/bug")
+    assert (response.status_code, response.json()) == (500, {"error": "internal error"})
+    assert response.headers["x-content-type-options"] == "nosniff" and response.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
