@@ -52,7 +52,10 @@ def load_definitions() -> ModuleType:
 
 def rabbitmqctl(*args: str, node: str | None = None) -> subprocess.CompletedProcess[str]:
     command = ["rabbitmqctl", *(["-n", node] if node else []), "-q", *args]
-    return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if done.returncode:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args[:1])}: {(done.stderr or done.stdout).strip()[-500:]}")
+    return done
 
 RUN_ID = uuid.uuid4().hex[:8]
 _numbers = itertools.count(1)
@@ -182,10 +185,13 @@ class Harness:
             self.namespace, bureaus=definitions.DEVELOPMENT_BUREAUS, funders=definitions.DEVELOPMENT_FUNDERS
         )
         self.topic_rules = definitions.topic_permissions(users, urlsplit(self.rabbitmq_url).path.lstrip("/") or "/")
-        with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
-            json.dump({"topic_permissions": self.topic_rules}, file)
-            file.flush()
-            await asyncio.to_thread(rabbitmqctl, "import_definitions", file.name)
+        with tempfile.TemporaryDirectory() as folder:
+            file = Path(folder) / "topic-permissions.json"
+            file.write_text(json.dumps({"topic_permissions": self.topic_rules}))
+            # the broker's node reads the file itself, as its own (unprivileged) user
+            Path(folder).chmod(0o755)
+            file.chmod(0o644)
+            await asyncio.to_thread(rabbitmqctl, "import_definitions", str(file))
 
     async def _clear_topic_permissions(self) -> None:
         if not self.topic_rules:
