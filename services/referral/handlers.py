@@ -50,7 +50,9 @@ def register(service: KringService, referrals: AggregateStore[Referral], clock: 
         service.topology,
         service.name,
         SUBMIT,
-        description="A bureau submits a referral (JSON body: docs/asyncapi/submit-referral.schema.json). "
+        description="A bureau submits a referral (JSON body: docs/asyncapi/submit-referral.schema.json), "
+        "published as its own broker user bureau-<organisation> with that AMQP user_id: the sender's "
+        "organisation is taken from it, and a body naming another source_organisation_id is rejected. "
         "Answered on the replies exchange with referral.accepted.<organisation> or "
         "referral.rejected.<organisation>; the answer's subject and correlation id are "
         "<organisation>:<external reference>.",
