@@ -150,16 +150,20 @@ class Harness:
             await service.broker.stop()
             await service.stop()
 
-    async def publish(self, envelope: Envelope[Any]) -> None:
-        """Publish `envelope` as its producer would: as that service's broker user."""
-        producer = type(envelope.data).producer()
-        if producer not in self.producers:
-            settings = self.settings(producer)
+    async def publisher_as(self, user: str) -> EventPublisher:
+        """A publisher (confirmed, mandatory) connected as broker user `user`, e.g.
+        kring-referral or bureau-bjz-utrecht."""
+        if user not in self.producers:
+            settings = self.settings(user, RABBITMQ_URL=development_url(self.rabbitmq_url, user))
             broker = create_broker(settings)
             await broker.connect()
             self.party_brokers.append(broker)
-            self.producers[producer] = EventPublisher(broker, self.topology, service_user(producer))
-        await self.producers[producer].publish(envelope)
+            self.producers[user] = EventPublisher(broker, self.topology, user)
+        return self.producers[user]
+
+    async def publish(self, envelope: Envelope[Any]) -> None:
+        """Publish `envelope` as its producer would: as that service's broker user."""
+        await (await self.publisher_as(service_user(type(envelope.data).producer()))).publish(envelope)
 
     async def send_command(
         self, routing_key: str, body: bytes | dict[str, Any], *, bureau: str = "bjz-utrecht", **properties: Any
