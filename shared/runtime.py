@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter, FastAPI
 from faststream.rabbit import Channel, RabbitBroker
@@ -59,6 +60,11 @@ def create_broker(settings: KringSettings, **options: Any) -> RabbitBroker:
     )
 
 
+def broker_user(rabbitmq_url: str) -> str:
+    """The broker user a URL connects as (AMQP's default, guest, if it names none)."""
+    return unquote(urlsplit(rabbitmq_url).username or "guest")
+
+
 class KringService:
     def __init__(self, settings: KringSettings, *, description: str = "", storage: MemoryStorage | None = None) -> None:
         self.settings = settings
@@ -67,7 +73,7 @@ class KringService:
         self.description = description
         self.topology = Topology(settings.amqp_prefix)
         self.broker = create_broker(settings, description=description)
-        self.publisher = EventPublisher(self.broker, self.topology)
+        self.publisher = EventPublisher(self.broker, self.topology, broker_user(settings.rabbitmq_url))
         self.broker.add_middleware(DeliveryPolicy(self.publisher, settings))
         self.database_time = DatabaseTime()
         listeners = [self.database_time] if settings.database_time_seconds else []

@@ -2,7 +2,7 @@
 
 - coordinator (subject = coordinator id): their cases' follow-up; move the date with a
   reason; record the three-month check;
-- ops: everything, late checks, intervals per funder, replays to a funder's queue;
+- ops: everything, late checks, intervals per funder, replays into a funder's own queue;
 - funder (organisation = funder id): the report of its own cases only.
 """
 
@@ -36,9 +36,10 @@ class NewDueDate(BaseModel):
 
 
 class Replay(BaseModel):
+    """Only the funder: its history goes to its own queue, never to one the caller names."""
+
     model_config = ConfigDict(extra="forbid")
     funder_id: Identifier
-    queue: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$")
 
 
 class LateCheck(BaseModel):
@@ -123,11 +124,12 @@ def router(
 
     @api.post("/partner/replay", tags=["partner"])
     async def replay(body: Replay, caller: Principal = Depends(authorised(Role.OPS))) -> dict[str, int]:
-        """Publish a funder's outcome history again into its (new) queue."""
+        """Publish a funder's outcome history again into its own (new) queue
+        `<prefix>.partner.<funder_id>`."""
         try:
-            count = await partner.replay(partner_log, publisher, body.funder_id, body.queue)
+            count = await partner.replay(partner_log, publisher, body.funder_id)
         except Unroutable:
-            raise NotFound(f"no queue {body.queue}") from None
+            raise NotFound(f"no partner queue for funder {body.funder_id}") from None
         return {"replayed": count}
 
     return api

@@ -185,7 +185,11 @@ def default_funder(region: Region) -> str:
 class SubmitReferral(ReferralRequest):
     """The intake command a bureau publishes (routing key `referral.submit`)."""
 
-    source_organisation_id: Identifier = Field(description="the sending bureau's organisation id")
+    source_organisation_id: Identifier | None = Field(
+        default=None,
+        description="optional: the sender is the bureau whose broker user published the command "
+        "(bureau-<organisation id>); if given, it must be that organisation, or the command is rejected",
+    )
     external_reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,99}$")] = Field(
         description="the bureau's own reference; resubmitting it answers the same case id"
     )

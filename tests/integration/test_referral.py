@@ -28,10 +28,11 @@ async def started(kring: Harness, **overrides: Any) -> FastAPI:
     return app
 
 
-async def send(app: FastAPI, body: Any, *, content_type: str = "application/json") -> str:
+async def send(kring: Harness, body: Any, *, content_type: str = "application/json", bureau: str = BUREAU) -> str:
+    """A bureau's command, published as that bureau's broker user."""
     message_id = str(uuid.uuid4())
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    await app.state.kring.publisher.send_command("referral.submit", raw, content_type=content_type, message_id=message_id)
+    await kring.send_command("referral.submit", raw, bureau=bureau, content_type=content_type, message_id=message_id)
     return message_id
 
 
@@ -59,7 +60,7 @@ async def test_a_bureau_command_becomes_a_case_and_the_bus_carries_no_personal_d
     replies = await kring.probe(kring.topology.replies.name, f"referral.*.{BUREAU}")
 
     command = submit_referral(BUREAU)
-    await send(app, command)
+    await send(kring, command)
 
     [reply] = await kring.drain(replies.name, settle=1.0) or [None]
     assert reply is not None and reply.routing_key == f"referral.accepted.{BUREAU}"
@@ -81,9 +82,9 @@ async def test_a_resubmission_answers_the_same_case_and_opens_no_second_one(krin
     replies = await kring.probe(kring.topology.replies.name, f"referral.accepted.{BUREAU}")
 
     command = submit_referral(BUREAU, reference="BJZ/2026/0042")
-    await send(app, command)
+    await send(kring, command)
     await eventually(lambda: kring.depth(replies.name), what="first answer")
-    await send(app, command)
+    await send(kring, command)
     await eventually(lambda: kring.depth(replies.name), what="second answer")  # first was not taken yet
     answers = [data(m) for m in await kring.drain(replies.name, settle=1.0)]
     assert len(answers) == 2
@@ -98,7 +99,7 @@ async def test_an_invalid_command_is_rejected_naming_every_bad_field(kring: Harn
     command = submit_referral(BUREAU, children=[{"age": -1}], language="Dutch", concern_categories=[])
     del command["contact"]
     command["region"]["province"] = "XX"
-    await send(app, command)
+    await send(kring, command)
 
     [reply] = await kring.drain(replies.name, settle=1.5)
     rejection = data(reply)
@@ -113,9 +114,9 @@ async def test_a_command_nobody_can_be_answered_for_goes_to_the_dlq_and_intake_g
     app = await started(kring)
     replies = await kring.probe(kring.topology.replies.name, "referral.#")
     queue = kring.topology.queue_name("referral", "referral.submit")
-    broken = await send(app, b'{"source_organisation_id": "bjz-', content_type="application/json")
-    anonymous = await send(app, {"children": []})
-    await send(app, submit_referral(BUREAU))
+    broken = await send(kring, b'{"source_organisation_id": "bjz-', content_type="application/json")
+    anonymous = await send(kring, {"children": []})
+    await send(kring, submit_referral(BUREAU))
 
     dead = await kring.drain(kring.topology.dead_letter_queue(queue).name, settle=1.5)
     assert {m.message_id for m in dead} == {broken, anonymous}
@@ -245,7 +246,7 @@ async def test_who_may_see_and_do_what(kring: Harness) -> None:
     assigned = CoordinatorAssigned(
         case_id=case_id, coordinator_id="coord-7", assigned_at=case.json()["received_at"], region=Region(province="UT")
     )
-    await app.state.kring.publisher.publish(Envelope.wrap(assigned, source="kring/scheduling"))
+    await kring.publish(Envelope.wrap(assigned, source="kring/scheduling"))
 
     async def coordinator_reads_contact() -> bool:
         return await status("GET", f"/cases/{case_id}/contact", coordinator) == 200
