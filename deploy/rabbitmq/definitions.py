@@ -5,13 +5,14 @@
 
 Which file is which:
 - definitions.json: production's parties in namespace `kring` (the example bureau and funder;
-  operations add each real bureau and funder the same way). docker-compose.yml's broker
-  loads it (rabbitmq.conf). Passwords are development values; production sets its own with
+  operations add each real bureau and funder the same way), loaded at boot (rabbitmq.conf).
+  Passwords are development values; production sets its own with
   `rabbitmqctl change_password`.
 - definitions.development.json (`--development`): the same parties plus the development
   bureaus and funders that tests, scripts/demo.py and bench/ use, passwords
   `<user>-dev-password`, and resource permissions for ANY namespace (tests and benchmarks
-  each run in a namespace of their own). scripts/infra.sh imports it into the local broker.
+  each run in a namespace of their own). scripts/infra.sh imports it into the local broker;
+  docker-compose.yml's broker loads it at boot.
 
 Least privilege, one user per party:
 - each service (`kring-<service>`): declares and reads only its own queues (and their DLQs);
