@@ -14,15 +14,11 @@ from services.asyncapi import SERVICES
 from services.referral.app import create_app
 from shared.auth import Role
 from tests.support.harness import Harness
-from tests.support.referrals import form_token, self_referral
+from tests.support.referrals import form_token, form_values, self_referral
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
-FORM = {
-    "referrer_type": "self", "contact_name": "Oma Jansen", "contact_relation": "grandmother",
-    "contact_phone": "06 12345678", "province": "UT", "language": "nl", "children": "4",
-    "concern_categories": ["parenting"], "description": "Ik maak me zorgen.",
-}  # fmt: skip
+FORM = form_values(referrer_type="self", children="4")
 
 
 async def started(kring: Harness, **overrides: Any) -> FastAPI:

@@ -21,16 +21,12 @@ from services.scheduling.app import create_app as create_scheduling
 from shared.auth import Role
 from shared.runtime import server_config
 from tests.support.harness import Harness
-from tests.support.referrals import form_token, self_referral
+from tests.support.referrals import form_token, form_values, self_referral
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
-FORM = {
-    "referrer_type": "family_member", "contact_name": "Oma Jansen", "contact_relation": "grandmother",
-    "contact_phone": "06 12345678", "province": "UT", "language": "nl", "children": "4, 9",
-    "concern_categories": ["parenting"], "description": "Ik maak me zorgen.",
-}  # fmt: skip
+FORM = form_values()
 
 
 async def started(kring: Harness, **overrides: Any) -> FastAPI:

@@ -57,3 +57,13 @@ def form_token(page: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert found, "the form carries no csrf_token"
     return found.group(1)
+
+
+def form_values(**overrides: Any) -> dict[str, Any]:
+    """The self-referral form's fields as a family member fills them in (no CSRF token)."""
+    values = {
+        "referrer_type": "family_member", "contact_name": "Oma Jansen", "contact_relation": "grandmother",
+        "contact_phone": "06 12345678", "province": "UT", "language": "nl", "children": "4, 9",
+        "concern_categories": ["parenting"], "description": "Ik maak me zorgen.",
+    }  # fmt: skip
+    return values | overrides
