@@ -31,6 +31,7 @@ from bench.report import percentiles, print_result
 from bench.servers import server_urls
 from services.referral.app import create_app
 from shared.logging import configure_logging
+from shared.messaging.parties import bureau_user
 from tests.support.harness import Harness
 from tests.support.referrals import submit_referral
 
@@ -59,11 +60,17 @@ class Run:
         return f"{self.rate:8,.1f} msg/s   latency p50 {latency['p50']:7,.0f} ms  p99 {latency['p99']:7,.0f} ms"
 
 
+BUREAU = "bjz-bench"
+
+
 def commands(messages: int) -> list[dict]:
-    return [submit_referral("bjz-bench") for _ in range(messages)]
+    return [submit_referral(BUREAU) for _ in range(messages)]
 
 
-async def publish_all(exchange: aio_pika.abc.AbstractExchange, routing_key: str, bodies: list[dict], run: Run) -> None:
+async def publish_all(
+    exchange: aio_pika.abc.AbstractExchange, routing_key: str, bodies: list[dict], run: Run, *, user_id: str | None = None
+) -> None:
+    """`user_id`: the broker user of the channel's connection (a bureau's, for commands)."""
     window = 200  # confirmed publishes in flight
     run.started = time.monotonic()
     for start in range(0, len(bodies), window):
@@ -73,7 +80,7 @@ async def publish_all(exchange: aio_pika.abc.AbstractExchange, routing_key: str,
         await asyncio.gather(
             *(
                 exchange.publish(
-                    aio_pika.Message(json.dumps(body).encode(), content_type="application/json", delivery_mode=PERSISTENT, message_id=str(uuid.uuid4())),
+                    aio_pika.Message(json.dumps(body).encode(), content_type="application/json", delivery_mode=PERSISTENT, message_id=str(uuid.uuid4()), user_id=user_id),
                     routing_key,
                 )
                 for body in batch
@@ -147,12 +154,16 @@ async def kring_hop(harness: Harness, bodies: list[dict], prefetch: int, *, repl
         # a service sweeps its outboxes once when it starts (what a crash left): not part of the hop
         await app.state.kring.relay.swept.wait()
     answers_queue = await harness.probe(harness.topology.replies.name, "referral.#")
-    publisher = await harness.connection.channel(publisher_confirms=True)
-    intake = await publisher.get_exchange(harness.topology.intake.name, ensure=False)
-    run = Run()
-    answers = asyncio.create_task(collect(answers_queue, run, len(bodies), timeout=3600))
-    await publish_all(intake, "referral.submit", bodies, run)
-    await answers
+    bureau = await aio_pika.connect_robust(harness.broker_url(bureau_user(BUREAU)))  # commands come from a bureau
+    try:
+        publisher = await bureau.channel(publisher_confirms=True)
+        intake = await publisher.get_exchange(harness.topology.intake.name, ensure=False)
+        run = Run()
+        answers = asyncio.create_task(collect(answers_queue, run, len(bodies), timeout=3600))
+        await publish_all(intake, "referral.submit", bodies, run, user_id=bureau_user(BUREAU))
+        await answers
+    finally:
+        await bureau.close()
     return run
 
 

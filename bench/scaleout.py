@@ -16,26 +16,31 @@ from pathlib import Path
 
 import aio_pika
 
-from bench.hop import Run, collect, commands, publish_all
+from bench.hop import BUREAU, Run, collect, commands, publish_all
 from bench.report import print_result
 from bench.servers import server_urls
+from shared.messaging.parties import bureau_user, development_url
 from tests.support.system import System
 
 
 async def drive(system: System, messages: int) -> Run:
     connection = await aio_pika.connect_robust(system.rabbitmq_url)
+    connections = [connection]
     try:
         channel = await connection.channel(publisher_confirms=True)
         answers = await channel.declare_queue(exclusive=True)
         await answers.bind(f"{system.prefix}.replies", routing_key="referral.#")
-        intake = await channel.get_exchange(f"{system.prefix}.intake", ensure=False)
+        bureau = await aio_pika.connect_robust(development_url(system.rabbitmq_url, bureau_user(BUREAU)))
+        connections.append(bureau)
+        intake = await (await bureau.channel(publisher_confirms=True)).get_exchange(f"{system.prefix}.intake", ensure=False)
         run = Run()
         collecting = asyncio.create_task(collect(answers, run, messages, timeout=3600))
-        await publish_all(intake, "referral.submit", commands(messages), run)
+        await publish_all(intake, "referral.submit", commands(messages), run, user_id=bureau_user(BUREAU))
         await collecting
         return run
     finally:
-        await connection.close()
+        for opened in reversed(connections):
+            await opened.close()
 
 
 def main() -> None:

@@ -34,11 +34,13 @@ sys.path.insert(0, str(REPO))
 
 from shared.auth import Role, issue_token  # noqa: E402
 from shared.contract.events import OWN_STEPS  # noqa: E402
+from shared.messaging.parties import bureau_user, development_url  # noqa: E402
 from shared.settings import KringSettings  # noqa: E402
 
 OWN_STEP_KEYS = {event.binding_key() for event in OWN_STEPS}
 
-SETTINGS = KringSettings(service_name="demo")
+# The demo runs against development services only: it signs with their generated key.
+SETTINGS = KringSettings(service_name="demo", environment="development")
 REGIONS = [("UT", "GM0344", "prov-utrecht", "bjz-utrecht"), ("NH", "GM0363", "prov-noord-holland", "bjz-noord-holland")]
 LANGUAGES = ["nl", "nl", "nl", "ar", "tr", "en"]
 COORDINATORS = {
@@ -135,13 +137,13 @@ def request_body(s: Scenario) -> dict[str, Any]:
         "interpreter_needed": s.language not in ("nl", "en"),
         "contact": {"name": f"Ouder van gezin {s.number}", "relation": "mother", "phone": f"+31 6 {10000000 + s.number}"},
         "children": [{"age": age} for age in s.children],
-        "statutory_context": "supervision_order" if s.statutory else "none",
         "concern_categories": random.Random(s.number).sample(["housing", "income_debt", "parenting", "addiction", "divorce"], 2),
         "description": "Beschrijving van de situatie van het gezin (alleen in de referral-service).",
         "consent": {"given_by": ["parent_with_responsibility"]} if s.consent_upfront else None,
     }
-    if s.via_bureau:
+    if s.via_bureau:  # a family's self-referral says neither: the service derives them
         body["funder_id"] = s.funder
+        body["statutory_context"] = "supervision_order" if s.statutory else "none"
     return body
 
 
@@ -197,14 +199,14 @@ class Driver:
                 raise TimeoutError(f"{service} did not answer {method} {path}")
             await asyncio.sleep(0.5)
 
-    async def submit(self, command: dict[str, Any]) -> None:
+    async def submit(self, command: dict[str, Any], bureau: str) -> None:
         """Publish a bureau's command, confirmed, on a connection of its own; while the broker
         is down or restarting it is sent again, as a bureau's system would (the same reference
         answers the same case)."""
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                await asyncio.wait_for(self._publish_command(command), timeout=30)
+                await asyncio.wait_for(self._publish_command(command, bureau), timeout=30)
                 return
             except (TimeoutError, RuntimeError, OSError, aio_pika.exceptions.AMQPError):
                 self.refused += 1
@@ -212,11 +214,17 @@ class Driver:
                 raise TimeoutError("the broker did not take the bureau's command")
             await asyncio.sleep(0.5)
 
-    async def _publish_command(self, command: dict[str, Any]) -> None:
-        async with await aio_pika.connect(self.rabbitmq_url) as connection, connection.channel(publisher_confirms=True) as channel:
+    async def _publish_command(self, command: dict[str, Any], bureau: str) -> None:
+        """As the bureau's own broker user: the intake knows the sender from it."""
+        user = bureau_user(bureau)
+        url = development_url(self.rabbitmq_url, user)
+        async with await aio_pika.connect(url) as connection, connection.channel(publisher_confirms=True) as channel:
             intake = await channel.get_exchange(f"{self.prefix}.intake", ensure=False)
             await intake.publish(
-                aio_pika.Message(json.dumps(command).encode(), content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(uuid.uuid4())),
+                aio_pika.Message(
+                    json.dumps(command).encode(), content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=str(uuid.uuid4()), user_id=user,
+                ),
                 "referral.submit",
             )  # fmt: skip
 
@@ -331,8 +339,8 @@ class Driver:
         family = None
         if s.via_bureau:
             reference = f"DEMO/{uuid.uuid4().hex[:8]}"
-            command = {**request_body(s), "source_organisation_id": s.bureau, "external_reference": reference}
-            await self.submit(command)
+            command = {**request_body(s), "external_reference": reference}  # the sender is its broker user
+            await self.submit(command, s.bureau)
             s.case_id = await self.until("the bureau's answer", lambda: asyncio.sleep(0, self.accepted.get(reference)))
             consenting = token(Role.BUREAU, s.bureau, organisation_id=s.bureau)
         else:
@@ -341,6 +349,11 @@ class Driver:
             s.case_id = response.json()["case_id"]
             family = response.json()["family_access_token"]
             consenting = family
+            # An intake worker phones the family and takes the self-referral on: only then
+            # does it reach scheduling and take a coordinator's place.
+            intake = token(Role.OPS, "intake-demo")
+            (await self.call("referral", "GET", f"/cases/{s.case_id}/contact", intake)).raise_for_status()
+            (await self.call("referral", "POST", f"/cases/{s.case_id}/intake", intake)).raise_for_status()
         case_id = s.case_id
         if not s.consent_upfront:
             await asyncio.sleep(1)  # the coordinator's first call: the family agrees

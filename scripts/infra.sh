@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs (when missing) and starts the servers Kring needs on this machine:
-#   - RabbitMQ 3.10 from the Debian package;
+#   - RabbitMQ 3.10 from the Debian package, with the development parties' users and
+#     permissions imported (deploy/rabbitmq/definitions.development.json; guest stays, for
+#     the test harness's own administration only);
 #   - the local MongoDB-protocol server: mongo-java-server with its H2 backend
 #     (deploy/mongo-local), built with Maven into .data/ on first use.
 # Production and `docker compose up` use MongoDB 7; see docs/PERFORMANCE.md for why this one here.
@@ -69,6 +71,14 @@ start_rabbitmq() {
     as_root rabbitmqctl -q await_startup --timeout 10 >>"$logs/rabbitmq-start.log" 2>&1 \
         || fail_with_log /var/log/rabbitmq/rabbit@"$(hostname -s)".log "RabbitMQ did not start"
     wait_port 5672 60 || fail "RabbitMQ runs but does not listen on 5672"
+    load_definitions
+}
+
+# Idempotent: importing the same definitions again changes nothing (and is skipped).
+load_definitions() {
+    local definitions="$repo/deploy/rabbitmq/definitions.development.json"
+    as_root rabbitmqctl -q import_definitions --skip-if-unchanged "$definitions" >>"$logs/rabbitmq-start.log" 2>&1 \
+        || fail_with_log "$logs/rabbitmq-start.log" "could not import $definitions"
 }
 
 wait_port() {

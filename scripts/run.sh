@@ -33,10 +33,17 @@ stop() {
 }
 trap stop INT TERM EXIT
 
+# Development services: tokens signed and verified with the key pair generated into
+# .data/dev-keys (shared/auth.py DevelopmentKeys), API docs on (/docs), the form's cookie
+# without Secure (plain HTTP). Never in production.
+export KRING_ENVIRONMENT=development
 # The demo cannot wait three months: the follow-up falls due seconds after a plan is accepted.
 export KRING_FOLLOWUP_INTERVAL_DAYS="${KRING_FOLLOWUP_INTERVAL_DAYS:-0.0002}" KRING_FOLLOWUP_SWEEP_SECONDS="${KRING_FOLLOWUP_SWEEP_SECONDS:-2}"
+# Each service as its own broker user (deploy/rabbitmq/definitions.development.json).
+broker="${RABBITMQ_URL#*@}"
 for service in referral scheduling plans followup; do
-    KRING_HTTP_HOST=127.0.0.1 KRING_HTTP_PORT="${port[$service]}" \
+    RABBITMQ_URL="amqp://kring-$service:kring-$service-dev-password@$broker" \
+        KRING_HTTP_HOST=127.0.0.1 KRING_HTTP_PORT="${port[$service]}" \
         "$venv/bin/python" -m "services.$service" >"$logs/$service.log" 2>&1 &
     pids+=($!)
 done

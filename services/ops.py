@@ -7,11 +7,13 @@
                                               why each message was dead-lettered
     kring-ops dlq redrive QUEUE [--limit N] [--message-id ID]
                                               put messages back on QUEUE, to be consumed again
-    kring-ops replay --funder ID --queue QUEUE
-                                              publish a funder's outcome history into its queue
+    kring-ops replay --funder ID              publish a funder's outcome history into its own
+                                              queue (PREFIX.partner.ID), no other
 
 QUEUE is a subscriber queue (e.g. kring.scheduling.referral.received); its DLQ is
-QUEUE.dlq. Servers and namespace come from RABBITMQ_URL, MONGODB_URL, KRING_AMQP_PREFIX.
+QUEUE.dlq. Servers and namespace come from RABBITMQ_URL, MONGODB_URL, KRING_AMQP_PREFIX;
+RABBITMQ_URL is kring-ops's (administrator, impersonator): a redrive publishes each letter
+again under its original sender's user_id, so consumers still know who sent it.
 Message bodies may hold personal data (a bureau's command): `--body` shows them, on purpose.
 """
 
@@ -27,6 +29,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel
 
 from services.asyncapi import SERVICES
+from shared.messaging.parties import service_user
 from shared.messaging.publisher import (
     DEAD_LETTERED_AT_HEADER,
     ORIGINAL_ROUTING_KEY_HEADER,
@@ -162,14 +165,15 @@ async def redrive(settings: KringSettings, queue: str, *, limit: int, message_id
         await service.mongo.close()
 
 
-async def replay_partner(settings: KringSettings, funder_id: str, queue: str) -> int:
-    """A late funder's history of OutcomeRecorded, into its queue only (original event ids)."""
+async def replay_partner(settings: KringSettings, funder_id: str) -> int:
+    """A late funder's history of OutcomeRecorded, into its own queue only (original event ids)."""
     from services.followup import partner
 
     followup = next(service for service in wired_services(settings) if service.name == "followup")
+    followup.publisher.user_id = service_user("followup")  # kring-ops impersonates the producer
     await followup.broker.connect()
     try:
-        return await partner.replay(followup.stores[partner.PARTNER_LOG], followup.publisher, funder_id, queue)
+        return await partner.replay(followup.stores[partner.PARTNER_LOG], followup.publisher, funder_id)
     finally:
         await followup.broker.stop()
         await followup.mongo.close()
@@ -192,7 +196,6 @@ def main(argv: list[str] | None = None) -> int:
     again.add_argument("--message-id")
     replay = commands.add_parser("replay", help="publish a funder's outcome history into its queue")
     replay.add_argument("--funder", required=True)
-    replay.add_argument("--queue", required=True)
     args = parser.parse_args(argv)
     settings = KringSettings(service_name="ops")
 
@@ -205,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         for where, pending in asyncio.run(outbox_backlog(settings)).items():
             print(f"{where:50} {pending:>8} pending")
     elif args.command == "replay":
-        count = asyncio.run(replay_partner(settings, args.funder, args.queue))
-        print(f"{count} outcome(s) of {args.funder} published into {args.queue}")
+        count = asyncio.run(replay_partner(settings, args.funder))
+        print(f"{count} outcome(s) of {args.funder} published into its partner queue")
     elif args.action == "list":
         holding = [s for s in asyncio.run(queue_states(settings)) if s.dead_letters > 0]
         for state in holding:

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from shared.auth import Principal
+from shared.auth import Principal, Role
 from shared.domain import Change
 from shared.errors import Forbidden, NotFound
 from shared.store import AggregateStore
@@ -27,6 +27,19 @@ def _checked(state: S | None, caller: Principal, may: Rule[S], refusal: str) -> 
     if not may(caller, state):
         raise Forbidden(refusal)
     return state
+
+
+def funder_slice(caller: Principal, funder_id: str | None) -> str | None:
+    """Whose figures an aggregate route counts: a funder's own only, whatever it asks for
+    (another funder's is refused, a funder naming no organisation too); for anyone else
+    the funder asked for (None: all)."""
+    if caller.role is not Role.FUNDER:
+        return funder_id
+    if not caller.organisation_id:
+        raise Forbidden("a funder token must name its organisation")
+    if funder_id not in (None, caller.organisation_id):
+        raise Forbidden("only your own figures")
+    return caller.organisation_id
 
 
 async def read_owned(store: AggregateStore[S], key: str, caller: Principal, may: Rule[S], *, refusal: str = NOT_YOURS) -> S:

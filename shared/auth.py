@@ -1,33 +1,56 @@
-"""Who is calling: signed JWTs (HS256) with a role, checked on every HTTP route.
+"""Who is calling: signed JWTs (ES256) with a role, checked on every HTTP route.
 
-A token carries `sub` (the person or system), `role`, and where it applies
-`org` (organisation id of a bureau, referrer or funder) and `case` (the one case a
-family contact may see). Services share the signing secret (KRING_JWT_SECRET).
-Routes declare who may call them:
+A token carries `iss` (KRING_TOKEN_ISSUER), `aud` (`kring-<service>` of each service it is
+for), `sub` (the person or system), `role`, `iat` and `exp`, and where the role needs it
+`org` (organisation id of a bureau, referrer or funder) or `case` (the one case a family
+contact may see). A token without a claim its role needs, for another service, or living
+longer than its role allows (ROLE_LIFETIME) is refused. Routes declare who may call them:
 
     @router.get("/cases/{case_id}")
     async def read(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR))): ...
 
 Missing or invalid token → 401 with `WWW-Authenticate: Bearer`; a valid token of a role
-the route does not admit → 403. Issue a token (demo, ops, tests):
+the route does not admit → 403.
 
-    python -m shared.auth --role coordinator --subject coord-7 [--org ORG] [--case CASE]
+Keys: in production (the default) services verify with the public keys of the JWKS at
+KRING_JWKS_URLS, and a service that signs (referral: family tokens) signs with the PEM
+private key at KRING_SIGNING_KEY_FILE; no service holds a secret that can mint any token.
+With KRING_ENVIRONMENT=development an EC P-256 pair is generated once into
+KRING_DEV_KEY_DIR and used for both. Issue a development token (demo, tests):
+
+    python -m shared.auth --role coordinator --subject coord-7 [--org ORG] [--case CASE] [--audience scheduling]
+
+and the JWKS to publish for a production signing key: `python -m shared.auth --jwks-of key.pem`.
 """
 
 import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import os
 import sys
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import HTTPException, Request, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .errors import InvalidInput, TransientFault
 from .settings import KringSettings
 
-ALGORITHM = "HS256"
-ISSUER = "kring"
+ALGORITHM = "ES256"
+SERVICES = ("referral", "scheduling", "plans", "followup")
+LEEWAY = timedelta(seconds=30)  # clock skew between issuer and service
 
 
 class Role(StrEnum):
@@ -40,6 +63,27 @@ class Role(StrEnum):
     FAMILY = "family"  # the family's contact person, for its own case only
 
 
+# The longest a token of a role may live (exp - iat). A family gets its token once, by
+# link, for the weeks of its plan; people and systems sign in again each working day.
+ROLE_LIFETIME: dict[Role, timedelta] = {
+    Role.FAMILY: timedelta(days=28),
+    Role.BUREAU: timedelta(hours=12),
+    Role.REFERRER: timedelta(hours=12),
+    Role.COORDINATOR: timedelta(hours=12),
+    Role.PROFESSIONAL: timedelta(hours=12),
+    Role.FUNDER: timedelta(hours=12),
+    Role.OPS: timedelta(hours=8),
+}
+# The claims without which a role's scope would be unbounded: refused when issued and verified.
+REQUIRED_CLAIMS: dict[Role, tuple[str, ...]] = {
+    Role.FUNDER: ("org",),
+    Role.BUREAU: ("org",),
+    Role.REFERRER: ("org",),
+    Role.FAMILY: ("case",),
+}
+CLAIM_OPTIONS = {"org": "--org", "case": "--case"}
+
+
 class Principal(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -49,38 +93,192 @@ class Principal(BaseModel):
     case_id: str | None = None
 
 
+def audience_of(service: str) -> str:
+    return f"kring-{service}"
+
+
+def key_id(public_key: ec.EllipticCurvePublicKey) -> str:
+    """The RFC 7638 thumbprint of the key: the `kid` a JWKS lists it under."""
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(public_key))
+    canonical = json.dumps({name: jwk[name] for name in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+def jwks_of(*public_keys: ec.EllipticCurvePublicKey) -> dict[str, Any]:
+    """The JWKS document publishing `public_keys` (what KRING_JWKS_URLS serves)."""
+    keys = []
+    for public_key in public_keys:
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(public_key))
+        keys.append({**jwk, "kid": key_id(public_key), "use": "sig", "alg": ALGORITHM})
+    return {"keys": keys}
+
+
+class SigningKey:
+    def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
+        if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not isinstance(private_key.curve, ec.SECP256R1):
+            raise InvalidInput("the signing key must be an EC P-256 private key", field="signing_key_file")
+        self.private_key = private_key
+        self.public_key = private_key.public_key()
+        self.kid = key_id(self.public_key)
+
+    @classmethod
+    def from_pem(cls, pem: bytes) -> "SigningKey":
+        key = serialization.load_pem_private_key(pem, password=None)
+        return cls(key)  # type: ignore[arg-type]  # checked in __init__
+
+
+class DevelopmentKeys:
+    """An EC P-256 pair generated on first use into `directory`. Services starting at once
+    agree on one pair: each writes its candidate to a temporary file and links it into
+    place, which succeeds for exactly one of them; the others read the winner's."""
+
+    FILE = "signing-key.pem"
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / self.FILE
+
+    def load(self) -> SigningKey:
+        if not self.path.exists():
+            self._generate()
+        return SigningKey.from_pem(self.path.read_bytes())
+
+    def _generate(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        descriptor, candidate = tempfile.mkstemp(dir=self.path.parent, prefix=".candidate-")
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(pem)  # mkstemp made it 0600
+            with contextlib.suppress(FileExistsError):
+                os.link(candidate, self.path)
+        finally:
+            os.unlink(candidate)
+
+
+@lru_cache(maxsize=8)
+def _development_key(directory: Path) -> SigningKey:
+    return DevelopmentKeys(directory).load()
+
+
+@lru_cache(maxsize=8)
+def _production_key(path: Path) -> SigningKey:
+    return SigningKey.from_pem(path.read_bytes())
+
+
+class JwksKeys:
+    """The published public keys at `urls`, fetched (and cached for five minutes) in a
+    worker thread so that a slow key server never blocks the event loop."""
+
+    def __init__(self, urls: Sequence[str]) -> None:
+        self.clients = [jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5) for url in urls]
+
+    async def key_for(self, token: str) -> Any:
+        kid = jwt.get_unverified_header(token).get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise jwt.InvalidTokenError("the token names no key")
+        return await asyncio.to_thread(self._find, kid)
+
+    def _find(self, kid: str) -> Any:
+        unreachable = False
+        for client in self.clients:
+            try:
+                return client.get_signing_key(kid).key
+            except jwt.PyJWKClientConnectionError:
+                unreachable = True
+            except jwt.PyJWKClientError:
+                continue
+        if unreachable:
+            raise TransientFault("the token keys cannot be fetched")
+        raise jwt.InvalidTokenError("the token is signed by no published key")
+
+
+@lru_cache(maxsize=8)
+def _jwks(urls: tuple[str, ...]) -> JwksKeys:
+    return JwksKeys(urls)
+
+
+def signing_key(settings: KringSettings) -> SigningKey:
+    if settings.environment == "development":
+        return _development_key(settings.dev_key_dir)
+    if settings.signing_key_file is None:
+        raise InvalidInput("this service does not sign tokens: KRING_SIGNING_KEY_FILE is not set", field="signing_key_file")
+    return _production_key(settings.signing_key_file)
+
+
+async def verification_key(settings: KringSettings, token: str) -> Any:
+    if settings.environment == "development":
+        return _development_key(settings.dev_key_dir).public_key
+    return await _jwks(tuple(settings.jwks_urls)).key_for(token)
+
+
+def _missing_claims(role: Role, claims: dict[str, Any]) -> list[str]:
+    return [name for name in REQUIRED_CLAIMS.get(role, ()) if not isinstance(claims.get(name), str) or not claims[name]]
+
+
 def issue_token(
     settings: KringSettings,
     *,
     subject: str,
     role: Role,
+    audience: str | Sequence[str] = SERVICES,
     organisation_id: str | None = None,
     case_id: str | None = None,
-    ttl: timedelta = timedelta(hours=8),
+    ttl: timedelta | None = None,
 ) -> str:
-    now = datetime.now(UTC)
-    claims: dict[str, object] = {"sub": subject, "role": role.value, "iss": ISSUER, "iat": now, "exp": now + ttl}
+    """A token for `role`, valid at the service(s) `audience` (names: "scheduling", …)."""
+    lifetime = ROLE_LIFETIME[role] if ttl is None else ttl
+    if not timedelta(0) < lifetime <= ROLE_LIFETIME[role]:
+        raise InvalidInput(f"a {role} token lives at most {ROLE_LIFETIME[role]}", field="exp")
+    services = [audience] if isinstance(audience, str) else list(audience)
+    if not services or any(not service for service in services):
+        raise InvalidInput("a token is for at least one service", field="aud")
+    now = datetime.now(UTC).replace(microsecond=0)
+    claims: dict[str, Any] = {
+        "iss": settings.token_issuer,
+        "aud": [audience_of(service) for service in services],
+        "sub": subject,
+        "role": role.value,
+        "iat": now,
+        "exp": now + lifetime,
+    }
     if organisation_id is not None:
         claims["org"] = organisation_id
     if case_id is not None:
         claims["case"] = case_id
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
+    if missing := _missing_claims(role, claims):
+        raise InvalidInput(f"a {role} token needs {missing[0]}", field=missing[0])
+    key = signing_key(settings)
+    return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
 
 
-def verify_token(settings: KringSettings, token: str) -> Principal:
-    """The principal of a valid token; raises jwt.InvalidTokenError otherwise."""
+async def verify_token(settings: KringSettings, token: str) -> Principal:
+    """The principal of a valid token for this service; raises jwt.InvalidTokenError otherwise."""
     claims = jwt.decode(
         token,
-        settings.jwt_secret.get_secret_value(),
+        await verification_key(settings, token),
         algorithms=[ALGORITHM],
-        issuer=ISSUER,
-        options={"require": ["sub", "role", "exp", "iss"]},
+        audience=audience_of(settings.service_name),
+        issuer=settings.token_issuer,
+        leeway=LEEWAY,
+        options={"require": ["iss", "aud", "sub", "role", "iat", "exp"]},
     )
     try:
         role = Role(claims["role"])
-    except ValueError as error:
+    except (ValueError, TypeError) as error:
         raise jwt.InvalidTokenError("unknown role") from error
-    return Principal(subject=str(claims["sub"]), role=role, organisation_id=claims.get("org"), case_id=claims.get("case"))
+    issued, expires = claims["iat"], claims["exp"]
+    if not all(isinstance(value, int | float) for value in (issued, expires)) or expires - issued > ROLE_LIFETIME[role].total_seconds():
+        raise jwt.InvalidTokenError("the token lives longer than its role allows")
+    if _missing_claims(role, claims):
+        raise jwt.InvalidTokenError("the token lacks a claim its role needs")
+    if not isinstance(claims["sub"], str) or not claims["sub"]:
+        raise jwt.InvalidTokenError("the token names no subject")
+    try:
+        return Principal(subject=claims["sub"], role=role, organisation_id=claims.get("org"), case_id=claims.get("case"))
+    except ValidationError as error:
+        raise jwt.InvalidTokenError("a claim is not a string") from error
 
 
 def _unauthenticated(detail: str) -> HTTPException:
@@ -97,7 +295,7 @@ def authorised(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
         if scheme.lower() != "bearer" or not token:
             raise _unauthenticated("a bearer token is required")
         try:
-            principal = verify_token(request.app.state.settings, token.strip())
+            principal = await verify_token(request.app.state.settings, token.strip())
         except jwt.InvalidTokenError:
             raise _unauthenticated("the token is invalid or expired") from None
         if principal.role not in admitted:
@@ -108,24 +306,43 @@ def authorised(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Print a signed Kring token (uses KRING_JWT_SECRET).")
-    parser.add_argument("--role", required=True, choices=[role.value for role in Role])
-    parser.add_argument("--subject", required=True)
+    parser = argparse.ArgumentParser(description="Print a development token (KRING_ENVIRONMENT=development only).")
+    parser.add_argument("--jwks-of", type=Path, metavar="PEM", help="instead: print the JWKS publishing this private key's public half")
+    parser.add_argument("--role", choices=[role.value for role in Role])
+    parser.add_argument("--subject")
     parser.add_argument("--org", dest="organisation_id")
     parser.add_argument("--case", dest="case_id")
-    parser.add_argument("--hours", type=float, default=8.0)
+    parser.add_argument("--audience", action="append", choices=SERVICES, help="a service it is for (repeatable; default: all)")
+    parser.add_argument("--hours", type=float, help="lifetime (default: the longest the role allows)")
     args = parser.parse_args(argv)
+    if args.jwks_of is not None:
+        print(json.dumps(jwks_of(SigningKey.from_pem(args.jwks_of.read_bytes()).public_key), indent=2))
+        return 0
+    if not args.role or not args.subject:
+        parser.error("--role and --subject are required")
     settings = KringSettings(service_name="auth")
-    print(
-        issue_token(
+    if settings.environment != "development":
+        parser.error(
+            "tokens are issued here only with KRING_ENVIRONMENT=development; "
+            "production tokens come from the identity provider whose keys KRING_JWKS_URLS publishes"
+        )
+    role = Role(args.role)
+    given = {"org": args.organisation_id, "case": args.case_id}
+    if missing := [name for name in REQUIRED_CLAIMS.get(role, ()) if not given[name]]:
+        parser.error(f"a {role} token needs {CLAIM_OPTIONS[missing[0]]}")
+    try:
+        token = issue_token(
             settings,
             subject=args.subject,
-            role=Role(args.role),
+            role=role,
+            audience=args.audience or SERVICES,
             organisation_id=args.organisation_id,
             case_id=args.case_id,
-            ttl=timedelta(hours=args.hours),
+            ttl=None if args.hours is None else timedelta(hours=args.hours),
         )
-    )
+    except InvalidInput as refusal:
+        parser.error(refusal.problem)
+    print(token)
     return 0
 
 

@@ -49,3 +49,8 @@ class TransientFault(KringError):
 
 class ConcurrencyConflict(TransientFault):
     """Too many concurrent writers on one aggregate; try again a moment later."""
+
+
+class InsecureConfiguration(KringError):
+    """Production settings a service may not start with (no keys to verify tokens, a
+    development setting, ...): the process refuses to start, exit status 2."""

@@ -6,6 +6,16 @@ size limit (413), a content-type check (415), and one error shape for bad input:
 
     {"error": "invalid request", "fields": [{"field": "children.0.age", "problem": "..."}]}
 
+Every response carries the security headers (`SecurityHeaders`): a Content-Security-Policy
+(`default-src 'none'` unless a page sets its own), nosniff, no framing, no referrer,
+`Cache-Control: no-store` unless a route marks its response cacheable (static assets
+only), and HSTS in production. /docs and /openapi.json exist only with `api_docs` on,
+with Swagger UI served from the service itself.
+
+The public routes share one rate limit per client address per service (`public_rate_limit`),
+counted in the service's database so that every replica sees the same count. The client
+address is the peer's, unless the peer is one of `trusted_proxies`.
+
 Values from the request are never echoed in errors or logs: they may be personal data.
 Kring's own errors (shared.errors) are answered here, once for every route: NotFound 404,
 Forbidden 403, RuleViolation 409 (`{"detail": message}`), InvalidInput 422 in the common
@@ -20,16 +30,19 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from limits import RateLimitItem
 from limits import parse as parse_limit
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
 from pymongo.errors import PyMongoError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from .errors import Forbidden, InvalidInput, NotFound, RuleViolation, TransientFault
 from .logging import get_logger
 from .mongo import database_unavailable
+from .ratelimit import MongoCounters
 
 if TYPE_CHECKING:
     from .runtime import KringService
@@ -50,14 +63,22 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
             await service.broker.stop()
             await service.stop()
 
+    settings = service.settings
     app = FastAPI(
         title=f"Kring {service.name} service",
         version=version,
         description=service.description,
         lifespan=lifespan,
+        openapi_url="/openapi.json" if settings.api_docs else None,
+        docs_url=None,
+        redoc_url=None,
     )
-    app.state.settings = service.settings
+    app.state.settings = settings
     app.state.kring = service
+    counters: Storage = MemoryStorage() if service.memory is not None else MongoCounters(service.db["rate_limits"])
+    app.state.public_limit = PublicLimit(settings.public_rate_limit, counters, service.name)
+    if settings.api_docs:
+        _serve_docs(app)
 
     @app.get("/health/live", include_in_schema=False)
     async def live() -> dict[str, str]:
@@ -76,7 +97,9 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
     app.add_exception_handler(TransientFault, _unavailable)
     app.add_exception_handler(PyMongoError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
-    app.add_middleware(RequestLimits, max_body_bytes=service.settings.http_max_body_bytes)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.http_max_body_bytes)
+    # Outermost: the answers of RequestLimits (413, 415) carry the headers too.
+    app.add_middleware(SecurityHeaders, production=settings.environment == "production")
     for router in routers:
         app.include_router(router)
     return app
@@ -138,7 +161,9 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     log.error("unexpected error", path=request.url.path, error=type(error).__name__)
-    return JSONResponse({"error": "internal error"}, status.HTTP_500_INTERNAL_SERVER_ERROR)
+    # Starlette answers this outside every middleware: the headers are added here.
+    production = request.app.state.settings.environment == "production"
+    return JSONResponse({"error": "internal error"}, status.HTTP_500_INTERNAL_SERVER_ERROR, headers=security_headers(production))
 
 
 class RequestLimits:
@@ -197,20 +222,109 @@ async def _answer(send: Send, status_code: int, error: str) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-def rate_limited(limit: str) -> Callable[[Request], Awaitable[None]]:
-    """A dependency allowing each client address `limit` requests (e.g. "30/minute") to
-    the routes that use it, per replica (in memory)."""
-    item = parse_limit(limit)
-    limiter = MovingWindowRateLimiter(MemoryStorage())
+class PublicLimit:
+    """`limit` requests per client address to all public routes of one service together;
+    the counters live in `storage` (the service's database: shared by its replicas)."""
 
-    async def check(request: Request) -> None:
-        client = request.client.host if request.client else "unknown"
-        if not limiter.hit(item, request.url.path, client):
-            reset = limiter.get_window_stats(item, request.url.path, client).reset_time
+    def __init__(self, limit: str, storage: Storage, service: str) -> None:
+        self.item: RateLimitItem = parse_limit(limit)
+        self.limiter = FixedWindowRateLimiter(storage)
+        self.service = service
+
+    async def check(self, client: str) -> None:
+        if not await self.limiter.hit(self.item, self.service, "public", client):
+            reset = (await self.limiter.get_window_stats(self.item, self.service, "public", client)).reset_time
             raise HTTPException(
                 status.HTTP_429_TOO_MANY_REQUESTS,
                 detail="too many requests from this address, try again later",
                 headers={"Retry-After": str(max(1, int(reset - time.time())))},
             )
 
-    return check
+
+async def public_rate_limit(request: Request) -> None:
+    """A dependency for public routes. `request.client` is the peer, or the address a
+    trusted proxy forwarded (uvicorn's proxy headers, on only with `trusted_proxies`)."""
+    limit: PublicLimit = request.app.state.public_limit
+    await limit.check(request.client.host if request.client else "unknown")
+
+
+# --- security headers ------------------------------------------------------------------
+
+API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# Pages for people: the service's own stylesheet and form target, no script at all.
+PAGE_POLICY = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+CACHEABLE = "public, max-age=86400"
+
+
+def security_headers(production: bool) -> dict[str, str]:
+    headers = {
+        "content-security-policy": API_POLICY,
+        "x-content-type-options": "nosniff",
+        "x-frame-options": "DENY",
+        "referrer-policy": "no-referrer",
+        "cache-control": "no-store",
+    }
+    if production:
+        headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
+    return headers
+
+
+class SecurityHeaders:
+    """ASGI middleware: every response gets `security_headers`; a route's own
+    Content-Security-Policy (pages) or Cache-Control (static assets) is kept."""
+
+    def __init__(self, app: ASGIApp, *, production: bool) -> None:
+        self.app = app
+        self.headers = [(name.encode(), value.encode()) for name, value in security_headers(production).items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message = {**message, "headers": [*message.get("headers", []), *((n, v) for n, v in self.headers if n not in present)]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def page(html: str, status_code: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    """An HTML page for people, under the page policy (no script, own stylesheet)."""
+    return HTMLResponse(html, status_code, headers={"content-security-policy": PAGE_POLICY, **(headers or {})})
+
+
+# --- API docs (only with api_docs on) ---------------------------------------------------
+
+SWAGGER_ASSETS = {"swagger-ui-bundle.js": "application/javascript", "swagger-ui.css": "text/css"}
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>{title}</title><link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/assets/init.js"></script>
+</body>
+</html>
+"""
+# A file, not inline: the page's policy allows no inline script.
+DOCS_INIT = 'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});\n'
+
+
+def _serve_docs(app: FastAPI) -> None:
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(DOCS_PAGE.format(title=app.title), headers={"content-security-policy": DOCS_POLICY})
+
+    @app.get("/docs/assets/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> Response:
+        if name == "init.js":
+            return Response(DOCS_INIT, media_type="application/javascript", headers={"cache-control": CACHEABLE})
+        if name not in SWAGGER_ASSETS:
+            raise NotFound("no such asset")
+        return FileResponse(swagger_ui_path / name, media_type=SWAGGER_ASSETS[name], headers={"cache-control": CACHEABLE})

@@ -13,7 +13,8 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter, FastAPI
 from faststream.rabbit import Channel, RabbitBroker
@@ -23,6 +24,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.contract.events import Event
+from shared.errors import InsecureConfiguration
 from shared.http import create_http_app
 from shared.logging import get_logger
 from shared.memory import MemoryStorage
@@ -33,6 +35,9 @@ from shared.mongo import DatabaseTime, IndexSpec, create_client, ensure_indexes,
 from shared.outbox import OutboxRelay
 from shared.settings import KringSettings
 from shared.store import AggregateStore, Clock, MongoStore, utc_now
+
+if TYPE_CHECKING:
+    import uvicorn
 
 S = TypeVar("S", bound=BaseModel)
 API_VERSION = "1.0.0"
@@ -55,6 +60,11 @@ def create_broker(settings: KringSettings, **options: Any) -> RabbitBroker:
     )
 
 
+def broker_user(rabbitmq_url: str) -> str:
+    """The broker user a URL connects as (AMQP's default, guest, if it names none)."""
+    return unquote(urlsplit(rabbitmq_url).username or "guest")
+
+
 class KringService:
     def __init__(self, settings: KringSettings, *, description: str = "", storage: MemoryStorage | None = None) -> None:
         self.settings = settings
@@ -63,7 +73,7 @@ class KringService:
         self.description = description
         self.topology = Topology(settings.amqp_prefix)
         self.broker = create_broker(settings, description=description)
-        self.publisher = EventPublisher(self.broker, self.topology)
+        self.publisher = EventPublisher(self.broker, self.topology, broker_user(settings.rabbitmq_url))
         self.broker.add_middleware(DeliveryPolicy(self.publisher, settings))
         self.database_time = DatabaseTime()
         listeners = [self.database_time] if settings.database_time_seconds else []
@@ -119,6 +129,10 @@ class KringService:
 
     async def start(self) -> None:
         """Before subscribers consume: indexes, exchanges and DLQs exist, relay runs."""
+        if reason := self.settings.insecurity():
+            raise InsecureConfiguration(reason)
+        if self.settings.environment == "development":
+            log.warning("development: tokens signed by the generated key pair, not for production", service=self.name)
         if self.memory is None:
             await ensure_indexes(self.db, self.indexes)
         await self.broker.connect()
@@ -191,11 +205,30 @@ def dump_tasks() -> None:
     sys.stderr.flush()
 
 
-def run(app: FastAPI, settings: KringSettings) -> None:
-    """Serve the service (broker consumers + HTTP) until SIGINT/SIGTERM."""
+def server_config(app: FastAPI, settings: KringSettings, **options: Any) -> "uvicorn.Config":
+    """How uvicorn serves the app. X-Forwarded-For is believed only from `trusted_proxies`
+    (uvicorn's own default believes it from 127.0.0.1: anyone beside a local proxy, or
+    the proxy passing the header on, would choose their own address for the rate limit)."""
     import uvicorn
 
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)
+    trusted = settings.trusted_proxies
+    return uvicorn.Config(
+        app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
+        proxy_headers=bool(trusted), forwarded_allow_ips=list(trusted) if trusted else None,
+        server_header=False, **options,
+    )  # fmt: skip
+
+
+def run(app: FastAPI, settings: KringSettings) -> None:
+    """Serve the service (broker consumers + HTTP) until SIGINT/SIGTERM; refuse, with one
+    line on stderr and exit status 2, to serve with settings production may not run on."""
+    import uvicorn
+
+    if reason := settings.insecurity():
+        print(f"kring-{settings.service_name}: refusing to start: {reason}", file=sys.stderr)
+        sys.exit(2)
+
+    uvicorn.Server(server_config(app, settings)).run()
 
 
 __all__: Sequence[str] = ("KringService", "create_broker", "run")

@@ -4,16 +4,23 @@ Broker and database come from RABBITMQ_URL / MONGODB_URL (the names tests and CI
 use); everything else is KRING_<FIELD>, e.g. KRING_HTTP_PORT=8081.
 """
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-DEVELOPMENT_SECRET = "kring-development-only-secret-change-me"
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+# The services that sign tokens (referral hands a family its token); they need a private key.
+SIGNING_SERVICES = frozenset({"referral"})
+DEVELOPMENT_ONLY = ("dev_key_dir",)
 
 
 class KringSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KRING_", extra="ignore")
 
     service_name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    environment: Literal["production", "development"] = "production"
     rabbitmq_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/",
         validation_alias=AliasChoices("RABBITMQ_URL", "KRING_RABBITMQ_URL"),
@@ -30,11 +37,25 @@ class KringSettings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
     http_max_body_bytes: int = Field(default=256 * 1024, gt=0, description="larger requests get 413")
     public_rate_limit: str = Field(
-        default="30/minute", description="per client address, on unauthenticated writes (limits syntax)"
+        default="30/minute",
+        description="per client address, for all public routes of a service together, shared by its replicas (limits syntax)",
     )
-    jwt_secret: SecretStr = Field(
-        default=SecretStr(DEVELOPMENT_SECRET), description="HS256 key shared by the services; set it in production"
+    trusted_proxies: list[str] = Field(
+        default=[],
+        description="addresses of the reverse proxies whose X-Forwarded-For is believed; empty: none, the peer is the client",
     )
+    api_docs: bool = Field(
+        default=False, description="serve /docs and /openapi.json; default on in development, off in production"
+    )
+    environment: Literal["production", "development"] = Field(
+        default="production", description="development: tokens signed with a key generated into dev_key_dir"
+    )
+    token_issuer: str = Field(default="kring", min_length=1, description="the `iss` every token must carry")
+    jwks_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="production: https:// JWKS with the keys that verify tokens, comma-separated"
+    )
+    signing_key_file: Path | None = Field(default=None, description="production: PEM EC P-256 private key of a service that signs")
+    dev_key_dir: Path = Field(default=REPOSITORY / ".data" / "dev-keys", description="development only: the generated key pair")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     prefetch: int = Field(default=32, gt=0, description="unacked messages per consumer")
     relay_sweep_seconds: float = Field(default=5.0, gt=0, description="outbox crash-recovery sweep")
@@ -50,6 +71,37 @@ class KringSettings(BaseSettings):
         description="stop retrying a transient fault in-process and requeue (below the "
         "broker's 30-minute consumer timeout)",
     )
+
+    @field_validator("jwks_urls", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    def insecurity(self) -> str | None:
+        """Why this configuration may not run in production (None: it may, or it is development)."""
+        if self.environment == "development":
+            return None
+        if used := [name for name in DEVELOPMENT_ONLY if name in self.model_fields_set]:
+            return f"KRING_{used[0].upper()} is a development setting; production verifies with KRING_JWKS_URLS"
+        if not self.jwks_urls:
+            return "KRING_JWKS_URLS is not set: production verifies tokens only with the issuer's published public keys"
+        if any(not url.startswith("https://") for url in self.jwks_urls):
+            return "KRING_JWKS_URLS must be https:// URLs: keys fetched in the clear can be swapped"
+        if self.service_name in SIGNING_SERVICES:
+            if self.signing_key_file is None:
+                return f"KRING_SIGNING_KEY_FILE is not set: the {self.service_name} service signs tokens"
+            if not self.signing_key_file.is_file():
+                return f"KRING_SIGNING_KEY_FILE names no readable file: the {self.service_name} service signs tokens"
+        return None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_docs_follow_the_environment(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("api_docs") is None:
+            return {**values, "api_docs": values.get("environment", "production") == "development"}
+        return values
 
     @property
     def database_name(self) -> str:

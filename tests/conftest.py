@@ -1,3 +1,9 @@
+import os
+
+# Before anything builds settings: tests run in development mode (the generated key pair,
+# API docs on, no Secure-only cookies over plain HTTP); a test that needs production says so.
+os.environ.setdefault("KRING_ENVIRONMENT", "development")
+
 from collections.abc import AsyncIterator, Iterator
 
 import pytest

@@ -4,7 +4,9 @@
 
 Each service: a Deployment (2 replicas, liveness /health/live, readiness /health/ready,
 graceful SIGTERM), a Service, and a KEDA ScaledObject scaling on the depth of the
-service's busiest queue. Configuration from the `kring` ConfigMap and Secret.
+service's busiest queue. Configuration from the `kring` ConfigMap and Secret; tokens are
+verified with the public keys at KRING_JWKS_URLS, and the services that sign (referral:
+family tokens) get their private key from the `kring-signing-key` Secret as a file.
 """
 
 import sys
@@ -23,6 +25,11 @@ SCALE_ON = {
     "plans": "kring.plans.scheduling.conference-scheduled",
     "followup": "kring.followup.plans.plan-accepted",
 }
+SIGNING_SERVICES = {"referral"}  # as shared/settings.py SIGNING_SERVICES
+SIGNING_KEY_DIR = "/var/run/secrets/kring"
+# The identity provider's keys (people and systems sign in there) and the JWKS of Kring's
+# own signing key (python -m shared.auth --jwks-of signing-key.pem), both over https.
+JWKS_URLS = "https://login.kring.example/.well-known/jwks.json,https://keys.kring.example/kring-referral/jwks.json"
 
 
 def service_manifests(service: str) -> list[dict[str, Any]]:
@@ -40,6 +47,13 @@ def service_manifests(service: str) -> list[dict[str, Any]]:
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
         "securityContext": {"runAsNonRoot": True, "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
     }
+    volumes: list[dict[str, Any]] = []
+    if service in SIGNING_SERVICES:
+        container["env"].append({"name": "KRING_SIGNING_KEY_FILE", "value": f"{SIGNING_KEY_DIR}/signing-key.pem"})
+        container["volumeMounts"] = [{"name": "signing-key", "mountPath": SIGNING_KEY_DIR, "readOnly": True}]
+        volumes.append({"name": "signing-key", "secret": {"secretName": "kring-signing-key", "defaultMode": 0o440}})
+    # The key file is root's; its group (fsGroup, added to the service user's groups) may read it.
+    pod_security = {"securityContext": {"fsGroup": 10001}} if volumes else {}
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -50,7 +64,7 @@ def service_manifests(service: str) -> list[dict[str, Any]]:
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"terminationGracePeriodSeconds": 60, "containers": [container]},
+                "spec": {"terminationGracePeriodSeconds": 60, "containers": [container], **({"volumes": volumes} if volumes else {}), **pod_security},
             },
         },
     }
@@ -87,7 +101,14 @@ def shared_manifests() -> list[dict[str, Any]]:
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": "kring", "namespace": NAMESPACE},
-            "data": {"KRING_AMQP_PREFIX": "kring", "KRING_LOG_LEVEL": "INFO", "KRING_PREFETCH": "32"},
+            "data": {
+                "KRING_ENVIRONMENT": "production",
+                "KRING_TOKEN_ISSUER": "kring",
+                "KRING_JWKS_URLS": JWKS_URLS,
+                "KRING_AMQP_PREFIX": "kring",
+                "KRING_LOG_LEVEL": "INFO",
+                "KRING_PREFETCH": "32",
+            },
         },
         {
             "apiVersion": "keda.sh/v1alpha1",

@@ -23,9 +23,11 @@ def kept(existing: SentOutcome | None, envelope: Envelope[OutcomeRecorded]) -> C
     return None if existing else Change(SentOutcome(funder_id=envelope.data.funder_id, entry=stored_form(envelope)))
 
 
-async def replay(log: AggregateStore[SentOutcome], publisher: EventPublisher, funder_id: str, queue: str) -> int:
-    """Publish every outcome of `funder_id` again, into `queue` only, with the original
-    event ids (the funder deduplicates by them), oldest first."""
+async def replay(log: AggregateStore[SentOutcome], publisher: EventPublisher, funder_id: str) -> int:
+    """Publish every outcome of `funder_id` again, into that funder's own queue only
+    (`<prefix>.partner.<funder>`: no other funder's), with the original event ids (the
+    funder deduplicates by them), oldest first. Raises Unroutable if the queue is missing."""
+    queue = publisher.topology.partner_queue_name(funder_id)
     entries = sorted((sent.entry for _, sent in await log.find({"funder_id": funder_id})), key=lambda entry: entry["envelope"]["time"])
     for entry in entries:
         await publisher.publish_stored(entry, to_queue=queue)

@@ -2,7 +2,7 @@
 
 - coordinator (subject = coordinator id): their cases' follow-up; move the date with a
   reason; record the three-month check;
-- ops: everything, late checks, intervals per funder, replays to a funder's queue;
+- ops: everything, late checks, intervals per funder, replays into a funder's own queue;
 - funder (organisation = funder id): the report of its own cases only.
 """
 
@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.access import change_owned, read_owned
+from shared.access import change_owned, funder_slice, read_owned
 from shared.auth import Principal, Role, authorised
 from shared.contract.vocabulary import Identifier, Province
 from shared.domain import Change
-from shared.errors import Forbidden, NotFound
+from shared.errors import NotFound
 from shared.logging import get_logger
 from shared.messaging.publisher import EventPublisher, Unroutable
 from shared.store import AggregateStore
@@ -36,9 +36,10 @@ class NewDueDate(BaseModel):
 
 
 class Replay(BaseModel):
+    """Only the funder: its history goes to its own queue, never to one the caller names."""
+
     model_config = ConfigDict(extra="forbid")
     funder_id: Identifier
-    queue: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$")
 
 
 class LateCheck(BaseModel):
@@ -102,11 +103,7 @@ def router(
         return interval
 
     async def build_report(funder_id: str | None, province: Province | None, period: str | None, caller: Principal) -> domain.Report:
-        if caller.role is Role.FUNDER:
-            if funder_id not in (None, caller.organisation_id):
-                raise Forbidden("only your own figures")
-            funder_id = caller.organisation_id
-        return await tracking.report(funder_id, province.value if province else None, period)
+        return await tracking.report(funder_slice(caller, funder_id), province.value if province else None, period)
 
     period_query = Query(default=None, pattern=r"^[0-9]{4}-Q[1-4]$")
     reader = authorised(Role.OPS, Role.FUNDER)
@@ -127,11 +124,12 @@ def router(
 
     @api.post("/partner/replay", tags=["partner"])
     async def replay(body: Replay, caller: Principal = Depends(authorised(Role.OPS))) -> dict[str, int]:
-        """Publish a funder's outcome history again into its (new) queue."""
+        """Publish a funder's outcome history again into its own (new) queue
+        `<prefix>.partner.<funder_id>`."""
         try:
-            count = await partner.replay(partner_log, publisher, body.funder_id, body.queue)
+            count = await partner.replay(partner_log, publisher, body.funder_id)
         except Unroutable:
-            raise NotFound(f"no queue {body.queue}") from None
+            raise NotFound(f"no partner queue for funder {body.funder_id}") from None
         return {"replayed": count}
 
     return api

@@ -6,7 +6,7 @@ events built here carry only codes, bands and counts.
 """
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
 
@@ -99,21 +99,15 @@ class ConsentGiven(Strict):
     given_by: list[ConsentingParty] = Field(min_length=1, max_length=6)
 
 
-class ReferralRequest(Strict):
-    """A referral, as bureaus (AMQP or HTTP), referrers (HTTP) and families (form) send it."""
+class FamilyFacts(Strict):
+    """What anyone asking for a conference tells about the family."""
 
-    referrer: Referrer
-    funder_id: Identifier | None = Field(
-        default=None,
-        description="who pays; a family need not know: then the municipality (Youth Act), else the province",
-    )
     region: Region
     language: LanguageCode = Field(description="the family's language, ISO 639")
     interpreter_needed: bool = False
     coordinator_preferences: CoordinatorPreferences = CoordinatorPreferences()
     contact: ContactPerson
     children: list[Child] = Field(min_length=1, max_length=20)
-    statutory_context: StatutoryContext = StatutoryContext.NONE
     concern_categories: list[ConcernCategory] = Field(min_length=1, max_length=9)
     description: Annotated[Text, StringConstraints(max_length=5000)] = Field(
         description="the reason for the referral in the referrer's words (personal data)"
@@ -122,6 +116,24 @@ class ReferralRequest(Strict):
     consent: ConsentGiven | None = Field(
         default=None, description="who consented already; absent = consent still to be asked"
     )
+
+    @model_validator(mode="after")
+    def _consent_rules(self) -> Self:
+        if self.consent is not None and (problem := consent_problem(self.children, self.consent)):
+            raise ValueError(problem)
+        return self
+
+
+class ReferralRequest(FamilyFacts):
+    """A referral as bureaus (AMQP or HTTP) and referrers (HTTP) send it, and as every
+    referral is kept (a public one with what the service derived)."""
+
+    referrer: Referrer
+    funder_id: Identifier | None = Field(
+        default=None,
+        description="who pays; a family need not know: then the municipality (Youth Act), else the province",
+    )
+    statutory_context: StatutoryContext = StatutoryContext.NONE
     bottom_line_requirements: list[Annotated[Text, StringConstraints(max_length=1000)]] = Field(
         default=[],
         max_length=20,
@@ -130,7 +142,7 @@ class ReferralRequest(Strict):
 
     @property
     def funder(self) -> str:
-        return self.funder_id or self.region.municipality or f"province-{self.region.province}"
+        return self.funder_id or default_funder(self.region)
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -140,15 +152,44 @@ class ReferralRequest(Strict):
             raise ValueError("bottom_line_requirements need a supervision order or out-of-home placement")
         if self.bottom_line_requirements and self.referrer.type in NON_PROFESSIONAL:
             raise ValueError("only a professional with statutory responsibility sets bottom_line_requirements")
-        if self.consent is not None and (problem := consent_problem(self.children, self.consent)):
-            raise ValueError(problem)
         return self
+
+
+class PublicReferrer(Strict):
+    type: Literal[ReferrerType.FAMILY_MEMBER, ReferrerType.SELF] = Field(
+        description="family_member or self; professionals use POST /referrals"
+    )
+
+
+class PublicReferralRequest(FamilyFacts):
+    """A self-referral, from anyone, unauthenticated: only the family's facts. Who pays,
+    the statutory context and any organisation are not the public's to say: the service
+    derives them (`as_referral`)."""
+
+    referrer: PublicReferrer
+
+    def as_referral(self) -> ReferralRequest:
+        return ReferralRequest(
+            **{name: getattr(self, name) for name in FamilyFacts.model_fields},
+            referrer=Referrer(type=self.referrer.type),
+            funder_id=default_funder(self.region),
+            statutory_context=StatutoryContext.NONE,
+        )
+
+
+def default_funder(region: Region) -> str:
+    """Who pays when the referrer does not say: the municipality (Youth Act), else the province."""
+    return region.municipality or f"province-{region.province}"
 
 
 class SubmitReferral(ReferralRequest):
     """The intake command a bureau publishes (routing key `referral.submit`)."""
 
-    source_organisation_id: Identifier = Field(description="the sending bureau's organisation id")
+    source_organisation_id: Identifier | None = Field(
+        default=None,
+        description="optional: the sender is the bureau whose broker user published the command "
+        "(bureau-<organisation id>); if given, it must be that organisation, or the command is rejected",
+    )
     external_reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,99}$")] = Field(
         description="the bureau's own reference; resubmitting it answers the same case id"
     )
@@ -183,6 +224,11 @@ class Referral(BaseModel):
     withdrawn_at: AwareDatetime | None = None
     withdrawal_reason: WithdrawalReason | None = None
     coordinator_id: Identifier | None = None
+    intake_accepted: bool = Field(
+        default=True,
+        description="false for an anonymous self-referral until an intake worker has spoken to the family",
+    )
+    intake_accepted_at: AwareDatetime | None = None
 
     @property
     def consent_state(self) -> ConsentState:
@@ -202,7 +248,9 @@ def received(
     recorded_by_role: str,
     source_organisation_id: str | None = None,
     external_reference: str | None = None,
+    anonymous: bool = False,
 ) -> Referral:
+    """`anonymous`: from the public (self-referral); it waits for intake (`accept_intake`)."""
     consent = (
         ConsentEntry(state=ConsentState.GIVEN, given_by=request.consent.given_by, recorded_at=now, recorded_by_role=recorded_by_role)
         if request.consent
@@ -216,6 +264,7 @@ def received(
         external_reference=external_reference,
         request=request,
         consent=[consent],
+        intake_accepted=not anonymous,
     )
 
 
@@ -242,10 +291,36 @@ def received_event(referral: Referral) -> ReferralReceived:
 
 
 def open_case(existing: Referral | None, new: Referral) -> Change[Referral] | None:
-    """A new case; None if it exists already (a resubmission changes nothing)."""
+    """A new case; None if it exists already (a resubmission changes nothing). An anonymous
+    self-referral is not announced yet: anyone can send one, and the other services would
+    give it a coordinator's place (scheduling reserves one on ReferralReceived)."""
     if existing is not None:
         return None
-    return Change(new, [received_event(new)])
+    return Change(new, [received_event(new)] if new.intake_accepted else [])
+
+
+def accept_intake(referral: Referral | None, *, now: datetime) -> Change[Referral] | None:
+    """An intake worker spoke to the family and takes the self-referral on: only now do the
+    other services hear of the case (with the consent as it stands). Again: nothing new."""
+    referral = _existing(referral)
+    if referral.intake_accepted:
+        return None
+    if not referral.active:
+        raise RuleViolation("the referral was withdrawn; a new referral is needed")
+    accepted = referral.model_copy(update={"intake_accepted": True, "intake_accepted_at": now})
+    return Change(accepted, [received_event(accepted)])
+
+
+def may_read_contact(role: str, subject: str, referral: Referral) -> bool:
+    """The assigned coordinator; before intake, the intake worker (ops) who phones the family."""
+    if role == "coordinator":
+        return referral.coordinator_id == subject
+    return role == "ops" and not referral.intake_accepted
+
+
+def _announced(referral: Referral, events: list[Any]) -> list[Any]:
+    """Events about a case the other services know; none before intake."""
+    return events if referral.intake_accepted else []
 
 
 def submit(existing: Referral | None, new: Referral, *, now: datetime) -> Change[Referral]:
@@ -278,7 +353,7 @@ def give_consent(referral: Referral | None, consent: ConsentGiven, *, now: datet
     entry = ConsentEntry(state=ConsentState.GIVEN, given_by=consent.given_by, recorded_at=now, recorded_by_role=role)
     updated = referral.model_copy(update={"consent": [*referral.consent, entry]})
     event = ConsentRecorded(case_id=referral.case_id, consent=ConsentState.GIVEN, given_by=consent.given_by, recorded_at=now)
-    return Change(updated, [event])
+    return Change(updated, _announced(referral, [event]))
 
 
 def withdraw(referral: Referral | None, reason: WithdrawalReason, *, now: datetime, role: str) -> Change[Referral]:
@@ -293,7 +368,7 @@ def withdraw(referral: Referral | None, reason: WithdrawalReason, *, now: dateti
         events.append(ConsentRecorded(case_id=referral.case_id, consent=ConsentState.WITHDRAWN, recorded_at=now))
     events.append(ReferralWithdrawn(case_id=referral.case_id, withdrawn_at=now, reason=reason))
     updated = referral.model_copy(update={"consent": consent, "withdrawn_at": now, "withdrawal_reason": reason})
-    return Change(updated, events)
+    return Change(updated, _announced(referral, events))
 
 
 def assign_coordinator(referral: Referral | None, coordinator_id: str) -> Change[Referral] | None:

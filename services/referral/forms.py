@@ -1,14 +1,22 @@
 """The self-referral form: plain HTML that works without JavaScript, labelled for screen
-readers, re-shown with the problems next to the fields when something is missing."""
+readers, re-shown with the problems next to the fields when something is missing.
 
+Against cross-site requests, a double-submit token: the form page sets a random token in a
+SameSite=Strict, HttpOnly cookie and in a hidden field; a POST whose two copies differ (or
+lack) is refused. Only text is taken from the form: a file in a field is refused (422)."""
+
+import hmac
+import secrets
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.datastructures import FormData
 
 from shared.contract.vocabulary import ConcernCategory, ConsentingParty, Province
+from shared.errors import InvalidInput
 
-from .domain import ReferralRequest
+from .domain import PublicReferralRequest
 
 Values = dict[str, list[str]]
 
@@ -37,6 +45,10 @@ INPUT_OF_FIELD = {
     "consent": "consent", "language": "language",
 }  # fmt: skip
 
+FORM_COOKIE = "kring_form"
+FORM_COOKIE_SECONDS = 4 * 3600
+STYLESHEET = (Path(__file__).parent / "static" / "form.css").read_text(encoding="utf-8")
+
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True),
@@ -57,10 +69,33 @@ def _children(text: str) -> list[dict[str, Any]]:
     return children
 
 
-def parse(values: Values) -> ReferralRequest:
-    """The form's fields as a referral request (raises pydantic.ValidationError)."""
+def form_token(current: str | None) -> str:
+    """The browser's token if it has a well-formed one (several tabs keep working), else new."""
+    if current and len(current) == 43 and current.replace("-", "").replace("_", "").isalnum():
+        return current
+    return secrets.token_urlsafe(32)
+
+
+def same_token(cookie: str | None, field: object) -> bool:
+    if not cookie or not isinstance(field, str) or not field:
+        return False
+    return hmac.compare_digest(cookie.encode(), field.encode())
+
+
+def text_values(form: FormData) -> Values:
+    """The form's values by field, text only (raises InvalidInput naming the field)."""
+    values: Values = {}
+    for key, value in form.multi_items():
+        if not isinstance(value, str):
+            raise InvalidInput("must be text, not a file", field=key)
+        values.setdefault(key, []).append(value)
+    return values
+
+
+def parse(values: Values) -> PublicReferralRequest:
+    """The form's fields as a public referral request (raises pydantic.ValidationError)."""
     given_by = [v for v in values.get("consent", []) if v]
-    return ReferralRequest.model_validate(
+    return PublicReferralRequest.model_validate(
         {
             "referrer": {"type": _first(values, "referrer_type")},
             "region": {"province": _first(values, "province"), "municipality": _first(values, "municipality") or None},
@@ -93,8 +128,9 @@ def errors_by_input(fields: list[dict[str, str]]) -> dict[str, list[str]]:
     return errors
 
 
-def render_form(values: Values | None = None, errors: dict[str, list[str]] | None = None) -> str:
+def render_form(values: Values | None = None, errors: dict[str, list[str]] | None = None, *, csrf_token: str) -> str:
     return _templates.get_template("self_referral.html").render(
+        csrf_token=csrf_token,
         values=values or {},
         errors=errors or {},
         first=lambda name: _first(values or {}, name),
@@ -107,3 +143,7 @@ def render_form(values: Values | None = None, errors: dict[str, list[str]] | Non
 
 def render_thanks(case_id: str, family_token: str) -> str:
     return _templates.get_template("thanks.html").render(case_id=case_id, family_token=family_token)
+
+
+def render_refused() -> str:
+    return _templates.get_template("refused.html").render()

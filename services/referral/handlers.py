@@ -9,9 +9,8 @@ import pydantic
 
 from shared.contract.envelope import Envelope, InvalidMessage
 from shared.contract.events import CoordinatorAssigned, ReferralRejected, RejectedField
-from shared.contract.vocabulary import Identifier
 from shared.logging import get_logger
-from shared.messaging.consumer import current_message, subscribe_command
+from shared.messaging.consumer import current_message, sender_organisation, subscribe_command
 from shared.runtime import KringService
 from shared.store import AggregateStore
 
@@ -24,11 +23,18 @@ log = get_logger("kring.referral")
 SUBMIT = "referral.submit"
 
 
-class _Sender(pydantic.BaseModel):
-    """Enough of a command to know whom to answer."""
+class _Reference(pydantic.BaseModel):
+    """Enough of a command to answer it (the sender is known from its user_id)."""
 
-    source_organisation_id: Identifier
     external_reference: str = pydantic.Field(min_length=1, max_length=100)
+
+
+def impersonation(body: dict[str, Any], organisation: str) -> list[RejectedField]:
+    """A command naming another organisation than the bureau that sent it."""
+    named = body.get("source_organisation_id")
+    if named is None or named == organisation:
+        return []
+    return [RejectedField(field="source_organisation_id", problem="is not the organisation of the sending bureau's broker user")]
 
 
 def rejected_fields(error: pydantic.ValidationError) -> list[RejectedField]:
@@ -44,16 +50,22 @@ def register(service: KringService, referrals: AggregateStore[Referral], clock: 
         service.topology,
         service.name,
         SUBMIT,
-        description="A bureau submits a referral (JSON body: docs/asyncapi/submit-referral.schema.json). "
+        description="A bureau submits a referral (JSON body: docs/asyncapi/submit-referral.schema.json), "
+        "published as its own broker user bureau-<organisation> with that AMQP user_id: the sender's "
+        "organisation is taken from it, and a body naming another source_organisation_id is rejected. "
         "Answered on the replies exchange with referral.accepted.<organisation> or "
         "referral.rejected.<organisation>; the answer's subject and correlation id are "
         "<organisation>:<external reference>.",
     )
     async def on_submit_referral(body: dict[str, Any]) -> None:
+        organisation = sender_organisation(current_message().raw_message)
+        if errors := impersonation(body, organisation):
+            await reject(body, organisation, errors)
+            return
         try:
             command = domain.SubmitReferral.model_validate(body)
         except pydantic.ValidationError as error:
-            await reject(body, error)
+            await reject(body, organisation, rejected_fields(error))
             return
         now = clock()
         request = domain.ReferralRequest.model_validate(command.model_dump(include=set(domain.ReferralRequest.model_fields)))
@@ -61,27 +73,27 @@ def register(service: KringService, referrals: AggregateStore[Referral], clock: 
         def submit(case_id: str, existing: Referral | None) -> Any:
             new = domain.received(
                 case_id, request, now=now, channel="amqp", recorded_by_role="bureau",
-                source_organisation_id=command.source_organisation_id, external_reference=command.external_reference,
+                source_organisation_id=organisation, external_reference=command.external_reference,
             )  # fmt: skip
             return domain.submit(existing, new, now=now)
 
-        reference = f"{command.source_organisation_id}:{command.external_reference}"
+        reference = f"{organisation}:{command.external_reference}"
         mutation = await open_referral(referrals, reference, submit, dedup_id=current_message().message_id)
         log.info("referral command handled", case_id=mutation.state.case_id if mutation.state else None, result=mutation.result)
 
-    async def reject(body: dict[str, Any], error: pydantic.ValidationError) -> None:
+    async def reject(body: dict[str, Any], organisation: str, errors: list[RejectedField]) -> None:
         try:
-            sender = _Sender.model_validate(body, strict=False)
+            sender = _Reference.model_validate(body, strict=False)
         except pydantic.ValidationError:
-            # Nobody to answer: the DLQ keeps it, with the reasons, for operations.
-            raise InvalidMessage(
-                "cannot answer: source_organisation_id/external_reference missing or invalid"
-            ) from error
+            # Nothing to answer to: the DLQ keeps it, with the reasons, for operations.
+            problems = "; ".join(f"{e.field}: {e.problem}" for e in errors)
+            raise InvalidMessage(f"cannot answer: external_reference missing or invalid ({problems})"[:900]) from None
+        # The answer goes to the sender, whatever organisation the body named.
         rejection = ReferralRejected(
-            source_organisation_id=sender.source_organisation_id,
+            source_organisation_id=organisation,
             external_reference=sender.external_reference,
             rejected_at=clock(),
-            errors=rejected_fields(error),
+            errors=errors,
         )
         # Nothing is stored for a rejected command: answer directly (confirmed; a failure
         # requeues the command, so the answer is sent at least once).

@@ -3,21 +3,26 @@
 Who may do what:
 - bureau, referrer: submit referrals for their own organisation; read, give consent for,
   withdraw the referrals of their organisation;
-- anyone (rate-limited): self-referral as family member or the family itself, JSON or the
-  HTML form; the answer carries a family access token for that one case;
+- anyone (one rate limit per address for all these routes, shared by the replicas):
+  self-referral as family member or the family itself, JSON or the HTML form (CSRF
+  double-submit cookie), with the family's facts only (who pays and the statutory context
+  are derived); the answer carries a family access token for that one case. The case
+  waits for intake: it takes no coordinator's place and the other services hear nothing
+  of it until ops accepts it (POST /cases/{id}/intake);
 - family (token for its case): read its case (with the bottom-line requirements), give or
   withdraw consent;
 - coordinator: the same for the cases assigned to them, and the contact person;
-- ops: read any case's non-personal summary, withdraw.
+- ops: read any case's non-personal summary, withdraw; accept a self-referral's intake,
+  and before that read its contact person to phone the family.
 """
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pydantic
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.access import change_owned, read_owned
@@ -35,8 +40,8 @@ from shared.contract.vocabulary import (
     WithdrawalReason,
 )
 from shared.domain import Change
-from shared.errors import Forbidden, InvalidInput
-from shared.http import field_errors, rate_limited
+from shared.errors import Forbidden
+from shared.http import CACHEABLE, field_errors, page, public_rate_limit
 from shared.settings import KringSettings
 from shared.store import AggregateStore, Result
 
@@ -44,7 +49,8 @@ from . import domain, forms
 from .domain import Referral
 from .storage import open_referral
 
-FAMILY_TOKEN_TTL = timedelta(days=180)
+# The services a family's contact person reads its own case at.
+FAMILY_SERVICES = ("referral", "plans")
 PROFESSIONAL_ROLES = (Role.BUREAU, Role.REFERRER)
 
 
@@ -89,10 +95,12 @@ class CaseView(BaseModel):
     consent_history: list[ConsentView]
     bottom_line_requirements: list[str] = Field(description="visible to the family before the conference")
     coordinator_id: str | None
+    intake_accepted: bool = Field(description="false: a self-referral waiting for an intake worker; no place taken yet")
 
 
 class ContactView(BaseModel):
-    """What the assigned coordinator needs to start: personal data, for them only."""
+    """What the assigned coordinator (or, before intake, the intake worker) needs to start:
+    personal data, for them only."""
 
     case_id: str
     contact: domain.ContactPerson
@@ -129,6 +137,7 @@ def case_view(referral: domain.Referral) -> CaseView:
         consent_history=history,
         bottom_line_requirements=request.bottom_line_requirements,
         coordinator_id=referral.coordinator_id,
+        intake_accepted=referral.intake_accepted,
     )
 
 
@@ -148,14 +157,18 @@ def may_see(caller: Principal, referral: domain.Referral) -> bool:
 
 def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: Callable[[], datetime]) -> APIRouter:
     api = APIRouter()
-    public_limit = rate_limited(settings.public_rate_limit)
+    public = [Depends(public_rate_limit)]
+    secure_cookie = settings.environment == "production"
     anyone_on_the_case = authorised(Role.BUREAU, Role.REFERRER, Role.FAMILY, Role.COORDINATOR, Role.OPS)
 
-    async def open_case(request: domain.ReferralRequest, *, channel: str, role: str, organisation: str | None, reference: str | None) -> CaseCreated:
+    async def open_case(
+        request: domain.ReferralRequest, *, channel: str, role: str, organisation: str | None, reference: str | None,
+        anonymous: bool = False,
+    ) -> CaseCreated:  # fmt: skip
         def opened(case_id: str, existing: Referral | None) -> Change[Referral] | None:
             new = domain.received(
                 case_id, request, now=clock(), channel=channel, recorded_by_role=role,
-                source_organisation_id=organisation, external_reference=reference,
+                source_organisation_id=organisation, external_reference=reference, anonymous=anonymous,
             )  # fmt: skip
             return domain.open_case(existing, new)
 
@@ -164,7 +177,7 @@ def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: 
         return CaseCreated(case_id=mutation.state.case_id, resubmission=mutation.result is Result.UNCHANGED)
 
     def family_token(case_id: str) -> str:
-        return issue_token(settings, subject=f"family-{case_id}", role=Role.FAMILY, case_id=case_id, ttl=FAMILY_TOKEN_TTL)
+        return issue_token(settings, subject=f"family-{case_id}", role=Role.FAMILY, audience=FAMILY_SERVICES, case_id=case_id)
 
     async def change(case_id: str, caller: Principal, decide: Callable[[Referral], Any]) -> CaseView:
         return case_view(await change_owned(referrals, case_id, caller, may_see, decide))
@@ -182,37 +195,64 @@ def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: 
             reference=submission.external_reference,
         )  # fmt: skip
 
-    @api.post("/self-referrals", status_code=201, response_model=CaseCreated, tags=["referrals"], dependencies=[Depends(public_limit)])
-    async def self_referral(request: domain.ReferralRequest) -> CaseCreated:
-        """A family member or the family itself asks for a conference (no account needed)."""
-        if request.referrer.type not in domain.NON_PROFESSIONAL:
-            raise InvalidInput("must be family_member or self here; professionals use POST /referrals", field="referrer.type")
-        created = await open_case(request, channel="http", role="family", organisation=None, reference=None)
+    async def open_self_referral(request: domain.PublicReferralRequest, channel: str) -> CaseCreated:
+        created = await open_case(request.as_referral(), channel=channel, role="family", organisation=None, reference=None, anonymous=True)
         return created.model_copy(update={"family_access_token": family_token(created.case_id)})
 
-    @api.get("/self-referral", response_class=HTMLResponse, tags=["form"])
-    async def self_referral_form() -> HTMLResponse:
-        return HTMLResponse(forms.render_form())
+    @api.post("/self-referrals", status_code=201, response_model=CaseCreated, tags=["referrals"], dependencies=public)
+    async def self_referral(request: domain.PublicReferralRequest) -> CaseCreated:
+        """A family member or the family itself asks for a conference (no account needed).
+        An intake worker phones the contact person before the case goes further."""
+        return await open_self_referral(request, "http")
 
-    @api.post("/self-referral", response_class=HTMLResponse, tags=["form"], dependencies=[Depends(public_limit)])
+    @api.get("/self-referral", response_class=HTMLResponse, tags=["form"], dependencies=public)
+    async def self_referral_form(http_request: Request) -> HTMLResponse:
+        token = forms.form_token(http_request.cookies.get(forms.FORM_COOKIE))
+        response = page(forms.render_form(csrf_token=token))
+        response.set_cookie(
+            forms.FORM_COOKIE, token, max_age=forms.FORM_COOKIE_SECONDS, path="/self-referral",
+            secure=secure_cookie, httponly=True, samesite="strict",
+        )  # fmt: skip
+        return response
+
+    @api.get("/self-referral/style.css", include_in_schema=False)
+    async def self_referral_style() -> Response:
+        return Response(forms.STYLESHEET, media_type="text/css", headers={"cache-control": CACHEABLE})
+
+    @api.post("/self-referral", response_class=HTMLResponse, tags=["form"], dependencies=public)
     async def self_referral_form_sent(http_request: Request) -> HTMLResponse:
         form = await http_request.form()
-        values = {key: form.getlist(key) for key in form.keys()}
+        cookie = http_request.cookies.get(forms.FORM_COOKIE)
+        if not forms.same_token(cookie, form.get("csrf_token")):
+            return page(forms.render_refused(), 403)
+        values = forms.text_values(form)  # raises InvalidInput (422) for a file in a field
+        assert cookie is not None
         try:
             request = forms.parse(values)
         except pydantic.ValidationError as error:
-            return HTMLResponse(forms.render_form(values, forms.errors_by_input(field_errors(error.errors()))), 422)
-        created = await open_case(request, channel="form", role="family", organisation=None, reference=None)
-        return HTMLResponse(forms.render_thanks(created.case_id, family_token(created.case_id)), 201)
+            return page(forms.render_form(values, forms.errors_by_input(field_errors(error.errors())), csrf_token=cookie), 422)
+        created = await open_self_referral(request, "form")
+        assert created.family_access_token is not None
+        return page(forms.render_thanks(created.case_id, created.family_access_token), 201)
+
+    @api.post("/cases/{case_id}/intake", response_model=CaseView, tags=["cases"])
+    async def accept_intake(case_id: str, caller: Principal = Depends(authorised(Role.OPS))) -> CaseView:
+        """An intake worker spoke to the family of a self-referral and takes it on: only now
+        is the case announced to the other services (and a coordinator's place reserved)."""
+        now = clock()
+        return await change(case_id, caller, lambda r: domain.accept_intake(r, now=now))
 
     @api.get("/cases/{case_id}", response_model=CaseView, tags=["cases"])
     async def read_case(case_id: str, caller: Principal = Depends(anyone_on_the_case)) -> CaseView:
         return case_view(await read_owned(referrals, case_id, caller, may_see))
 
     @api.get("/cases/{case_id}/contact", response_model=ContactView, tags=["cases"])
-    async def read_contact(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> ContactView:
-        """The family's contact person, for the coordinator assigned to the case only."""
+    async def read_contact(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS))) -> ContactView:
+        """The family's contact person, for the coordinator assigned to the case only; before
+        a self-referral's intake, for the intake worker (ops) who phones the family."""
         referral = await read_owned(referrals, case_id, caller, may_see)
+        if not domain.may_read_contact(caller.role, caller.subject, referral):
+            raise Forbidden("only the assigned coordinator reads the contact person (ops: before intake only)")
         request = referral.request
         return ContactView(
             case_id=case_id, contact=request.contact, description=request.description,

@@ -12,11 +12,11 @@ from datetime import date, datetime
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.access import change_owned, read_owned
+from shared.access import change_owned, funder_slice, read_owned
 from shared.auth import Principal, Role, authorised
 from shared.contract.vocabulary import CancellationReason, Identifier, Province
 from shared.domain import Change
-from shared.errors import Forbidden, InvalidInput
+from shared.errors import InvalidInput
 from shared.logging import get_logger
 
 from . import domain
@@ -113,10 +113,7 @@ def router(assignments: Assignments, clock: Callable[[], datetime]) -> APIRouter
         caller: Principal = Depends(authorised(Role.OPS, Role.FUNDER)),
     ) -> domain.SixtyDays:
         """Share of first conferences held within 60 days of referral (reference: 65%)."""
-        if caller.role is Role.FUNDER:
-            if funder_id not in (None, caller.organisation_id):
-                raise Forbidden("only your own figures")
-            funder_id = caller.organisation_id
+        funder_id = funder_slice(caller, funder_id)
         where: dict[str, object] = {}
         if funder_id:
             where["referral.funder_id"] = funder_id

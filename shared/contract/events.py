@@ -39,6 +39,10 @@ from .vocabulary import (
 )
 
 TYPE_PREFIX = "nl.kring."
+# The service that produces each event, by the first part of its name (outcome.recorded is
+# follow-up's report to funders). Consumers hold a message's broker-validated AMQP user_id
+# to `kring-<producer>`, and the broker lets each service publish only its own names.
+PRODUCERS = {"referral": "referral", "scheduling": "scheduling", "plans": "plans", "followup": "followup", "outcome": "followup"}
 
 
 class Channel(StrEnum):
@@ -67,6 +71,11 @@ class Event(BaseModel):
     def binding_key(cls) -> str:
         """Routing key pattern a subscriber binds with to receive this event."""
         return cls.name if cls.version == 1 else f"{cls.name}.v{cls.version}"
+
+    @classmethod
+    def producer(cls) -> str:
+        """The one service that publishes this event, e.g. ``scheduling``."""
+        return PRODUCERS[cls.name.split(".", 1)[0]]
 
     def routing_key(self) -> str:
         return self.binding_key()
@@ -422,6 +431,7 @@ def event_type(type_name: str) -> type[Event]:
 __all__ = [cls.__name__ for cls in CATALOGUE] + [
     "CATALOGUE",
     "OWN_STEPS",
+    "PRODUCERS",
     "BY_TYPE",
     "AgreementCounts",
     "AgreementProgress",

@@ -1,8 +1,9 @@
 """How every Kring subscriber treats a message: the delivery policy.
 
 - Decoding: CloudEvents headers + JSON body become an `Envelope[SomeEvent]`, validated
-  (`envelope_decoder`).
-- Invalid input (bad headers, broken JSON, wrong type or version, schema errors of the
+  (`envelope_decoder`); the broker-validated AMQP user_id must be the event's producer
+  (`kring-<Event.producer()>`), and a command's must be a bureau's (`bureau-<organisation>`).
+- Invalid input (a sender that may not send it, bad headers, broken JSON, wrong type or version, schema errors of the
   message, or a handler's InvalidInput): a copy goes to the queue's DLQ with the reason in a
   header, the original is acked. Reasons name fields, never values: data may be personal.
 - Transient fault (TransientFault, database unreachable): retried in-process with
@@ -29,11 +30,13 @@ from faststream.rabbit import RabbitBroker, RabbitMessage, RabbitQueue, RabbitRo
 
 from shared.contract.envelope import CONTENT_TYPE, HEADER_PREFIX, Envelope, InvalidMessage, envelope_from_amqp
 from shared.contract.events import Event
+from shared.contract.vocabulary import Identifier
 from shared.errors import InvalidInput, TransientFault
 from shared.logging import bind_message_context, get_logger
 from shared.mongo import database_unavailable
 from shared.settings import KringSettings
 
+from .parties import BUREAU_USER_PREFIX, service_user
 from .publisher import EventPublisher
 from .topology import DELIVERY_LIMIT, Topology
 
@@ -52,6 +55,32 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, TransientFault) or database_unavailable(error)
 
 
+_organisation = pydantic.TypeAdapter(Identifier)
+
+
+def _user_id(raw: Any) -> str:
+    return (raw.user_id or "")[:100]
+
+
+def check_producer(raw: Any, event: type[Event]) -> None:
+    """Only the event's producer may have published it: RabbitMQ validated the user_id."""
+    expected = service_user(event.producer())
+    if raw.user_id != expected:
+        raise InvalidMessage(f"user_id {_user_id(raw)!r} may not publish {event.type_name()} (only {expected})")
+
+
+def sender_organisation(raw: Any) -> str:
+    """The bureau that published a command, from its broker-validated user_id: the only
+    source of its identity (never the body)."""
+    user = raw.user_id or ""
+    try:
+        if not user.startswith(BUREAU_USER_PREFIX):
+            raise ValueError
+        return _organisation.validate_python(user.removeprefix(BUREAU_USER_PREFIX))
+    except (ValueError, pydantic.ValidationError):
+        raise InvalidMessage(f"user_id {_user_id(raw)!r} is not a bureau's: only bureaus send commands") from None
+
+
 def envelope_decoder(event: type[Event]) -> Callable[[RabbitMessage, Callable[..., Any]], Awaitable[Envelope[Any]]]:
     """Decodes and validates an `Envelope[event]` here, so that a message that does not fit is
     told apart from a model a handler builds wrongly (a bug, not bad input)."""
@@ -59,6 +88,7 @@ def envelope_decoder(event: type[Event]) -> Callable[[RabbitMessage, Callable[..
 
     async def decode(message: RabbitMessage, _default: Callable[..., Any]) -> Envelope[Any]:
         raw = message.raw_message
+        check_producer(raw, event)
         try:
             return envelope_type.model_validate(envelope_from_amqp(raw.headers, raw.body, raw.content_type))
         except pydantic.ValidationError as error:
@@ -70,6 +100,7 @@ def envelope_decoder(event: type[Event]) -> Callable[[RabbitMessage, Callable[..
 async def command_decoder(message: RabbitMessage, _default: Callable[..., Any]) -> dict[str, Any]:
     """A command from outside Kring (a bureau's system): a JSON object, no envelope."""
     raw = message.raw_message
+    sender_organisation(raw)
     if raw.content_type not in (None, CONTENT_TYPE):
         raise InvalidMessage(f"content type {raw.content_type!r} is not {CONTENT_TYPE}")
     try:

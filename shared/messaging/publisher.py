@@ -3,6 +3,12 @@
 The broker's default channel must be `Channel(on_return_raises=True)` (see
 shared.runtime.create_broker): then a message no queue would receive raises
 `Unroutable` here instead of vanishing, and a broker nack raises `PublishFailed`.
+
+Every message carries the AMQP `user_id` of the publisher's broker user; RabbitMQ refuses
+(closes the channel) a user_id that is not the connection's own user, so a consumer can
+trust it (shared.messaging.consumer checks it against the event's producer). A dead letter
+keeps the original sender in ORIGINAL_USER_HEADER; a redrive (kring-ops, tagged
+`impersonator`) publishes it again under that user_id.
 """
 
 from collections.abc import Mapping
@@ -24,6 +30,7 @@ QUEUE_HEADER = "x-kring-dead-letter-queue"
 ORIGINAL_EXCHANGE_HEADER = "x-kring-original-exchange"
 ORIGINAL_ROUTING_KEY_HEADER = "x-kring-original-routing-key"
 DEAD_LETTERED_AT_HEADER = "x-kring-dead-lettered-at"
+ORIGINAL_USER_HEADER = "x-kring-original-user-id"
 KRING_HEADER_PREFIX = "x-kring-"
 # Headers that describe a delivery, not the message: a redriven message starts afresh.
 DELIVERY_HEADERS = ("x-delivery-count", "x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason")
@@ -49,9 +56,10 @@ def stored_form(envelope: Envelope[Any]) -> dict[str, Any]:
 
 
 class EventPublisher:
-    def __init__(self, broker: RabbitBroker, topology: Topology) -> None:
+    def __init__(self, broker: RabbitBroker, topology: Topology, user_id: str) -> None:
         self.broker = broker
         self.topology = topology
+        self.user_id = user_id
 
     async def publish(self, envelope: Envelope[Any]) -> None:
         await self.publish_stored(stored_form(envelope))
@@ -73,7 +81,8 @@ class EventPublisher:
         )
 
     async def send_command(self, routing_key: str, body: bytes, **properties: Any) -> None:
-        """Publish a command on the intake exchange (used by bureaus' clients and tests)."""
+        """Publish a command on the intake exchange: only a bureau's user may (used by
+        bureaus' clients and tests)."""
         await self._send(self.topology.intake, routing_key, body, **properties)
 
     async def dead_letter(self, message: AbstractIncomingMessage, queue: str, reason: str) -> None:
@@ -86,6 +95,7 @@ class EventPublisher:
                 ORIGINAL_EXCHANGE_HEADER: message.exchange or "",
                 ORIGINAL_ROUTING_KEY_HEADER: message.routing_key or "",
                 DEAD_LETTERED_AT_HEADER: datetime.now(UTC).isoformat(),
+                ORIGINAL_USER_HEADER: message.user_id or "",
             }
         )
         await self._send(self.topology.dead_letter, queue, message.body, headers=headers, **_properties_of(message))
@@ -94,14 +104,21 @@ class EventPublisher:
         """Put a copy of dead letter `message` back on `queue` as a fresh delivery, without the
         dead-letter and delivery headers; the caller then acks it. Raises Unroutable if the
         queue is gone."""
+        # Kring's dead letters name the original sender (their own user_id is the service's
+        # that dead-lettered them); the broker's own (delivery limit) keep the original.
+        original = (message.headers or {}).get(ORIGINAL_USER_HEADER, message.user_id)
+        original = original.decode() if isinstance(original, bytes) else original
         headers = {
             key: value
             for key, value in (message.headers or {}).items()
             if not key.startswith(KRING_HEADER_PREFIX) and key not in DELIVERY_HEADERS
         }
-        await self._send(DEFAULT_EXCHANGE, queue, message.body, headers=headers, **_properties_of(message))
+        await self._send(
+            DEFAULT_EXCHANGE, queue, message.body, headers=headers, user_id=original or None, **_properties_of(message)
+        )
 
     async def _send(self, exchange: RabbitExchange, routing_key: str, body: bytes, **properties: Any) -> None:
+        properties.setdefault("user_id", self.user_id)
         try:
             await self.broker.publish(
                 body,

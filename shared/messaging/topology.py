@@ -10,6 +10,7 @@
                       has bound yet is parked in queue `<prefix>.unrouted`, not dropped;
 - `<prefix>.dead-letter` direct, routing key = the source queue's name, one DLQ
                       (`<queue>.dlq`) per queue.
+A funder reads its own queue `<prefix>.partner.<funder>`, bound by operations.
 Subscriber queues are quorum queues named `<prefix>.<service>.<binding key>`, one per
 subscriber, dead-lettering to their DLQ after DELIVERY_LIMIT failed deliveries.
 The prefix is the deployment's namespace (KRING_AMQP_PREFIX); tests use their own.
@@ -70,6 +71,11 @@ class Topology:
                 "x-overflow": "reject-publish",
             },
         )
+
+    def partner_queue_name(self, funder_id: str) -> str:
+        """A funder's own queue on the partner exchange (declared and bound by operations;
+        only the funder's broker user may read it)."""
+        return f"{self.prefix}.partner.{funder_id}"
 
     def dead_letter_queue(self, queue_name: str) -> RabbitQueue:
         return RabbitQueue(f"{queue_name}.dlq", queue_type=QueueType.QUORUM, routing_key=queue_name)

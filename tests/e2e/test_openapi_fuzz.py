@@ -29,7 +29,7 @@ from tests.support.access import POLICY, PUBLIC, claims
 from tests.support.system import System, load_demo
 
 EXAMPLES = int(os.environ.get("KRING_SCHEMATHESIS_EXAMPLES", "12"))
-SIGNING = KringSettings(service_name="fuzz")
+SIGNING = KringSettings(service_name="fuzz", environment="development")
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,8 @@ def test_generated_requests_to_every_operation_never_get_a_server_error(system: 
 
 
 async def make_real_cases(system: System, rabbitmq_url: str) -> list[RealCase]:
-    """Four cases carried to their end by the demo, and three self-referrals that consent and
-    wait with a coordinator, preparing their conference."""
+    """Four cases carried to their end by the demo, and three self-referrals that intake
+    accepts, that consent and wait with a coordinator, preparing their conference."""
     demo = load_demo()
     finished = await demo.run(4, 7, system.urls, rabbitmq_url, timeout=120, quiet=True, prefix=system.prefix)
     assert all(s.case_id and not s.outcome.startswith(("running", "failed")) for s in finished), [s.outcome for s in finished]
@@ -86,6 +86,8 @@ async def make_real_cases(system: System, rabbitmq_url: str) -> list[RealCase]:
             referred = await http.post(f"{system.urls['referral']}/self-referrals", json=body)
             assert referred.status_code == 201, referred.text
             case_id, family = referred.json()["case_id"], referred.json()["family_access_token"]
+            intake = await http.post(f"{system.urls['referral']}/cases/{case_id}/intake", headers=ops)
+            assert intake.status_code == 200, intake.text
             consent = await http.post(f"{system.urls['referral']}/cases/{case_id}/consent", json={"given_by": ["parent_with_responsibility"]},
                                       headers={"authorization": f"Bearer {family}"})  # fmt: skip
             assert consent.status_code == 200, consent.text
@@ -111,7 +113,7 @@ def headers_for(role: Role | None, case: RealCase | None) -> dict[str, str]:
     elif role is Role.PROFESSIONAL:
         token = issue_token(SIGNING, subject=case.professional, role=role, ttl=timedelta(hours=1))
     else:
-        token = issue_token(SIGNING, subject=f"{role}-fuzz", role=role, ttl=timedelta(hours=1))
+        token = issue_token(SIGNING, subject=f"{role}-fuzz", role=role, ttl=timedelta(hours=1), **claims(role))
     return {"authorization": f"Bearer {token}"}
 
 

@@ -205,7 +205,7 @@ async def test_broker_redelivery_after_stored_change_has_no_second_effect(kring:
 async def test_malformed_messages_go_to_the_dlq_with_a_reason_and_consuming_goes_on(kring: Harness) -> None:
     consumer = Consumer(kring.service("scheduling"))
     await kring.start(consumer.service)
-    publisher = consumer.service.publisher
+    publisher = await kring.publisher_as("kring-referral")  # the producer's user: only the content is wrong
     good = Envelope.wrap(referral_received(), source="kring/test")
     exchange, key = kring.topology.events, ReferralReceived.binding_key()
     headers = dict(amqp_headers(good.model_dump(mode="json")))
@@ -249,7 +249,7 @@ async def test_handler_that_always_fails_is_dead_lettered_after_the_delivery_lim
 
     await kring.start(service)
     envelope = Envelope.wrap(referral_received(), source="kring/test")
-    await service.publisher.publish(envelope)
+    await kring.publish(envelope)
     queue = service.topology.queue_name(service.name, ReferralReceived.binding_key())
     dlq = kring.topology.dead_letter_queue(queue).name
     await eventually(lambda: calls[envelope.id] == 1 + DELIVERY_LIMIT, what="all allowed deliveries")
@@ -298,7 +298,7 @@ async def test_with_the_database_unreachable_a_message_is_retried_and_applied_on
     try:
         await proxy.cut()
         envelope = Envelope.wrap(referral_received(), source="kring/test")
-        await service.publisher.publish(envelope)
+        await kring.publish(envelope)
         await eventually(lambda: consumer.deliveries[envelope.id] >= 1, what="delivery while the database is down")
         await asyncio.sleep(3 * 2.0)  # several failed attempts (server selection times out after 2 s)
         assert consumer.results == [], "nothing can be applied while the database is unreachable"
@@ -378,8 +378,9 @@ async def test_an_event_nobody_subscribes_to_is_parked_and_an_unroutable_command
     assert parked[0].delivery_mode == DeliveryMode.PERSISTENT
     assert parked[0].routing_key == ConsentRecorded.binding_key()
 
+    bureau = await kring.publisher_as("bureau-bjz-utrecht")
     with pytest.raises(Unroutable):
-        await service.publisher.send_command("referral.submit", b"{}")  # no intake queue bound yet
+        await bureau.send_command("referral.submit", b"{}")  # no intake queue bound yet
 
 
 async def test_what_the_database_answers_while_it_stops_counts_as_the_database_being_away(mongodb_url: str, tmp_path: Path) -> None:

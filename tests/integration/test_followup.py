@@ -45,11 +45,14 @@ PREFETCH = 4
 
 
 def build(kring: Harness, clock: ManualClock) -> FastAPI:
-    return kring.app(lambda s: create_app(s, clock=clock, sweep_seconds=0.3), "followup", prefetch=PREFETCH)
+    app = kring.app(lambda s: create_app(s, clock=clock, sweep_seconds=0.3), "followup", prefetch=PREFETCH)
+    app.state.harness = kring
+    return app
 
 
 async def publish(app: FastAPI, event: Event) -> None:
-    await app.state.kring.publisher.publish(Envelope.wrap(event, source="kring/test"))
+    """As the event's producer would (its own broker user)."""
+    await app.state.harness.publish(Envelope.wrap(event, source="kring/test"))
 
 
 async def accepted_case(app: FastAPI, clock: ManualClock, **referral: Any) -> str:
@@ -204,7 +207,7 @@ async def test_the_funder_report_adds_up_over_two_hundred_seeded_cases(kring: Ha
         expected["prevented"] += status is ExecutionStatus.FULLY_CARRIED_OUT
         ratings["children"].append(child)
         ratings["family"].append(family)
-    publisher = app.state.kring.publisher
+    publisher = kring  # publishes as each event's producer
     for envelope in envelopes:
         await publisher.publish(envelope)
     await publisher.publish(envelopes[0])  # a redelivered referral counts once
@@ -268,12 +271,12 @@ async def test_a_late_funder_gets_its_history_replayed_and_late_checks_show(krin
     log = app.state.kring.stores["partner_log"]
     await eventually(lambda: log.find({"funder_id": "gm-utrecht"}), what="the outcome kept")
 
-    late_queue = await kring.probe(kring.topology.partner.name, "outcome.recorded.nobody.#")  # a new, empty queue
     async with kring.http(app, kring.token(Role.OPS)) as http:
-        replayed = await http.post("/partner/replay", json={"funder_id": "gm-utrecht", "queue": late_queue.name})
+        missing = await http.post("/partner/replay", json={"funder_id": "gm-utrecht"})
+        assert missing.status_code == 404, "the funder's queue is not there yet"
+        late_queue = await kring.funder_queue("gm-utrecht", binding_key="outcome.recorded.nobody.#")  # new, empty
+        replayed = await http.post("/partner/replay", json={"funder_id": "gm-utrecht"})
         assert replayed.json() == {"replayed": 1}
-        missing = await http.post("/partner/replay", json={"funder_id": "gm-utrecht", "queue": "no.such.queue"})
-        assert missing.status_code == 404
         clock.advance(days=15)
         late = (await http.get("/checks/late")).json()
     [message] = await kring.drain(late_queue.name)
@@ -292,7 +295,7 @@ async def test_an_event_redelivered_long_after_is_not_counted_twice(kring: Harne
         referral_received().model_copy(update={"received_at": START, "region": REGION, "funder_id": "gm-redrive"}) for _ in range(5)
     ]
     envelopes = [Envelope.wrap(event, source="kring/test") for event in referrals]
-    publisher = app.state.kring.publisher
+    publisher = kring  # publishes as each event's producer
     ops = kring.token(Role.OPS)
 
     async def counted() -> int:

@@ -8,7 +8,7 @@ import pytest
 
 from services import ops
 from services.referral.app import create_app
-from shared.messaging.publisher import REASON_HEADER, Unroutable
+from shared.messaging.publisher import ORIGINAL_USER_HEADER, REASON_HEADER, Unroutable
 from tests.support.harness import Harness
 from tests.support.referrals import submit_referral
 from tests.support.waiting import eventually
@@ -20,16 +20,20 @@ async def test_a_dead_letter_is_shown_with_its_reason_and_redriven_to_be_consume
     app = kring.app(create_app, "referral")
     service = app.state.kring
     await kring.start(service)
-    settings = service.settings
+    settings = kring.settings("ops")
     queue = kring.topology.queue_name("referral", "referral.submit")
     replies = await kring.probe(kring.topology.replies.name, "referral.accepted.#")
 
-    # A good command that was dead-lettered (say, during an outage of a dependency).
+    # A good command of bureau bjz-ops that was dead-lettered (say, during an outage of a
+    # dependency): the referral service's copy names the bureau as its original sender.
     message_id = str(uuid.uuid4())
     command = json.dumps(submit_referral("bjz-ops")).encode()
     await service.publisher._send(
         kring.topology.dead_letter, queue, command,
-        headers={REASON_HEADER: "handler failed on 6 deliveries: TimeoutError", "x-delivery-count": 5},
+        headers={
+            REASON_HEADER: "handler failed on 6 deliveries: TimeoutError", "x-delivery-count": 5,
+            ORIGINAL_USER_HEADER: "bureau-bjz-ops",
+        },
         content_type="application/json", message_id=message_id,
     )  # fmt: skip
     await eventually(lambda: kring.depth(f"{queue}.dlq"), what="the dead letter")
@@ -81,7 +85,7 @@ async def test_replay_publishes_a_funders_history_into_its_queue(kring: Harness)
     envelope = Envelope.wrap(outcome, source="kring/followup")
     await service.publisher.publish(envelope)
     await eventually(lambda: service.stores["partner_log"].find({"funder_id": "gm-ops"}), what="kept")
-    late = await kring.probe(kring.topology.partner.name, "outcome.recorded.nobody.#")
-    assert await ops.replay_partner(service.settings, "gm-ops", late.name) == 1
+    late = await kring.funder_queue("gm-ops", binding_key="outcome.recorded.nobody.#")
+    assert await ops.replay_partner(kring.settings("ops"), "gm-ops") == 1
     [message] = await kring.drain(late.name)
     assert message.message_id == envelope.id

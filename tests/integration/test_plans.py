@@ -39,7 +39,7 @@ class Plans:
 
     async def publish(self, event: Event) -> Envelope[Any]:
         envelope = Envelope.wrap(event, source="kring/test")
-        await self.service.publisher.publish(envelope)
+        await self.kring.publish(envelope)
         return envelope
 
     async def plan(self, case_id: str, token: str | None = None) -> dict[str, Any]:
@@ -222,7 +222,7 @@ async def test_only_the_case_people_read_the_plan_and_duplicates_change_nothing(
     )  # fmt: skip
     envelope = Envelope.wrap(scheduled, source="kring/test")
     for _ in range(3):
-        await plans.service.publisher.publish(envelope)
+        await plans.kring.publish(envelope)
 
     async def moved() -> bool:
         return (await plans.plan(case_id))["meetings"][0]["conference_date"] == scheduled.conference_date.isoformat()

@@ -15,7 +15,7 @@ from shared.contract.events import CoordinatorAssigned
 from shared.contract.vocabulary import Region
 from shared.messaging.publisher import REASON_HEADER
 from tests.support.harness import Harness
-from tests.support.referrals import PERSONAL_VALUES, referral_request, self_referral, submit_referral
+from tests.support.referrals import PERSONAL_VALUES, form_token, referral_request, self_referral, submit_referral
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -28,11 +28,19 @@ async def started(kring: Harness, **overrides: Any) -> FastAPI:
     return app
 
 
-async def send(app: FastAPI, body: Any, *, content_type: str = "application/json") -> str:
+async def send(kring: Harness, body: Any, *, content_type: str = "application/json", bureau: str = BUREAU) -> str:
+    """A bureau's command, published as that bureau's broker user."""
     message_id = str(uuid.uuid4())
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    await app.state.kring.publisher.send_command("referral.submit", raw, content_type=content_type, message_id=message_id)
+    await kring.send_command("referral.submit", raw, bureau=bureau, content_type=content_type, message_id=message_id)
     return message_id
+
+
+async def accept_intake(kring: Harness, app: FastAPI, case_id: str) -> None:
+    """An intake worker (ops) spoke to the family of a self-referral and takes it on."""
+    async with kring.http(app, kring.token(Role.OPS, subject="intake-1")) as http:
+        response = await http.post(f"/cases/{case_id}/intake")
+    assert response.status_code == 200 and response.json()["intake_accepted"] is True, response.text
 
 
 def data(message: Any) -> dict[str, Any]:
@@ -52,7 +60,7 @@ async def test_a_bureau_command_becomes_a_case_and_the_bus_carries_no_personal_d
     replies = await kring.probe(kring.topology.replies.name, f"referral.*.{BUREAU}")
 
     command = submit_referral(BUREAU)
-    await send(app, command)
+    await send(kring, command)
 
     [reply] = await kring.drain(replies.name, settle=1.0) or [None]
     assert reply is not None and reply.routing_key == f"referral.accepted.{BUREAU}"
@@ -74,9 +82,9 @@ async def test_a_resubmission_answers_the_same_case_and_opens_no_second_one(krin
     replies = await kring.probe(kring.topology.replies.name, f"referral.accepted.{BUREAU}")
 
     command = submit_referral(BUREAU, reference="BJZ/2026/0042")
-    await send(app, command)
+    await send(kring, command)
     await eventually(lambda: kring.depth(replies.name), what="first answer")
-    await send(app, command)
+    await send(kring, command)
     await eventually(lambda: kring.depth(replies.name), what="second answer")  # first was not taken yet
     answers = [data(m) for m in await kring.drain(replies.name, settle=1.0)]
     assert len(answers) == 2
@@ -91,7 +99,7 @@ async def test_an_invalid_command_is_rejected_naming_every_bad_field(kring: Harn
     command = submit_referral(BUREAU, children=[{"age": -1}], language="Dutch", concern_categories=[])
     del command["contact"]
     command["region"]["province"] = "XX"
-    await send(app, command)
+    await send(kring, command)
 
     [reply] = await kring.drain(replies.name, settle=1.5)
     rejection = data(reply)
@@ -106,9 +114,9 @@ async def test_a_command_nobody_can_be_answered_for_goes_to_the_dlq_and_intake_g
     app = await started(kring)
     replies = await kring.probe(kring.topology.replies.name, "referral.#")
     queue = kring.topology.queue_name("referral", "referral.submit")
-    broken = await send(app, b'{"source_organisation_id": "bjz-', content_type="application/json")
-    anonymous = await send(app, {"children": []})
-    await send(app, submit_referral(BUREAU))
+    broken = await send(kring, b'{"source_organisation_id": "bjz-', content_type="application/json")
+    anonymous = await send(kring, {"children": []})
+    await send(kring, submit_referral(BUREAU))
 
     dead = await kring.drain(kring.topology.dead_letter_queue(queue).name, settle=1.5)
     assert {m.message_id for m in dead} == {broken, anonymous}
@@ -128,6 +136,8 @@ async def test_a_family_refers_itself_and_reads_its_case_with_its_own_token(krin
         other = (await http.post("/self-referrals", json=self_referral())).json()
         assert (await http.get(f"/cases/{other['case_id']}", headers=family)).status_code == 403
     assert case["consent"]["state"] == "pending" and case["referrer_type"] == "self"
+    assert case["statutory_context"] == "none" and case["intake_accepted"] is False
+    await accept_intake(kring, app, created["case_id"])
     received = next(m for m in await kring.drain(events.name) if data(m)["case_id"] == created["case_id"])
     assert data(received)["funder_id"] == "GM0344", "a family need not know who pays: its municipality"
     assert data(received)["consent"] == "pending"
@@ -137,7 +147,7 @@ async def test_a_family_refers_itself_and_reads_its_case_with_its_own_token(krin
 async def test_a_professional_cannot_use_the_self_referral_route(kring: Harness) -> None:
     app = await started(kring)
     async with kring.http(app) as http:
-        response = await http.post("/self-referrals", json=self_referral(referrer={"type": "gp", "organisation_id": "gp-1"}, funder_id="gm-utrecht"))
+        response = await http.post("/self-referrals", json=self_referral(referrer={"type": "gp"}))
     assert response.status_code == 422
     assert [f["field"] for f in response.json()["fields"]] == ["referrer.type"]
 
@@ -147,13 +157,14 @@ async def test_the_html_form_shows_problems_and_accepts_a_complete_request(kring
     async with kring.http(app) as http:
         form = await http.get("/self-referral")
         assert form.status_code == 200 and '<label for="contact_name">' in form.text
-        incomplete = await http.post("/self-referral", data={"referrer_type": "self", "children": "4, tien"})
+        token = form_token(form.text)
+        incomplete = await http.post("/self-referral", data={"csrf_token": token, "referrer_type": "self", "children": "4, tien"})
         assert incomplete.status_code == 422
         assert 'aria-invalid="true"' in incomplete.text and "Please check these answers" in incomplete.text
         complete = await http.post(
             "/self-referral",
             data={
-                "referrer_type": "family_member", "contact_name": "Oma Jansen", "contact_relation": "grandmother",
+                "csrf_token": form_token(incomplete.text), "referrer_type": "family_member", "contact_name": "Oma Jansen", "contact_relation": "grandmother",
                 "contact_phone": "06 12345678", "province": "UT", "language": "nl", "children": "4, 9",
                 "concern_categories": ["parenting", "housing"], "description": "Ik maak me zorgen.",
                 "consent": "parent_with_responsibility",
@@ -168,6 +179,7 @@ async def test_consent_then_withdrawal_is_recorded_and_announced(kring: Harness)
     events = await kring.probe(kring.topology.events.name, "referral.#")
     async with kring.http(app) as http:
         created = (await http.post("/self-referrals", json=self_referral())).json()
+        await accept_intake(kring, app, created["case_id"])
         family = {"authorization": f"Bearer {created['family_access_token']}"}
         path = f"/cases/{created['case_id']}"
         too_young = await http.post(f"{path}/consent", json={"given_by": ["parent_with_responsibility"]}, headers=family)
@@ -234,7 +246,7 @@ async def test_who_may_see_and_do_what(kring: Harness) -> None:
     assigned = CoordinatorAssigned(
         case_id=case_id, coordinator_id="coord-7", assigned_at=case.json()["received_at"], region=Region(province="UT")
     )
-    await app.state.kring.publisher.publish(Envelope.wrap(assigned, source="kring/scheduling"))
+    await kring.publish(Envelope.wrap(assigned, source="kring/scheduling"))
 
     async def coordinator_reads_contact() -> bool:
         return await status("GET", f"/cases/{case_id}/contact", coordinator) == 200

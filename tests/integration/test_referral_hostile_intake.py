@@ -89,9 +89,9 @@ async def test_malformed_commands_are_all_answered_or_dead_lettered_and_intake_s
     for body, content_type in commands:
         message_id = str(uuid.uuid4())
         sent[message_id] = body
-        await service.publisher.send_command("referral.submit", body, content_type=content_type, message_id=message_id)
+        await kring.send_command("referral.submit", body, bureau=BUREAU, content_type=content_type, message_id=message_id)
     good = submit_referral(BUREAU)
-    await service.publisher.send_command("referral.submit", json.dumps(good).encode(), content_type="application/json")
+    await kring.send_command("referral.submit", json.dumps(good).encode(), bureau=BUREAU, content_type="application/json")
 
     async def all_settled() -> bool:
         return await kring.depth(queue) == 0

@@ -67,7 +67,7 @@ class Scheduling:
             return (await http.put(f"/coordinators/{coordinator_id}", json=body)).status_code
 
     async def publish(self, event: Any) -> None:
-        await self.service.publisher.publish(Envelope.wrap(event, source="kring/test"))
+        await self.kring.publish(Envelope.wrap(event, source="kring/test"))
 
     async def case(self, case: str) -> dict[str, Any]:
         async with self.kring.http(self.app, self.ops) as http:

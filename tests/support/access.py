@@ -13,7 +13,8 @@ POLICY: dict[tuple[str, str, str], set[Role] | None] = {
     ("referral", "GET", "/self-referral"): PUBLIC,
     ("referral", "POST", "/self-referral"): PUBLIC,
     ("referral", "GET", "/cases/{case_id}"): ON_THE_CASE,
-    ("referral", "GET", "/cases/{case_id}/contact"): {C},
+    ("referral", "GET", "/cases/{case_id}/contact"): {C, O},  # ops: before a self-referral's intake only
+    ("referral", "POST", "/cases/{case_id}/intake"): {O},
     ("referral", "POST", "/cases/{case_id}/consent"): ON_THE_CASE,
     ("referral", "POST", "/cases/{case_id}/withdrawal"): ON_THE_CASE,
     ("referral", "POST", "/cases/{case_id}/family-access"): {C, O},
@@ -51,4 +52,6 @@ assert all(F not in roles for (_, _, path), roles in POLICY.items() if roles and
 
 def claims(role: Role) -> dict[str, str]:
     """Token claims a caller of this role carries (a family its case, a bureau its organisation)."""
-    return {"case_id": "case-matrix"} if role is Role.FAMILY else {"organisation_id": "bjz-matrix"} if role in (B, R) else {}
+    if role is Role.FAMILY:
+        return {"case_id": "case-matrix"}
+    return {"organisation_id": "funder-matrix" if role is F else "bjz-matrix"} if role in (B, R, F) else {}

@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+DEFINITIONS = Path(__file__).resolve().parents[2] / "deploy" / "rabbitmq" / "definitions.development.json"
 FIRST_PORT = 5681  # node n listens on FIRST_PORT + n - 1, its Erlang distribution on 20000 above
 
 
@@ -49,6 +50,8 @@ class RabbitCluster:
                 self._ctl(node, *command)
         running = self.running_nodes()
         assert running == set(self.nodes), running
+        # the parties' users and permissions, as on the machine's own node (scripts/infra.sh)
+        self._ctl(1, "import_definitions", str(DEFINITIONS))
 
     def start_node(self, node: int) -> None:
         """Start (or restart) node `node`; a node that was in the cluster rejoins it."""

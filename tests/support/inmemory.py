@@ -23,13 +23,17 @@ from shared.auth import Role, issue_token
 from shared.contract.envelope import Envelope
 from shared.contract.events import Event
 from shared.memory import MemoryStorage
+from shared.messaging.parties import bureau_user, development_url, service_user
+from shared.messaging.publisher import EventPublisher
 from shared.runtime import KringService
 from shared.settings import KringSettings
 
 
 class InMemoryService:
     def __init__(self, create_app: Callable[..., FastAPI], name: str, **options: Any) -> None:
-        self.settings = KringSettings(service_name=name, relay_sweep_seconds=3600)
+        # as its own broker user, like the real one: consumers check the sender of everything
+        url = development_url(KringSettings.model_fields["rabbitmq_url"].default, service_user(name))
+        self.settings = KringSettings(service_name=name, environment="development", relay_sweep_seconds=3600, RABBITMQ_URL=url)
         self.storage = MemoryStorage()
         self.app = create_app(self.settings, storage=self.storage, **options)
         self.service: KringService = self.app.state.kring
@@ -58,12 +62,19 @@ class InMemoryService:
         return envelope
 
     async def redeliver(self, envelope: Envelope[Any]) -> None:
-        await self.service.publisher.publish(envelope)
+        """Publish `envelope` as its producer's broker user (TestRabbitBroker does not check
+        user_ids; the consumers do)."""
+        await self._as(service_user(type(envelope.data).producer())).publish(envelope)
         await self.settle()
 
-    async def command(self, routing_key: str, body: dict[str, Any], *, message_id: str) -> None:
-        await self.service.publisher.send_command(routing_key, json.dumps(body).encode(), content_type="application/json", message_id=message_id)
+    async def command(self, routing_key: str, body: dict[str, Any], *, message_id: str, bureau: str = "bjz-utrecht") -> None:
+        await self._as(bureau_user(bureau)).send_command(
+            routing_key, json.dumps(body).encode(), content_type="application/json", message_id=message_id
+        )
         await self.settle()
+
+    def _as(self, user: str) -> EventPublisher:
+        return EventPublisher(self.service.broker, self.service.topology, user)
 
     async def settle(self) -> int:
         """Publish what the outboxes hold until nothing new comes (each publish runs the

@@ -1,6 +1,7 @@
 """Referral requests as referrers send them (personal data included: these never leave
 the referral service, which is what the tests check)."""
 
+import re
 import uuid
 from typing import Any
 
@@ -40,12 +41,29 @@ def submit_referral(organisation: str = "bjz-utrecht", reference: str | None = N
     }
 
 
+PUBLIC_FIELDS_NOT_TAKEN = ("funder_id", "statutory_context", "bottom_line_requirements")
+
+
 def self_referral(**overrides: Any) -> dict[str, Any]:
-    defaults: dict[str, Any] = {
-        "referrer": {"type": "self"},
-        "funder_id": None,
-        "statutory_context": "none",
-        "bottom_line_requirements": [],
-        "consent": None,
-    }
-    return referral_request(**(defaults | overrides))
+    """A self-referral as the public sends it: the family's facts only (who pays, the
+    statutory context and organisations are not the public's to say)."""
+    request = {key: value for key, value in referral_request().items() if key not in PUBLIC_FIELDS_NOT_TAKEN}
+    request |= {"referrer": {"type": "self"}, "consent": None}
+    return request | overrides
+
+
+def form_token(page: str) -> str:
+    """The CSRF token of a self-referral form page (its cookie comes with the same answer)."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, "the form carries no csrf_token"
+    return found.group(1)
+
+
+def form_values(**overrides: Any) -> dict[str, Any]:
+    """The self-referral form's fields as a family member fills them in (no CSRF token)."""
+    values = {
+        "referrer_type": "family_member", "contact_name": "Oma Jansen", "contact_relation": "grandmother",
+        "contact_phone": "06 12345678", "province": "UT", "language": "nl", "children": "4, 9",
+        "concern_categories": ["parenting"], "description": "Ik maak me zorgen.",
+    }  # fmt: skip
+    return values | overrides

@@ -9,6 +9,7 @@
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +45,12 @@ def rabbitmq_url() -> Iterator[str]:
         _unavailable("RabbitMQ", "RABBITMQ_URL")
     from testcontainers.rabbitmq import RabbitMqContainer
 
-    with RabbitMqContainer("rabbitmq:3.10-management") as container:
+    definitions = Path(__file__).resolve().parents[2] / "deploy" / "rabbitmq" / "definitions.development.json"
+    image = RabbitMqContainer("rabbitmq:3.10-management").with_volume_mapping(str(definitions), "/tmp/kring-definitions.json")
+    with image as container:
+        # the parties' users, as scripts/infra.sh loads them into the local broker
+        code, output = container.exec(["rabbitmqctl", "import_definitions", "/tmp/kring-definitions.json"])
+        assert code == 0, output
         host = container.get_container_host_ip()
         port = container.get_exposed_port(container.port)
         yield f"amqp://{container.username}:{container.password}@{host}:{port}/"

@@ -1,5 +1,6 @@
 """The four services as separate OS processes on the real servers (end-to-end tests and
-benchmarks)."""
+benchmarks), each connecting as its own broker user; the URL given (guest) only administers
+(the demo's watcher, cleanup)."""
 
 import asyncio
 import importlib.util
@@ -17,6 +18,7 @@ from pymongo import MongoClient
 
 from services.asyncapi import SERVICES
 from services.ops import subscriber_queues
+from shared.messaging.parties import OPS_USER, development_url, service_user
 from shared.messaging.topology import Topology
 from shared.settings import KringSettings
 
@@ -45,7 +47,7 @@ class System:
         self.rabbitmq_url, self.mongodb_url = rabbitmq_url, mongodb_url
         self.logs = logs
         self.environment = {
-            **os.environ, "RABBITMQ_URL": rabbitmq_url, "MONGODB_URL": mongodb_url, "KRING_AMQP_PREFIX": self.prefix,
+            **os.environ, "KRING_ENVIRONMENT": "development", "RABBITMQ_URL": rabbitmq_url, "MONGODB_URL": mongodb_url, "KRING_AMQP_PREFIX": self.prefix,
             "KRING_MONGODB_DATABASE_PREFIX": self.prefix, "KRING_HTTP_HOST": "127.0.0.1", "KRING_LOG_LEVEL": "WARNING",
             "KRING_FOLLOWUP_INTERVAL_DAYS": "0.0001", "KRING_FOLLOWUP_SWEEP_SECONDS": "1", "KRING_PREFETCH": "8",
             "KRING_RELAY_SWEEP_SECONDS": "1", "KRING_RELAY_LEASE_SECONDS": "5",
@@ -62,9 +64,11 @@ class System:
         name = service if replica == 0 else f"{service}-{replica}"
         port = self.ports[service] if replica == 0 else free_port()
         log = (self.logs / f"{name}.log").open("a")
+        # each service as its own broker user (deploy/rabbitmq/definitions.development.json)
+        broker = development_url(rabbitmq_url or self.rabbitmq_url, service_user(service))
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{service}"], cwd=REPO,
-            env={**self.environment, "KRING_HTTP_PORT": str(port), "RABBITMQ_URL": rabbitmq_url or self.rabbitmq_url},
+            env={**self.environment, "KRING_HTTP_PORT": str(port), "RABBITMQ_URL": broker},
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 60
@@ -96,7 +100,7 @@ class System:
         """What operations' tools (services.ops) need to look at this namespace."""
         return KringSettings(
             service_name="ops", amqp_prefix=self.prefix, mongodb_database_prefix=self.prefix,
-            RABBITMQ_URL=self.rabbitmq_url, MONGODB_URL=self.mongodb_url,
+            RABBITMQ_URL=development_url(self.rabbitmq_url, OPS_USER), MONGODB_URL=self.mongodb_url,
         )  # fmt: skip
 
     def remove_everything(self) -> None:

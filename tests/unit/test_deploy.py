@@ -2,12 +2,14 @@
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from types import ModuleType
 
 import yaml
 
 from services.asyncapi import SERVICES
+from shared.contract.events import CATALOGUE
 from shared.messaging.topology import Topology
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -44,9 +46,54 @@ def test_the_scaling_queues_are_queues_the_services_consume() -> None:
 
 def test_broker_definitions_are_up_to_date() -> None:
     generator = load(DEPLOY / "rabbitmq" / "definitions.py")
-    published = json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text())
-    fresh = generator.definitions("/", "kring")
-    assert [u["name"] for u in published["users"]] == [u["name"] for u in fresh["users"]]
-    assert published["permissions"] == fresh["permissions"]
-    assert published["topic_permissions"] == fresh["topic_permissions"]
+    for name, development in (("definitions.json", False), ("definitions.development.json", True)):
+        published = json.loads((DEPLOY / "rabbitmq" / name).read_text())
+        fresh = generator.definitions("/", "kring", development=development)
+        assert published == fresh, f"run: python deploy/rabbitmq/definitions.py {'--development ' if development else ''}> deploy/rabbitmq/{name}"
     assert {e.name.removeprefix("kring.") for e in Topology("kring").exchanges()} == set(generator.EXCHANGES)
+
+
+def test_every_kubernetes_service_is_configured_to_start_in_production(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from shared.settings import SIGNING_SERVICES, KringSettings
+
+    _, config_map, _ = yaml.safe_load_all((DEPLOY / "k8s" / "kring.yaml").read_text())
+    for service in SERVICES:
+        deployment, _, _ = yaml.safe_load_all((DEPLOY / "k8s" / f"{service}.yaml").read_text())
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        values = config_map["data"] | {env["name"]: env["value"] for env in container["env"] if "value" in env}
+        if "KRING_SIGNING_KEY_FILE" in values:  # mounted from the Secret there; a stand-in here
+            mounted = [mount["mountPath"] for mount in container["volumeMounts"]]
+            assert any(values["KRING_SIGNING_KEY_FILE"].startswith(f"{path}/") for path in mounted)
+            (tmp_path / "signing-key.pem").write_text("")
+            values["KRING_SIGNING_KEY_FILE"] = str(tmp_path / "signing-key.pem")
+        assert ("KRING_SIGNING_KEY_FILE" in values) == (service in SIGNING_SERVICES)
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        settings = KringSettings(service_name=service)
+        assert settings.environment == "production" and settings.insecurity() is None, (service, settings.insecurity())
+        monkeypatch.delenv("KRING_SIGNING_KEY_FILE", raising=False)
+
+
+def test_each_service_may_publish_exactly_the_events_it_produces() -> None:
+    generator = load(DEPLOY / "rabbitmq" / "definitions.py")
+    users = generator.permissions("kring")
+    for event in CATALOGUE:
+        assert event.producer() in SERVICES, event.name
+        exchange = f"kring.{event.channel.value}"
+        for service in SERVICES:
+            write, _ = users[f"kring-{service}"]["topic"].get(exchange, ("^$", ".*"))
+            allowed = re.fullmatch(write, _routing_key(event)) is not None
+            assert allowed == (event.producer() == service), (service, event.name)
+    for user, rules in users.items():
+        if user.startswith("bureau-") and not user.endswith("-replies"):
+            assert rules["topic"] == {"kring.intake": (r"^referral\.submit$", "^$")}
+        if user.startswith("funder-"):
+            assert rules["write"] == "^$" and rules["configure"] == "^$"
+    assert set(users["kring-ops"]["tags"]) == {"administrator", "impersonator"}
+
+
+def _routing_key(event: type) -> str:
+    """A routing key the event is published with (partner and replies keys carry more parts)."""
+    if event.channel.value == "events":
+        return event.binding_key()
+    return event.binding_key().replace("*", "some-funder").replace("#", "UT.GM0344")

@@ -1,7 +1,7 @@
 """The HTTP conventions every service gets from shared.http and shared.auth (no servers:
 the app's lifespan, which connects, is not run)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -11,9 +11,11 @@ from pymongo.errors import AutoReconnect, OperationFailure
 
 from shared.auth import Principal, Role, authorised, issue_token
 from shared.errors import RuleViolation
-from shared.http import rate_limited
+from shared.http import public_rate_limit
+from shared.memory import MemoryStorage
 from shared.runtime import KringService
 from shared.settings import KringSettings
+from tests.support.tokens import claims, signed_by_another_key, signed_by_development_key
 
 pytestmark = pytest.mark.anyio
 SETTINGS = KringSettings(service_name="example", http_max_body_bytes=1000, public_rate_limit="3/minute")
@@ -30,14 +32,14 @@ class Note(BaseModel):
     language: str = Field(pattern=r"^[a-z]{2}$")
 
 
-def client(token: str | None = None) -> httpx.AsyncClient:
+def client(token: str | None = None, *, raise_app_exceptions: bool = True) -> httpx.AsyncClient:
     router = APIRouter()
 
     @router.post("/notes", status_code=201)
     async def write(note: Note, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> dict[str, str]:
         return {"by": caller.subject}
 
-    @router.post("/public", dependencies=[Depends(rate_limited(SETTINGS.public_rate_limit))])
+    @router.post("/public", dependencies=[Depends(public_rate_limit)])
     async def public(note: Note) -> dict[str, bool]:
         return {"ok": True}
 
@@ -45,17 +47,22 @@ def client(token: str | None = None) -> httpx.AsyncClient:
     async def read(failure: str) -> None:
         raise DATABASE_FAILURES[failure]
 
+    @router.get("/bug")
+    async def bug() -> None:
+        raise RuntimeError("a bug")
+
     @router.post("/closed-case")
     async def refuse() -> None:
         raise RuleViolation("the case is closed")
 
-    app = KringService(SETTINGS).http_app(router)
+    app = KringService(SETTINGS, storage=MemoryStorage()).http_app(router)
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", headers=headers)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    return httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers)
 
 
 def token(role: Role, **options: object) -> str:
-    return issue_token(SETTINGS, subject="c-1", role=role, **options)  # type: ignore[arg-type]
+    return issue_token(SETTINGS, subject="c-1", role=role, audience="example", **options)  # type: ignore[arg-type]
 
 
 async def test_a_valid_token_of_an_admitted_role_passes() -> None:
@@ -66,7 +73,7 @@ async def test_a_valid_token_of_an_admitted_role_passes() -> None:
 
 @pytest.mark.parametrize(
     "bearer",
-    [None, "not-a-jwt", issue_token(KringSettings(service_name="x", jwt_secret="another-secret-of-at-least-32-bytes!!"), subject="c", role=Role.COORDINATOR)],
+    [None, "not-a-jwt", signed_by_another_key(claims("example", "coordinator"))],
 )
 async def test_no_or_a_forged_token_is_401(bearer: str | None) -> None:
     async with client(bearer) as http:
@@ -76,12 +83,14 @@ async def test_no_or_a_forged_token_is_401(bearer: str | None) -> None:
 
 
 async def test_an_expired_token_is_401() -> None:
-    async with client(token(Role.COORDINATOR, ttl=timedelta(seconds=-1))) as http:
+    now = datetime.now(UTC)
+    expired = claims("example", "coordinator", iat=now - timedelta(hours=2), exp=now - timedelta(hours=1))
+    async with client(signed_by_development_key(SETTINGS, expired)) as http:
         assert (await http.post("/notes", json={"age": 9, "language": "nl"})).status_code == 401
 
 
 async def test_a_role_the_route_does_not_admit_is_403() -> None:
-    async with client(token(Role.FUNDER)) as http:
+    async with client(token(Role.FUNDER, organisation_id="funder-1")) as http:
         assert (await http.post("/notes", json={"age": 9, "language": "nl"})).status_code == 403
 
 
@@ -133,3 +142,11 @@ async def test_a_database_that_is_away_is_503_and_one_that_refuses_is_500() -> N
             assert (response.status_code, response.headers.get("retry-after")) == (503, "5"), failure
         refused = await http.get("/database/refusing")
         assert (refused.status_code, refused.json()) == (500, {"error": "internal error"})
+
+
+async def test_even_a_bug_answers_with_the_security_headers() -> None:
+    async with client(raise_app_exceptions=False) as http:
+        response = await http.get("/bug")
+    assert (response.status_code, response.json()) == (500, {"error": "internal error"})
+    assert response.headers["x-content-type-options"] == "nosniff" and response.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]

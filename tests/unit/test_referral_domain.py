@@ -51,10 +51,50 @@ def test_rules_across_fields(overrides: dict[str, object], problem: str) -> None
 
 
 def test_a_family_need_not_know_who_pays() -> None:
-    request = domain.ReferralRequest.model_validate(self_referral())
-    assert request.funder == "GM0344"
-    request = domain.ReferralRequest.model_validate(self_referral(region={"province": "FR"}))
+    request = domain.PublicReferralRequest.model_validate(self_referral()).as_referral()
+    assert (request.funder_id, request.statutory_context, request.referrer.organisation_id) == ("GM0344", "none", None)
+    request = domain.PublicReferralRequest.model_validate(self_referral(region={"province": "FR"})).as_referral()
     assert request.funder == "province-FR"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("funder_id", "prov-utrecht"),
+        ("statutory_context", "supervision_order"),
+        ("bottom_line_requirements", ["x"]),
+        ("referrer", {"type": "self", "organisation_id": "bjz-utrecht"}),
+        ("referrer", {"type": "youth_care_bureau"}),
+    ],
+)
+def test_the_public_says_nothing_of_who_pays_the_statutory_context_or_an_organisation(field: str, value: object) -> None:
+    with pytest.raises(pydantic.ValidationError) as raised:
+        domain.PublicReferralRequest.model_validate(self_referral(**{field: value}))
+    assert any(error["loc"][0] == field for error in raised.value.errors())
+
+
+def test_an_anonymous_self_referral_is_announced_only_when_intake_accepts_it() -> None:
+    request = domain.PublicReferralRequest.model_validate(self_referral()).as_referral()
+    new = domain.received("case-0001", request, now=NOW, channel="http", recorded_by_role="family", anonymous=True)
+    opened = domain.open_case(None, new)
+    assert opened is not None and opened.events == [] and not opened.state.intake_accepted
+    consented = domain.give_consent(opened.state, domain.ConsentGiven(given_by=["parent_with_responsibility"]), now=NOW, role="family")
+    assert consented is not None and consented.events == []
+    accepted = domain.accept_intake(consented.state, now=NOW)
+    assert accepted is not None and accepted.state.intake_accepted
+    [event] = accepted.events
+    assert event.name == "referral.received" and event.consent == "given"
+    assert domain.accept_intake(accepted.state, now=NOW) is None
+    assert domain.may_read_contact("ops", "ops-1", consented.state) and not domain.may_read_contact("ops", "ops-1", accepted.state)
+
+
+def test_a_self_referral_withdrawn_before_intake_announces_nothing_and_cannot_be_accepted() -> None:
+    request = domain.PublicReferralRequest.model_validate(self_referral()).as_referral()
+    new = domain.received("case-0001", request, now=NOW, channel="http", recorded_by_role="family", anonymous=True)
+    withdrawn = domain.withdraw(new, domain.WithdrawalReason.CONSENT_WITHDRAWN, now=NOW, role="family")
+    assert withdrawn.events == []
+    with pytest.raises(domain.RuleViolation):
+        domain.accept_intake(withdrawn.state, now=NOW)
 
 
 def test_the_received_event_carries_no_personal_data() -> None:

@@ -51,9 +51,14 @@ async def test_an_invalid_command_is_rejected_naming_the_fields(referral: InMemo
 
 
 async def test_only_the_assigned_coordinator_reads_the_contact_person(referral: InMemoryService) -> None:
-    response = await referral.http_settled("POST", "/self-referrals", Role.FAMILY, json=self_referral())  # anyone may
+    response = await referral.http_settled("POST", "/self-referrals", Role.FAMILY, case_id="case-another", json=self_referral())  # anyone may
     assert response.status_code == 201
     case_id = response.json()["case_id"]
+    async with referral.http(Role.OPS, subject="intake-1") as http:
+        assert (await http.get(f"/cases/{case_id}/contact")).status_code == 200, "the intake worker phones the family"
+        assert (await http.post(f"/cases/{case_id}/intake")).json()["intake_accepted"] is True
+        assert (await http.get(f"/cases/{case_id}/contact")).status_code == 403, "after intake: the coordinator only"
+    await referral.settle()
     await referral.publish(CoordinatorAssigned(case_id=case_id, coordinator_id="coord-1", assigned_at=datetime.now(UTC), region=Region(province="UT")))
     async with referral.http(Role.COORDINATOR, subject="coord-1") as http:
         contact = await http.get(f"/cases/{case_id}/contact")

@@ -1,0 +1,41 @@
+"""Tokens issue_token would never make: claims signed as given, by the development key (a
+well-kept key with a forged body) or by another key, to prove the services refuse them."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from shared.auth import ALGORITHM, audience_of, signing_key
+from shared.settings import KringSettings
+
+OLD_DEVELOPMENT_SECRET = "kring-development-only-secret-change-me"  # HS256, in source until issue 21
+
+
+def claims(service: str, role: str = "ops", **overrides: Any) -> dict[str, Any]:
+    """What a valid token of `role` for `service` carries; `name=None` leaves a claim out."""
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "iss": "kring", "aud": [audience_of(service)], "sub": f"{role}-forged", "role": role,
+        "iat": now, "exp": now + timedelta(hours=1),
+    }  # fmt: skip
+    values.update(overrides)
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def signed_by_development_key(settings: KringSettings, body: dict[str, Any]) -> str:
+    key = signing_key(settings)
+    return jwt.encode(body, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+
+def signed_by_another_key(body: dict[str, Any]) -> str:
+    return jwt.encode(body, ec.generate_private_key(ec.SECP256R1()), algorithm=ALGORITHM)
+
+
+def signed_with_old_secret(body: dict[str, Any]) -> str:
+    return jwt.encode(body, OLD_DEVELOPMENT_SECRET, algorithm="HS256")
+
+
+def unsigned(body: dict[str, Any]) -> str:
+    return jwt.encode(body, None, algorithm="none")
