@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from shared.auth import Role
 from shared.runtime import server_config
 from tests.support.harness import Harness
 from tests.support.referrals import form_token, form_values, self_referral
+from tests.support.tokens import production_settings
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -182,8 +184,8 @@ async def test_the_form_refuses_a_post_without_its_own_token(kring: Harness) -> 
     assert sent.status_code == 201 and "case-" in sent.text
 
 
-async def test_the_production_form_cookie_is_secure(kring: Harness) -> None:
-    app = await started(kring, environment="production")
+async def test_the_production_form_cookie_is_secure(kring: Harness, tmp_path: Path) -> None:
+    app = await started(kring, **production_settings(tmp_path))
     async with kring.http(app) as http:
         page = await http.get("/self-referral")
     assert "secure" in page.headers["set-cookie"].lower()

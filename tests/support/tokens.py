@@ -2,9 +2,11 @@
 well-kept key with a forged body) or by another key, to prove the services refuse them."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shared.auth import ALGORITHM, audience_of, signing_key
@@ -39,3 +41,12 @@ def signed_with_old_secret(body: dict[str, Any]) -> str:
 
 def unsigned(body: dict[str, Any]) -> str:
     return jwt.encode(body, None, algorithm="none")
+
+
+def production_settings(folder: Path) -> dict[str, Any]:
+    """Settings production may start on (`insecurity()` is None): a published key set (never
+    fetched unless a token comes) and a fresh signing key file in `folder`."""
+    pem = folder / "signing.pem"
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    pem.write_bytes(private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return {"environment": "production", "jwks_urls": ["https://issuer.example/jwks.json"], "signing_key_file": pem}
