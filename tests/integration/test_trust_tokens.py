@@ -68,7 +68,7 @@ async def referrals_of_two_funders(kring: Harness, scheduling: FastAPI, followup
     for (funder, region), count in ((UTRECHT, 2), (NOORD_HOLLAND, 3)):
         for _ in range(count):
             event = referral_received().model_copy(update={"funder_id": funder, "region": region})
-            await scheduling.state.kring.publisher.publish(Envelope.wrap(event, source="kring/test"))
+            await kring.publish(Envelope.wrap(event, source="kring/test"))
     ops = kring.token(Role.OPS)
 
     async def counted() -> bool:
