@@ -200,7 +200,7 @@ def _jwks(urls: tuple[str, ...]) -> JwksKeys:
 
 
 def signing_key(settings: KringSettings) -> SigningKey:
-    if settings.environment == "development":
+    if settings.development:
         return _development_key(settings.dev_key_dir)
     if settings.signing_key_file is None:
         raise InvalidInput("this service does not sign tokens: KRING_SIGNING_KEY_FILE is not set", field="signing_key_file")
@@ -208,7 +208,7 @@ def signing_key(settings: KringSettings) -> SigningKey:
 
 
 async def verification_key(settings: KringSettings, token: str) -> Any:
-    if settings.environment == "development":
+    if settings.development:
         return _development_key(settings.dev_key_dir).public_key
     return await _jwks(tuple(settings.jwks_urls)).key_for(token)
 
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.role or not args.subject:
         parser.error("--role and --subject are required")
     settings = KringSettings(service_name="auth")
-    if settings.environment != "development":
+    if not settings.development:
         parser.error(
             "tokens are issued here only with KRING_ENVIRONMENT=development; "
             "production tokens come from the identity provider whose keys KRING_JWKS_URLS publishes"

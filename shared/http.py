@@ -99,7 +99,7 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(RequestLimits, max_body_bytes=settings.http_max_body_bytes)
     # Outermost: the answers of RequestLimits (413, 415) carry the headers too.
-    app.add_middleware(SecurityHeaders, production=settings.environment == "production")
+    app.add_middleware(SecurityHeaders, production=not settings.development)
     for router in routers:
         app.include_router(router)
     return app
@@ -162,7 +162,7 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     log.error("unexpected error", path=request.url.path, error=type(error).__name__)
     # Starlette answers this outside every middleware: the headers are added here.
-    production = request.app.state.settings.environment == "production"
+    production = not request.app.state.settings.development
     return JSONResponse({"error": "internal error"}, status.HTTP_500_INTERNAL_SERVER_ERROR, headers=security_headers(production))
 
 

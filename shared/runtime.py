@@ -131,7 +131,7 @@ class KringService:
         """Before subscribers consume: indexes, exchanges and DLQs exist, relay runs."""
         if reason := self.settings.insecurity():
             raise InsecureConfiguration(reason)
-        if self.settings.environment == "development":
+        if self.settings.development:
             log.warning("development: tokens signed by the generated key pair, not for production", service=self.name)
         if self.memory is None:
             await ensure_indexes(self.db, self.indexes)

@@ -79,9 +79,14 @@ class KringSettings(BaseSettings):
             return [url.strip() for url in value.split(",") if url.strip()]
         return value
 
+    @property
+    def development(self) -> bool:
+        """Development mode (KRING_ENVIRONMENT=development); anything else is production."""
+        return self.environment == "development"
+
     def insecurity(self) -> str | None:
         """Why this configuration may not run in production (None: it may, or it is development)."""
-        if self.environment == "development":
+        if self.development:
             return None
         if used := [name for name in DEVELOPMENT_ONLY if name in self.model_fields_set]:
             return f"KRING_{used[0].upper()} is a development setting; production verifies with KRING_JWKS_URLS"

@@ -158,7 +158,7 @@ def may_see(caller: Principal, referral: domain.Referral) -> bool:
 def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: Callable[[], datetime]) -> APIRouter:
     api = APIRouter()
     public = [Depends(public_rate_limit)]
-    secure_cookie = settings.environment == "production"
+    secure_cookie = not settings.development
     anyone_on_the_case = authorised(Role.BUREAU, Role.REFERRER, Role.FAMILY, Role.COORDINATOR, Role.OPS)
 
     async def open_case(
