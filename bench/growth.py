@@ -14,6 +14,7 @@ starts after the service's first sweep (a service sweeps once when it starts). W
 
 import argparse
 import asyncio
+import os
 import resource
 import time
 import uuid
@@ -139,7 +140,9 @@ def main() -> None:
     parser.add_argument("--prefetch", type=int, default=32)
     parser.add_argument("--plot", help="write a PNG of throughput and p99 against stored cases")
     args = parser.parse_args()
-    configure_logging("referral", "INFO")  # the service in this process logs as a deployed one does
+    # The service in this process logs as a deployed one does (the cost counts), but not
+    # onto the terminal, where its lines would bury the figures.
+    configure_logging("referral", "INFO", stream=open(os.devnull, "w"))  # noqa: SIM115
     sizes = sorted(int(size) for size in args.sizes.split(","))
     results = asyncio.run(measure(sizes, args.messages, args.prefetch))
     small, large = results[sizes[0]][0], results[sizes[-1]][0]

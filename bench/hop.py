@@ -18,6 +18,7 @@ waiting in the queue). Prints msg/s and latency of each and the ratios to kring.
 
 import argparse
 import asyncio
+import os
 import json
 import time
 import uuid
@@ -191,7 +192,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--prefetch", type=int, default=32)
     args = parser.parse_args()
-    configure_logging("referral", "INFO")  # the service in this process logs as a deployed one does
+    # The service in this process logs as a deployed one does (the cost counts), but not
+    # onto the terminal, where its lines would bury the figures.
+    configure_logging("referral", "INFO", stream=open(os.devnull, "w"))  # noqa: SIM115
     variants: list[tuple[str, Hop]] = [
         ("raw aio-pika", raw_hop),
         ("raw + 1 insert", lambda h, b, p: raw_hop(h, b, p, store=True)),
