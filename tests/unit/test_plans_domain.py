@@ -17,10 +17,10 @@ def agreement(n: int, *answers: str, kind: str = "network_support") -> domain.Ag
 
 
 def presented_plan(*agreements: domain.Agreement) -> domain.CasePlan:
-    plan = domain.referral_received(None, "case-12345678", StatutoryContext.SUPERVISION_ORDER).state
+    plan = domain.referral_received(None, "case-12345678", StatutoryContext.SUPERVISION_ORDER, received_at=NOW, professional_id="prof").state
     plan = domain.conference_scheduled(plan, plan.case_id, 1, date(2026, 12, 1)).state  # type: ignore[union-attr]
     for text in ("school", "avond"):
-        plan = domain.add_requirement(plan, plan.case_id, domain.NewRequirement(text=text, shared_with_family_at=NOW), "prof", NOW).state  # type: ignore[union-attr]
+        plan = domain.add_requirement(plan, domain.NewRequirement(text=text, shared_with_family_at=NOW), "prof", NOW).state  # type: ignore[union-attr]
     plan = domain.conference_held(plan, plan.case_id, 1, date(2026, 12, 1)).state  # type: ignore[union-attr]
     plan = domain.record_plan(plan, domain.PlanDraft(central_question="?", agreements=list(agreements))).state
     return domain.present(plan, NOW).state
@@ -44,7 +44,7 @@ def test_only_the_responsible_professional_reviews_and_requirements_close_at_the
     with pytest.raises(Forbidden):
         domain.review(plan, "someone-else", None, NOW)
     with pytest.raises(domain.RuleViolation):
-        domain.add_requirement(plan, plan.case_id, domain.NewRequirement(text="late", shared_with_family_at=NOW), "prof", NOW)
+        domain.add_requirement(plan, domain.NewRequirement(text="late", shared_with_family_at=NOW), "prof", NOW)
 
 
 def test_an_agreement_cannot_answer_a_requirement_that_does_not_exist() -> None:
@@ -89,6 +89,6 @@ def test_a_requirement_sent_again_is_not_set_twice() -> None:
     effect added r3, a copy of r2 that no agreement answered, and the review asked for a
     revision the family never got to make."""
     plan = presented_plan(agreement(1, "r1"), agreement(2, "r2"))
-    again = domain.add_requirement(plan, plan.case_id, domain.NewRequirement(text=" AVOND ", shared_with_family_at=NOW), "prof", NOW)
+    again = domain.add_requirement(plan, domain.NewRequirement(text=" AVOND ", shared_with_family_at=NOW), "prof", NOW)
     assert again is None
     assert [r.requirement_id for r in plan.requirements] == ["r1", "r2"]

@@ -40,7 +40,7 @@ def test_an_expected_child_is_unborn_and_a_child_needs_age_or_expected() -> None
     [
         ({"referrer": {"type": "school"}}, "organisation_id is required"),
         ({"funder_id": None}, "funder_id is required"),
-        ({"statutory_context": "voluntary_help"}, "bottom_line_requirements need"),
+        ({"statutory_context": "voluntary_help", "responsible_professional_id": None}, "bottom_line_requirements need"),
         ({"children": [{"age": 16}]}, "young person of 16"),
         ({"contact": {"name": "A", "relation": "mother"}}, "phone number or an e-mail"),
     ],
