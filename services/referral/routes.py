@@ -55,7 +55,7 @@ FAMILY_SERVICES = ("referral", "plans")
 PROFESSIONAL_ROLES = (Role.BUREAU, Role.REFERRER)
 
 
-class ReferralSubmission(domain.ReferralRequest):
+class ReferralSubmission(domain.NewReferralRequest):
     external_reference: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,99}$",

@@ -125,3 +125,12 @@ async def test_an_adult_subject_referral_is_taken_without_children(referral: InM
     assert (received["subject"], received["child_age_bands"], received["bottom_line_requirements"]) == ("adult", [], [])
     child = await referral.http_settled("POST", "/referrals", Role.BUREAU, organisation_id=BUREAU, json={**body, "subject": "child"})
     assert child.status_code == 422 and "children" in child.text
+
+
+async def test_a_statutory_referral_without_its_professional_is_refused_on_both_channels(referral: InMemoryService) -> None:
+    await referral.command("referral.submit", submit_referral(BUREAU, responsible_professional_id=None), message_id=str(uuid.uuid4()))
+    [rejected] = referral.sent(f"referral.rejected.{BUREAU}")
+    assert [e["field"] for e in rejected["errors"]] == ["responsible_professional_id"]
+    refused = await referral.http_settled("POST", "/referrals", Role.BUREAU, organisation_id=BUREAU, json=referral_request(responsible_professional_id=None))
+    assert refused.status_code == 422 and "responsible_professional_id" in refused.text
+    assert referral.sent("referral.received") == []
