@@ -5,10 +5,13 @@
 Needs the four services running (scripts/run.sh starts them) and RABBITMQ_URL. A seeded
 generator makes families in several regions and languages, referred by bureaus (AMQP) and
 by families themselves (HTTP); some consent later, some withdraw; statutory cases get
-bottom-line requirements, some plans need a revision or a second meeting, a few end
-without a plan. Coordinators, professionals and families are simulated over HTTP. The
-run shows progress, then prints each case's timeline (as the bus carried it) and the
-funder report, and writes the HTML report.
+bottom-line requirements (one in the bureau's referral, which names the responsible
+professional, one from that professional before the conference), some plans need a
+revision or a second meeting, a few end without a plan, and some conferences are about an
+adult ("how can aunt Els stay off the drink?") with no children listed. Coordinators,
+professionals and families are simulated over HTTP. The run shows progress, then prints
+each case's timeline (as the bus carried it) and the funder report, and writes the HTML
+report.
 """
 
 import argparse
@@ -82,6 +85,7 @@ class Scenario:
     second_meeting: bool
     no_plan: bool
     children: list[int]
+    adult: bool = False  # the conference is about an adult: no children listed
     case_id: str | None = None
     outcome: str = "running"
     events: list[tuple[float, str]] = field(default_factory=list)
@@ -126,6 +130,8 @@ def scenarios(count: int, seed: int) -> list[Scenario]:
                 children=[rng.randint(0, 15) for _ in range(rng.randint(1, 3))],
             )
         )  # fmt: skip
+        if special == 4 and not statutory:  # aunt Els: the conference is about an adult
+            made[-1].adult, made[-1].children = True, []
     return made
 
 
@@ -136,15 +142,24 @@ def request_body(s: Scenario) -> dict[str, Any]:
         "language": s.language,
         "interpreter_needed": s.language not in ("nl", "en"),
         "contact": {"name": f"Ouder van gezin {s.number}", "relation": "mother", "phone": f"+31 6 {10000000 + s.number}"},
+        "subject": "adult" if s.adult else "child",
         "children": [{"age": age} for age in s.children],
-        "concern_categories": random.Random(s.number).sample(["housing", "income_debt", "parenting", "addiction", "divorce"], 2),
+        "concern_categories": ["addiction"] if s.adult else random.Random(s.number).sample(["housing", "income_debt", "parenting", "addiction", "divorce"], 2),
         "description": "Beschrijving van de situatie van het gezin (alleen in de referral-service).",
         "consent": {"given_by": ["parent_with_responsibility"]} if s.consent_upfront else None,
     }
     if s.via_bureau:  # a family's self-referral says neither: the service derives them
         body["funder_id"] = s.funder
         body["statutory_context"] = "supervision_order" if s.statutory else "none"
+    if s.statutory:  # the bureau names the responsible professional and sets a bottom line up front
+        body["responsible_professional_id"] = professional_of(s)
+        body["bottom_line_requirements"] = ["De kinderen gaan elke dag naar school."]
     return body
+
+
+def professional_of(s: Scenario) -> str:
+    """The professional with statutory responsibility the bureau names (an id, no name)."""
+    return f"gezinsvoogd-{s.province.lower()}"
 
 
 class Driver:
@@ -372,12 +387,11 @@ class Driver:
 
         coordinator_id = await self.until("a coordinator", coordinator_of, timeout=self.timeout * 3)
         coordinator = token(Role.COORDINATOR, coordinator_id)
-        professional = token(Role.PROFESSIONAL, f"gezinsvoogd-{s.province.lower()}")
-        if s.statutory:
+        professional = token(Role.PROFESSIONAL, professional_of(s))
+        if s.statutory:  # r1 came with the referral; the responsible professional adds r2
             self.stage[s.number] = "bottom-line requirements"
-            for text in ("De kinderen gaan elke dag naar school.", "Er is elke avond een volwassene thuis."):
-                body = {"text": text, "shared_with_family_at": datetime.now(UTC).isoformat()}
-                await self.until("the plan record", lambda: self._created(self.call("plans", "POST", f"/cases/{case_id}/requirements", professional, json=body)))
+            body = {"text": "Er is elke avond een volwassene thuis.", "shared_with_family_at": datetime.now(UTC).isoformat()}
+            await self.until("the plan record", lambda: self._created(self.call("plans", "POST", f"/cases/{case_id}/requirements", professional, json=body)))
         meetings = 2 if s.second_meeting else 1
         for meeting in range(1, meetings + 1):
             await self.conference(s, coordinator, meeting)
@@ -389,12 +403,13 @@ class Driver:
             return
         self.stage[s.number] = "plan"
         answers = [[] if s.revision else ["r1"], ["r2"]] if s.statutory else [[], []]
-        await self.present(case_id, coordinator, answers)
+        question = "Hoe kan tante Els van de drank afblijven?" if s.adult else None
+        await self.present(case_id, coordinator, answers, question)
         if s.statutory:
             review = await self.call("plans", "POST", f"/cases/{case_id}/plan/review", professional, json={})
             review.raise_for_status()
             if s.revision:
-                await self.present(case_id, coordinator, [["r1"], ["r2"]])
+                await self.present(case_id, coordinator, [["r1"], ["r2"]], question)
                 (await self.call("plans", "POST", f"/cases/{case_id}/plan/review", professional, json={})).raise_for_status()
         self.stage[s.number] = "waiting for the follow-up"
 
@@ -414,7 +429,7 @@ class Driver:
         rng = random.Random(s.number)
         check = {
             "execution_status": rng.choice(["fully_carried_out", "in_progress_fully", "in_progress_partly", "in_progress_partly", "not_carried_out"]),
-            "ratings_by_children": [rng.randint(6, 10)], "ratings_by_family": [rng.randint(5, 10), rng.randint(6, 10)],
+            "ratings_by_children": [] if s.adult else [rng.randint(6, 10)], "ratings_by_family": [rng.randint(5, 10), rng.randint(6, 10)],
             "ratings_by_professionals": [rng.randint(5, 9)],
             "child_outcomes": [rng.choice(["placement_prevented", "none", "supervision_order_prevented", "unknown"]) for _ in s.children],
         }  # fmt: skip
@@ -451,7 +466,7 @@ class Driver:
 
         await self.until("the plans service to see the conference", plan_meeting_held)
 
-    async def present(self, case_id: str, coordinator: str, answers: list[list[str]]) -> None:
+    async def present(self, case_id: str, coordinator: str, answers: list[list[str]], question: str | None = None) -> None:
         agreements = [
             {"agreement_id": "a1", "what": "Oma brengt de kinderen naar school.", "who": "grandparent", "by_when": "2027-03-01",
              "kind": "network_support", "answers_requirements": answers[0]},
@@ -460,7 +475,7 @@ class Driver:
             {"agreement_id": "a3", "what": "Schuldhulp aanvragen.", "who": "professional_service", "service_category": "debt_counselling",
              "by_when": "2027-01-15", "kind": "professional_help"},
         ]  # fmt: skip
-        plan = {"central_question": "Hoe zorgen we samen dat de kinderen veilig opgroeien?", "agreements": agreements}
+        plan = {"central_question": question or "Hoe zorgen we samen dat de kinderen veilig opgroeien?", "agreements": agreements}
         (await self.call("plans", "PUT", f"/cases/{case_id}/plan", coordinator, json=plan)).raise_for_status()
         (await self.call("plans", "POST", f"/cases/{case_id}/plan/presentation", coordinator)).raise_for_status()
 
@@ -527,7 +542,7 @@ def print_timelines(made: list[Scenario]) -> None:
     for s in made:
         kind = "bureau" if s.via_bureau else "family"
         traits = [t for t, on in (("statutory", s.statutory), ("revision", s.revision), ("2nd meeting", s.second_meeting),
-                                  ("withdraws", s.withdraws), ("no plan", s.no_plan)) if on]  # fmt: skip
+                                  ("withdraws", s.withdraws), ("no plan", s.no_plan), ("adult", s.adult)) if on]  # fmt: skip
         print(f"\ncase {s.number:>3} {s.case_id}  {s.province} {s.language} via {kind} {' '.join(traits)} -> {s.outcome}")
         for at, kind_ in s.events:
             print(f"   {at:6.1f}s  {kind_}")

@@ -28,6 +28,10 @@ PERSONAL_FIELDS: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
+# Text about a family that Kring's own services pass on the internal events exchange (plans
+# must check the family's plan against it) but that never goes to funders or into logs.
+CONFIDENTIAL_FIELDS: frozenset[str] = frozenset({"bottom_line_requirements"})
+
 REDACTED = "[redacted]"
 
 
@@ -35,13 +39,18 @@ def is_personal(field_name: str) -> bool:
     return field_name.lower() in PERSONAL_FIELDS
 
 
+def is_confidential(field_name: str) -> bool:
+    """Personal, or internal-only text: never logged."""
+    return is_personal(field_name) or field_name.lower() in CONFIDENTIAL_FIELDS
+
+
 def redact(value: Any) -> Any:
-    """A copy of `value` with every personal field's value replaced, at any depth."""
+    """A copy of `value` with every personal or confidential field's value replaced, at any depth."""
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
     if isinstance(value, Mapping):
         return {
-            key: REDACTED if isinstance(key, str) and is_personal(key) else redact(item)
+            key: REDACTED if isinstance(key, str) and is_confidential(key) else redact(item)
             for key, item in value.items()
         }
     if isinstance(value, (list, tuple, set, frozenset)):

@@ -1,12 +1,17 @@
 """The family's plan, the professional's bottom-line requirements, and acceptance. Pure rules.
 
 The plan is the family's: written in private family time, recorded by the coordinator,
-readable by the family. A professional with statutory responsibility may set bottom-line
-requirements before the conference (shared with the family beforehand) and accepts the
-plan only when every requirement is answered by an agreement, or with a recorded
-justification. Events carry counts and codes; the plan's words stay here.
+readable by the family. Only a case with a supervision order or out-of-home placement has
+bottom-line requirements and a responsible professional: the one the referrer named
+(ReferralReceived), or the one operations assigns instead, with a reason kept in the
+case's history. Nobody claims a case by acting first. The requirements come with the
+referral and from that professional before the conference (shared with the family
+beforehand); the professional accepts the plan only when every requirement is answered by
+an agreement, or with a recorded justification. Events carry counts and codes; the plan's
+words stay here.
 """
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -53,6 +58,28 @@ class Requirement(BaseModel):
     set_by: str
     set_at: AwareDatetime
     shared_with_family_at: AwareDatetime
+    from_referral: bool = Field(default=False, description="set up front in the referral (shown to the family on its case from then)")
+
+
+class ReassignmentReason(StrEnum):
+    """Why operations binds a case to another responsible professional: a code, never a story."""
+
+    NOT_NAMED_IN_REFERRAL = "not_named_in_referral"
+    CASELOAD_TRANSFER = "caseload_transfer"
+    PROFESSIONAL_LEFT = "professional_left"
+    PROFESSIONAL_ABSENT = "professional_absent"
+    CONFLICT_OF_INTEREST = "conflict_of_interest"
+    NAMED_IN_ERROR = "named_in_error"
+
+
+class ProfessionalChange(BaseModel):
+    """One entry of the case's history of its responsible professional (ids and codes only)."""
+
+    professional_id: str
+    previous_professional_id: str | None
+    reason: ReassignmentReason
+    by: str = Field(description="the operations account that made the change")
+    at: AwareDatetime
 
 
 class Agreement(Strict):
@@ -97,7 +124,9 @@ class CasePlan(BaseModel):
     case_id: str
     statutory: bool = False
     coordinator_id: str | None = None
-    professional_id: str | None = None
+    professional_id: str | None = Field(default=None, description="the responsible professional: only they set requirements and review")
+    professional_history: list[ProfessionalChange] = []
+    referral_seen: bool = Field(default=False, description="ReferralReceived has reached plans")
     requirements: list[Requirement] = []
     meetings: list[Meeting] = []
     cancelled_meetings: list[int] = Field(default=[], description="meetings cancelled before plans saw them scheduled")
@@ -117,8 +146,27 @@ def _case(plan: CasePlan | None, case_id: str) -> CasePlan:
 # --- from other services' events -------------------------------------------------------------
 
 
-def referral_received(plan: CasePlan | None, case_id: str, statutory_context: StatutoryContext) -> Change[CasePlan]:
-    return Change(_case(plan, case_id).model_copy(update={"statutory": statutory_context in STATUTORY}))
+def referral_received(
+    plan: CasePlan | None, case_id: str, statutory_context: StatutoryContext, *, received_at: datetime,
+    professional_id: str | None = None, requirements: Sequence[str] = (),
+) -> Change[CasePlan]:  # fmt: skip
+    """The case as referred: whether it is statutory, its responsible professional (unless
+    operations bound another meanwhile) and the bottom-line requirements set up front. A
+    requirement already known (the same text) is not added twice."""
+    plan = _case(plan, case_id)
+    statutory = statutory_context in STATUTORY
+    update: dict[str, object] = {"statutory": statutory, "referral_seen": True}
+    if statutory and plan.professional_id is None and professional_id:
+        update["professional_id"] = professional_id
+    added = list(plan.requirements)
+    for text in requirements if statutory else ():
+        if not any(existing.text.casefold() == text.casefold() for existing in added):
+            added.append(Requirement(
+                requirement_id=f"r{len(added) + 1}", text=text, set_by=professional_id or "referral", set_at=received_at,
+                shared_with_family_at=received_at, from_referral=True,
+            ))  # fmt: skip
+    update["requirements"] = added
+    return Change(plan.model_copy(update=update))
 
 
 def coordinator_assigned(plan: CasePlan | None, case_id: str, coordinator_id: str) -> Change[CasePlan]:
@@ -172,24 +220,53 @@ def conference_cancelled(plan: CasePlan | None, case_id: str, number: int) -> Ch
 # --- what people do ---------------------------------------------------------------------------
 
 
-def add_requirement(plan: CasePlan | None, case_id: str, new: NewRequirement, professional: str, now: datetime) -> Change[CasePlan] | None:
+NOT_STATUTORY = (
+    "bottom-line requirements only where the statutory context allows them (a supervision order or an "
+    "out-of-home placement); this case has neither"
+)
+
+
+def responsible(plan: CasePlan, professional: str) -> None:
+    """Only the case's responsible professional; refuses everyone else (403)."""
+    if plan.professional_id is None:
+        raise Forbidden("no responsible professional is bound to this case: the referrer names one, or operations assigns one")
+    if plan.professional_id != professional:
+        raise Forbidden("another professional holds statutory responsibility for this case")
+
+
+def add_requirement(plan: CasePlan | None, new: NewRequirement, professional: str, now: datetime) -> Change[CasePlan] | None:
     """A requirement already set with the same text is not set twice (None: no change): a
     professional's resend after a lost answer would otherwise add one the plan never
     answers, and the plan could not pass review."""
-    plan = _case(plan, case_id)
+    if plan is None or not (plan.referral_seen or plan.statutory):
+        raise NotFound("the case's referral has not reached plans (yet)")
+    if not plan.statutory:
+        raise RuleViolation(NOT_STATUTORY)
+    responsible(plan, professional)
     if any(existing.text.casefold() == new.text.casefold() for existing in plan.requirements):
         return None
     if plan.conference_started(now.date()):
         raise RuleViolation("the conference has started: bottom-line requirements must be set and shared before it")
-    if plan.professional_id not in (None, professional):
-        raise Forbidden("another professional holds statutory responsibility for this case")
     if new.shared_with_family_at > now:
         raise RuleViolation("shared_with_family_at is in the future")
     requirement = Requirement(
         requirement_id=f"r{len(plan.requirements) + 1}", text=new.text, set_by=professional, set_at=now,
         shared_with_family_at=new.shared_with_family_at,
     )  # fmt: skip
-    return Change(plan.model_copy(update={"requirements": [*plan.requirements, requirement], "statutory": True, "professional_id": professional}))
+    return Change(plan.model_copy(update={"requirements": [*plan.requirements, requirement]}))
+
+
+def assign_professional(plan: CasePlan | None, professional_id: str, reason: ReassignmentReason, by: str, now: datetime) -> Change[CasePlan] | None:
+    """Operations binds the case to another responsible professional (or to one where the
+    referral named none), for a reason kept in the case's history. The same one again: no change."""
+    if plan is None:
+        raise NotFound("no such case")
+    if not plan.statutory:
+        raise RuleViolation("only a case with a supervision order or out-of-home placement has a responsible professional")
+    if plan.professional_id == professional_id:
+        return None
+    entry = ProfessionalChange(professional_id=professional_id, previous_professional_id=plan.professional_id, reason=reason, by=by, at=now)
+    return Change(plan.model_copy(update={"professional_id": professional_id, "professional_history": [*plan.professional_history, entry]}))
 
 
 def record_plan(plan: CasePlan | None, draft: PlanDraft) -> Change[CasePlan]:
@@ -239,10 +316,11 @@ def present(plan: CasePlan | None, now: datetime) -> Change[CasePlan]:
 
 
 def review(plan: CasePlan | None, professional: str, justification: str | None, now: datetime) -> Change[CasePlan]:
-    if plan is None or plan.current is None or plan.current.status is not MeetingStatus.PRESENTED:
+    if plan is None:
+        raise NotFound("no such case")
+    responsible(plan, professional)
+    if plan.current is None or plan.current.status is not MeetingStatus.PRESENTED:
         raise RuleViolation("there is no presented plan waiting for review")
-    if plan.professional_id not in (None, professional):
-        raise Forbidden("another professional holds statutory responsibility for this case")
     meeting = plan.current
     assert meeting.plan is not None
     missing = unmet(plan, meeting.plan)
@@ -257,7 +335,6 @@ def review(plan: CasePlan | None, professional: str, justification: str | None, 
             reviewed_by_professional=True, accepted_with_justification=bool(missing),
         )  # fmt: skip
         updated = meeting.model_copy(update={"status": MeetingStatus.ACCEPTED, "justification": justification if missing else None})
-    plan = plan.model_copy(update={"professional_id": professional})
     return Change(_with_meeting(plan, updated).state, [event])
 
 

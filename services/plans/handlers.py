@@ -29,7 +29,14 @@ def register(service: KringService, plans: AggregateStore[CasePlan]) -> None:
     @service.on(ReferralReceived)
     async def on_referral_received(envelope: Envelope[ReferralReceived]) -> None:
         data = envelope.data
-        await plans.mutate(data.case_id, lambda p: domain.referral_received(p, data.case_id, data.statutory_context), cause=envelope)
+        await plans.mutate(
+            data.case_id,
+            lambda p: domain.referral_received(
+                p, data.case_id, data.statutory_context, received_at=data.received_at,
+                professional_id=data.responsible_professional_id, requirements=data.bottom_line_requirements,
+            ),  # fmt: skip
+            cause=envelope,
+        )
 
     @service.on(CoordinatorAssigned)
     async def on_coordinator_assigned(envelope: Envelope[CoordinatorAssigned]) -> None:

@@ -1,6 +1,8 @@
-"""HTTP of the plans service. The coordinator of the case writes the plan; the statutory
-professional sets bottom-line requirements and reviews; the family reads its own plan;
-nobody else reads it."""
+"""HTTP of the plans service. The coordinator of the case writes the plan; the case's
+responsible professional (named in the referral, or assigned by operations) sets bottom-line
+requirements and reviews; the family reads its own plan, with the requirements; nobody else
+reads it. Operations rebinds the responsible professional, with a reason, without reading
+the plan."""
 
 from collections.abc import Callable
 from datetime import datetime
@@ -10,11 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.access import change_owned, read_owned
 from shared.auth import Principal, Role, authorised
+from shared.contract.vocabulary import Identifier
 from shared.domain import Change
 from shared.store import AggregateStore
 
 from . import domain
-from .domain import CasePlan
+from .domain import CasePlan, ProfessionalChange, ReassignmentReason
 
 NOT_YOURS = "this plan is not yours to see"
 
@@ -32,19 +35,39 @@ class Outcome(BaseModel):
     reason_category: str = Field(pattern=r"^[a-z][a-z_]{2,59}$", description="e.g. network_incomplete, family_disagreed")
 
 
+class ProfessionalAssignment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    professional_id: Identifier = Field(description="the professional with statutory responsibility (an id, no name)")
+    reason: ReassignmentReason
+
+
+class ProfessionalView(BaseModel):
+    """Who is responsible for the case, and since when: what operations sees (not the plan)."""
+
+    case_id: str
+    professional_id: str | None
+    professional_history: list[ProfessionalChange]
+
+
 def may_see(caller: Principal, plan: CasePlan) -> bool:
     match caller.role:
         case Role.COORDINATOR:
             return plan.coordinator_id == caller.subject
         case Role.PROFESSIONAL:
-            return plan.statutory and plan.professional_id in (None, caller.subject)
+            return plan.statutory and plan.professional_id is not None and plan.professional_id == caller.subject
         case Role.FAMILY:
             return caller.case_id == plan.case_id
     return False
 
 
 def may_set_requirements(caller: Principal, plan: CasePlan) -> bool:
-    return plan.professional_id in (None, caller.subject)
+    """Any professional reaches the rule (a case that allows no requirements is refused with
+    its reason); the rule admits the case's responsible professional only."""
+    return caller.role is Role.PROFESSIONAL
+
+
+def may_assign(caller: Principal, plan: CasePlan) -> bool:
+    return caller.role is Role.OPS
 
 
 def router(plans: AggregateStore[CasePlan], clock: Callable[[], datetime]) -> APIRouter:
@@ -64,13 +87,26 @@ def router(plans: AggregateStore[CasePlan], clock: Callable[[], datetime]) -> AP
     async def add_requirement(
         case_id: str, requirement: domain.NewRequirement, caller: Principal = Depends(authorised(Role.PROFESSIONAL))
     ) -> CasePlan:
-        """A bottom-line requirement, before the conference, already shared with the family."""
+        """A bottom-line requirement, before the conference, already shared with the family:
+        by the case's responsible professional only (403 for anyone else), and only with a
+        supervision order or out-of-home placement (409 otherwise)."""
         now = clock()
         return await change_owned(
-            plans, case_id, caller, may_set_requirements,
-            lambda p: domain.add_requirement(p, case_id, requirement, caller.subject, now),
-            refusal="another professional holds statutory responsibility",
+            plans, case_id, caller, may_set_requirements, lambda p: domain.add_requirement(p, requirement, caller.subject, now)
+        )
+
+    @api.put("/cases/{case_id}/professional", response_model=ProfessionalView, tags=["requirements"])
+    async def assign_professional(
+        case_id: str, body: ProfessionalAssignment, caller: Principal = Depends(authorised(Role.OPS))
+    ) -> ProfessionalView:
+        """Operations binds the case to another responsible professional (or to one where
+        the referral named none); the reason is kept in the case's history."""
+        now = clock()
+        plan = await change_owned(
+            plans, case_id, caller, may_assign,
+            lambda p: domain.assign_professional(p, body.professional_id, body.reason, caller.subject, now),
         )  # fmt: skip
+        return ProfessionalView(case_id=plan.case_id, professional_id=plan.professional_id, professional_history=plan.professional_history)
 
     @api.put("/cases/{case_id}/plan", response_model=CasePlan, tags=["plan"])
     async def record_plan(case_id: str, draft: domain.PlanDraft, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> CasePlan:
@@ -84,8 +120,9 @@ def router(plans: AggregateStore[CasePlan], clock: Callable[[], datetime]) -> AP
 
     @api.post("/cases/{case_id}/plan/review", response_model=CasePlan, tags=["plan"])
     async def review(case_id: str, body: Review, caller: Principal = Depends(authorised(Role.PROFESSIONAL))) -> CasePlan:
-        """Accepted when every requirement is answered (or with a justification); otherwise a
-        revision is requested naming the unmet requirements."""
+        """By the case's responsible professional only. Accepted when every requirement is
+        answered (or with a justification); otherwise a revision is requested naming the
+        unmet requirements."""
         now = clock()
         return await change(case_id, caller, lambda p: domain.review(p, caller.subject, body.justification, now))
 

@@ -8,13 +8,15 @@ events built here carry only codes, bands and counts.
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from shared.contract.events import (
     ConsentRecorded,
     ReferralAccepted,
     ReferralReceived,
+    ReferralRejected,
     ReferralWithdrawn,
+    RejectedField,
 )
 from shared.contract.vocabulary import (
     AgeBand,
@@ -28,6 +30,7 @@ from shared.contract.vocabulary import (
     ReferrerType,
     Region,
     StatutoryContext,
+    Subject,
     Urgency,
     WithdrawalReason,
 )
@@ -107,7 +110,14 @@ class FamilyFacts(Strict):
     interpreter_needed: bool = False
     coordinator_preferences: CoordinatorPreferences = CoordinatorPreferences()
     contact: ContactPerson
-    children: list[Child] = Field(min_length=1, max_length=20)
+    subject: Subject = Field(
+        default=Subject.CHILD,
+        description="whom the conference is about: a child (list at least one), an adult, or a whole household",
+    )
+    children: list[Child] = Field(
+        default=[], max_length=20, validate_default=True,
+        description="the children concerned; at least one when the subject is a child",
+    )  # fmt: skip
     concern_categories: list[ConcernCategory] = Field(min_length=1, max_length=9)
     description: Annotated[Text, StringConstraints(max_length=5000)] = Field(
         description="the reason for the referral in the referrer's words (personal data)"
@@ -116,6 +126,13 @@ class FamilyFacts(Strict):
     consent: ConsentGiven | None = Field(
         default=None, description="who consented already; absent = consent still to be asked"
     )
+
+    @field_validator("children")
+    @classmethod
+    def _a_child_subject_names_a_child(cls, children: list[Child], info: ValidationInfo) -> list[Child]:
+        if info.data.get("subject", Subject.CHILD) is Subject.CHILD and not children:
+            raise ValueError("list at least one child, or give subject adult or household")
+        return children
 
     @model_validator(mode="after")
     def _consent_rules(self) -> Self:
@@ -139,6 +156,19 @@ class ReferralRequest(FamilyFacts):
         max_length=20,
         description="minimum safety conditions set by a professional with statutory responsibility",
     )
+    responsible_professional_id: Identifier | None = Field(
+        default=None, validate_default=True,
+        description="the professional with statutory responsibility (an identifier, no name): required with a "
+        "supervision order or out-of-home placement, refused otherwise; only they set requirements and review the plan",
+    )  # fmt: skip
+
+    @field_validator("responsible_professional_id")
+    @classmethod
+    def _only_statutory_cases_have_a_professional(cls, professional: str | None, info: ValidationInfo) -> str | None:
+        context = info.data.get("statutory_context")
+        if professional is not None and context is not None and context not in STATUTORY:
+            raise ValueError("only a supervision order or out-of-home placement has a responsible professional")
+        return professional
 
     @property
     def funder(self) -> str:
@@ -152,7 +182,22 @@ class ReferralRequest(FamilyFacts):
             raise ValueError("bottom_line_requirements need a supervision order or out-of-home placement")
         if self.bottom_line_requirements and self.referrer.type in NON_PROFESSIONAL:
             raise ValueError("only a professional with statutory responsibility sets bottom_line_requirements")
+        if self.statutory_context in STATUTORY and not self.children:
+            raise ValueError("a supervision order or out-of-home placement concerns a child: list the children")
         return self
+
+
+class NewReferralRequest(ReferralRequest):
+    """A referral as a bureau or referrer sends it now: a statutory one names its responsible
+    professional. (Referrals kept from before that rule still load as ReferralRequest; plans
+    refuses their requirements and reviews until operations binds a professional.)"""
+
+    @field_validator("responsible_professional_id")
+    @classmethod
+    def _statutory_cases_name_their_professional(cls, professional: str | None, info: ValidationInfo) -> str | None:
+        if professional is None and info.data.get("statutory_context") in STATUTORY:
+            raise ValueError("a supervision order or out-of-home placement names its responsible professional")
+        return professional
 
 
 class PublicReferrer(Strict):
@@ -182,7 +227,7 @@ def default_funder(region: Region) -> str:
     return region.municipality or f"province-{region.province}"
 
 
-class SubmitReferral(ReferralRequest):
+class SubmitReferral(NewReferralRequest):
     """The intake command a bureau publishes (routing key `referral.submit`)."""
 
     source_organisation_id: Identifier | None = Field(
@@ -283,18 +328,45 @@ def received_event(referral: Referral) -> ReferralReceived:
         coordinator_preferences=request.coordinator_preferences,
         concern_categories=sorted(set(request.concern_categories)),
         child_age_bands=[child.age_band for child in request.children],
+        subject=request.subject,
         statutory_context=request.statutory_context,
         urgency=request.urgency,
         consent=referral.consent_state,
         bottom_line_requirements_set=bool(request.bottom_line_requirements),
+        bottom_line_requirements=request.bottom_line_requirements,
+        responsible_professional_id=request.responsible_professional_id,
     )
 
 
+RESUBMISSION_CHANGED = (
+    "differs from the referral already accepted under this external_reference; a resubmission must repeat it "
+    "exactly and nothing was changed: tell the case's coordinator, or withdraw the case and refer again "
+    "under a new external_reference"
+)
+
+
+def changed_fields(before: ReferralRequest, after: ReferralRequest) -> list[str]:
+    """The fields (dotted paths) in which a resubmission differs from the referral accepted
+    under its reference: names only, never the values."""
+
+    def paths(old: Any, new: Any, at: str) -> list[str]:
+        if isinstance(old, dict) and isinstance(new, dict):
+            keys = sorted(old.keys() | new.keys())
+            return [path for key in keys for path in paths(old.get(key), new.get(key), f"{at}.{key}" if at else key)]
+        return [] if old == new else [at]
+
+    return paths(before.model_dump(mode="json"), after.model_dump(mode="json"), "")
+
+
 def open_case(existing: Referral | None, new: Referral) -> Change[Referral] | None:
-    """A new case; None if it exists already (a resubmission changes nothing). An anonymous
-    self-referral is not announced yet: anyone can send one, and the other services would
-    give it a coordinator's place (scheduling reserves one on ReferralReceived)."""
+    """A new case; None if it exists already and the resubmission repeats it (it changes
+    nothing). A resubmission that differs is refused, naming the changed fields: neither
+    dropped unsaid nor applied unseen. An anonymous self-referral is not announced yet:
+    anyone can send one, and the other services would give it a coordinator's place
+    (scheduling reserves one on ReferralReceived)."""
     if existing is not None:
+        if changed := changed_fields(existing.request, new.request):
+            raise RuleViolation(f"{', '.join(changed)}: {RESUBMISSION_CHANGED}")
         return None
     return Change(new, [received_event(new)] if new.intake_accepted else [])
 
@@ -324,7 +396,11 @@ def _announced(referral: Referral, events: list[Any]) -> list[Any]:
 
 
 def submit(existing: Referral | None, new: Referral, *, now: datetime) -> Change[Referral]:
-    """A bureau's command: a new case, or for a resubmission the existing case id again."""
+    """A bureau's command: a new case, or for an identical resubmission the existing case id
+    again. A resubmission that differs is answered ReferralRejected naming the changed
+    fields (never their values); the case stays as it was accepted."""
+    if existing is not None and (changed := changed_fields(existing.request, new.request)):
+        return Change(existing, [_rejected(existing, changed, now)])
     opened = open_case(existing, new)
     referral = existing or new
     reply = _accepted(referral, now, resubmission=existing is not None)
@@ -339,6 +415,16 @@ def _accepted(referral: Referral, now: datetime, *, resubmission: bool) -> Refer
         case_id=referral.case_id,
         accepted_at=now,
         resubmission=resubmission,
+    )
+
+
+def _rejected(referral: Referral, changed: list[str], now: datetime) -> ReferralRejected:
+    assert referral.source_organisation_id and referral.external_reference
+    return ReferralRejected(
+        source_organisation_id=referral.source_organisation_id,
+        external_reference=referral.external_reference,
+        rejected_at=now,
+        errors=[RejectedField(field=name, problem=RESUBMISSION_CHANGED) for name in changed],
     )
 
 

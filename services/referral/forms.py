@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData
 
-from shared.contract.vocabulary import ConcernCategory, ConsentingParty, Province
+from shared.contract.vocabulary import ConcernCategory, ConsentingParty, Province, Subject
 from shared.errors import InvalidInput
 
 from .domain import PublicReferralRequest
@@ -36,12 +36,16 @@ CONSENTING = {
     ConsentingParty.YOUNG_PERSON: "The young person (16 or older must agree themselves)",
     ConsentingParty.LEGAL_GUARDIAN: "A legal guardian",
 }
+SUBJECTS = {
+    Subject.CHILD: "A child or children", Subject.ADULT: "An adult (for example an aunt or a grandparent)",
+    Subject.HOUSEHOLD: "The whole household",
+}  # fmt: skip
 # Where a problem with a field of the request is shown in the form.
 INPUT_OF_FIELD = {
     "referrer": "referrer_type", "contact.name": "contact_name", "contact.relation": "contact_relation",
     "contact.phone": "contact_phone", "contact.email": "contact_email", "contact": "contact_phone",
     "region.province": "province", "region.municipality": "municipality", "region": "province",
-    "children": "children", "concern_categories": "concern_categories", "description": "description",
+    "subject": "subject", "children": "children", "concern_categories": "concern_categories", "description": "description",
     "consent": "consent", "language": "language",
 }  # fmt: skip
 
@@ -107,6 +111,7 @@ def parse(values: Values) -> PublicReferralRequest:
                 "phone": _first(values, "contact_phone") or None,
                 "email": _first(values, "contact_email") or None,
             },
+            "subject": _first(values, "subject") or "child",
             "children": _children(_first(values, "children")),
             "concern_categories": [v for v in values.get("concern_categories", []) if v],
             "description": _first(values, "description"),
@@ -138,6 +143,7 @@ def render_form(values: Values | None = None, errors: dict[str, list[str]] | Non
         languages=LANGUAGES,
         concerns=CONCERNS,
         consenting=CONSENTING,
+        subjects=SUBJECTS,
     )
 
 

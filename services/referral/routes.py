@@ -36,6 +36,7 @@ from shared.contract.vocabulary import (
     ReferrerType,
     Region,
     StatutoryContext,
+    Subject,
     Urgency,
     WithdrawalReason,
 )
@@ -54,7 +55,7 @@ FAMILY_SERVICES = ("referral", "plans")
 PROFESSIONAL_ROLES = (Role.BUREAU, Role.REFERRER)
 
 
-class ReferralSubmission(domain.ReferralRequest):
+class ReferralSubmission(domain.NewReferralRequest):
     external_reference: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,99}$",
@@ -87,8 +88,10 @@ class CaseView(BaseModel):
     language: str
     interpreter_needed: bool
     coordinator_preferences: CoordinatorPreferences
+    subject: Subject
     child_age_bands: list[AgeBand]
     statutory_context: StatutoryContext
+    responsible_professional_id: str | None = Field(description="the professional with statutory responsibility (an id)")
     concern_categories: list[ConcernCategory]
     urgency: Urgency
     consent: ConsentView
@@ -129,8 +132,10 @@ def case_view(referral: domain.Referral) -> CaseView:
         language=request.language,
         interpreter_needed=request.interpreter_needed,
         coordinator_preferences=request.coordinator_preferences,
+        subject=request.subject,
         child_age_bands=[child.age_band for child in request.children],
         statutory_context=request.statutory_context,
+        responsible_professional_id=request.responsible_professional_id,
         concern_categories=request.concern_categories,
         urgency=request.urgency,
         consent=history[-1],
@@ -186,7 +191,9 @@ def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: 
     async def submit_referral(
         submission: ReferralSubmission, caller: Principal = Depends(authorised(*PROFESSIONAL_ROLES))
     ) -> CaseCreated:
-        """A bureau or professional referrer refers a family."""
+        """A bureau or professional referrer refers a family. Sending an external_reference
+        again answers the same case if the referral is identical, and 409 naming the changed
+        fields if it is not (nothing is changed)."""
         if submission.referrer.organisation_id != caller.organisation_id:
             raise Forbidden("you may refer only for your own organisation")
         request = domain.ReferralRequest.model_validate(submission.model_dump(exclude={"external_reference"}))

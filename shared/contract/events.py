@@ -12,9 +12,9 @@ envelope around it lives in `shared.contract.envelope`. Rules:
 
 from datetime import date
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, StringConstraints
 
 from .vocabulary import (
     AgeBand,
@@ -34,6 +34,7 @@ from .vocabulary import (
     Region,
     RoleCounts,
     StatutoryContext,
+    Subject,
     Urgency,
     WithdrawalReason,
 )
@@ -80,7 +81,7 @@ class Event(BaseModel):
     def routing_key(self) -> str:
         return self.binding_key()
 
-    def subject(self) -> str:
+    def cloudevent_subject(self) -> str:
         raise NotImplementedError
 
 
@@ -89,15 +90,22 @@ class CaseEvent(Event):
 
     case_id: CaseId
 
-    def subject(self) -> str:
+    def cloudevent_subject(self) -> str:
         return self.case_id
 
 
 # --- referral ---------------------------------------------------------------------
 
 
+# A bottom-line requirement as the referring professional wrote it. Text about the family:
+# it travels between Kring's own services only (the events exchange), never to funders,
+# and logs redact it (shared.privacy.CONFIDENTIAL_FIELDS).
+RequirementText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
 class ReferralReceived(CaseEvent):
-    """A referral was accepted as a case. Only what downstream services need."""
+    """A referral was accepted as a case. Only what downstream services need; the bottom-line
+    requirements' texts are for plans, which checks the family's plan against them."""
 
     name: ClassVar[str] = "referral.received"
 
@@ -111,10 +119,17 @@ class ReferralReceived(CaseEvent):
     coordinator_preferences: CoordinatorPreferences = CoordinatorPreferences()
     concern_categories: list[ConcernCategory] = Field(min_length=1)
     child_age_bands: list[AgeBand] = []
+    subject: Subject = Subject.CHILD
     statutory_context: StatutoryContext
     urgency: Urgency = Urgency.NORMAL
     consent: ConsentState
     bottom_line_requirements_set: bool = False
+    bottom_line_requirements: list[RequirementText] = Field(
+        default=[], max_length=20, description="the texts, set up front by the responsible professional (internal only)"
+    )
+    responsible_professional_id: Identifier | None = Field(
+        default=None, description="the professional with statutory responsibility, as the referrer named them (an id, no name)"
+    )
 
 
 class RejectedField(BaseModel):
@@ -141,7 +156,7 @@ class IntakeReply(Event):
     def routing_key(self) -> str:
         return f"{self.name}.{self.source_organisation_id}"
 
-    def subject(self) -> str:
+    def cloudevent_subject(self) -> str:
         return f"{self.source_organisation_id}:{self.external_reference}"
 
 
@@ -273,7 +288,7 @@ class PlaceFreed(Event):
 
     coordinator_id: Identifier
 
-    def subject(self) -> str:
+    def cloudevent_subject(self) -> str:
         return self.coordinator_id
 
 

@@ -28,6 +28,7 @@ from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 REGION = Region(province="UT", municipality="GM0344")
+PROFESSIONAL = "gezinsvoogd-1"  # the responsible professional the referral names
 
 
 class Plans:
@@ -35,7 +36,7 @@ class Plans:
         self.kring, self.app, self.clock = kring, app, clock
         self.service = app.state.kring
         self.coordinator = kring.token(Role.COORDINATOR, subject="coord-1")
-        self.professional = kring.token(Role.PROFESSIONAL, subject="gezinsvoogd-1")
+        self.professional = kring.token(Role.PROFESSIONAL, subject=PROFESSIONAL)
 
     async def publish(self, event: Event) -> Envelope[Any]:
         envelope = Envelope.wrap(event, source="kring/test")
@@ -53,8 +54,10 @@ class Plans:
         await self.scheduled(case_id, 1, day)
         return case_id, day
 
-    async def assigned(self, statutory: StatutoryContext = StatutoryContext.NONE) -> str:
-        referral = referral_received().model_copy(update={"statutory_context": statutory})
+    async def assigned(self, statutory: StatutoryContext = StatutoryContext.NONE, requirements: tuple[str, ...] = ()) -> str:
+        named = PROFESSIONAL if statutory in (StatutoryContext.SUPERVISION_ORDER, StatutoryContext.OUT_OF_HOME_PLACEMENT) else None
+        update = {"statutory_context": statutory, "responsible_professional_id": named, "bottom_line_requirements": list(requirements)}
+        referral = referral_received().model_copy(update=update)
         await self.publish(referral)
         await self.publish(CoordinatorAssigned(case_id=referral.case_id, coordinator_id="coord-1", assigned_at=self.clock(), region=REGION))
         return referral.case_id
@@ -251,3 +254,56 @@ async def test_a_cancellation_or_a_move_that_overtakes_the_scheduling_still_appl
     await eventually(settled, what="the move applied after the scheduling")
     assert [m["status"] for m in (await plans.plan(cancelled))["meetings"]] == ["cancelled"]
     assert [m["status"] for m in (await plans.plan(moved))["meetings"]] == ["planned"]
+
+
+async def test_the_bureaus_requirements_are_checked_at_acceptance_by_the_named_professional_only(kring: Harness) -> None:
+    plans, events = await started(kring)
+    texts = ("De kinderen worden niet meer geslagen.", "Er is elke avond een volwassene thuis.")
+    case_id = await plans.assigned(StatutoryContext.SUPERVISION_ORDER, requirements=texts)
+    day = (plans.clock() + timedelta(days=10)).date()
+    await plans.scheduled(case_id, 1, day)
+    family = plans.kring.token(Role.FAMILY, case_id=case_id)
+    shown = (await plans.plan(case_id, family))["requirements"]
+    assert [(r["requirement_id"], r["text"], r["from_referral"]) for r in shown] == [("r1", texts[0], True), ("r2", texts[1], True)]
+    first_comer = plans.kring.token(Role.PROFESSIONAL, subject="first-comer")
+    body = {"text": "Vader komt niet in huis.", "shared_with_family_at": plans.clock().isoformat()}
+    assert (await plans.call("POST", f"/cases/{case_id}/requirements", first_comer, json=body)).status_code == 403
+    await plans.held(case_id, 1, day)
+    await plans.call("PUT", f"/cases/{case_id}/plan", json=draft(["r1"]))
+    await plans.call("POST", f"/cases/{case_id}/plan/presentation")
+    assert (await plans.call("POST", f"/cases/{case_id}/plan/review", first_comer, json={})).status_code == 403
+    assert (await plans.call("POST", f"/cases/{case_id}/plan/review", plans.professional, json={})).status_code == 200
+    await plans.call("PUT", f"/cases/{case_id}/plan", json=draft(["r1"], ["r2"]))
+    await plans.call("POST", f"/cases/{case_id}/plan/presentation")
+    assert (await plans.call("POST", f"/cases/{case_id}/plan/review", plans.professional, json={})).json()["meetings"][0]["status"] == "accepted"
+    seen = bodies(await kring.drain(events.name, settle=1.0))
+    assert [key for key, _ in seen] == ["plans.plan-presented", "plans.plan-revision-requested", "plans.plan-presented", "plans.plan-accepted"]
+    assert seen[0][1]["bottom_line_requirements"] == 2 and seen[1][1]["unmet_requirement_ids"] == ["r2"]
+    assert not any(text in json.dumps(seen) for text in texts), "the requirements' words stay in plans"
+
+
+async def test_requirements_are_refused_where_the_statutory_context_allows_none(kring: Harness) -> None:
+    plans, _ = await started(kring)
+    case_id, _ = await plans.open_case(StatutoryContext.VOLUNTARY_HELP)
+    body = {"text": "Er wordt niet geslagen.", "shared_with_family_at": plans.clock().isoformat()}
+    refused = await plans.call("POST", f"/cases/{case_id}/requirements", plans.professional, json=body)
+    assert refused.status_code == 409 and "statutory context allows" in refused.json()["detail"]
+    assert (await plans.plan(case_id))["requirements"] == [] and (await plans.plan(case_id))["professional_id"] is None
+
+
+async def test_operations_rebinds_the_responsible_professional_and_the_reason_is_kept(kring: Harness) -> None:
+    plans, _ = await started(kring)
+    case_id, _ = await plans.open_case(StatutoryContext.OUT_OF_HOME_PLACEMENT)
+    ops = plans.kring.token(Role.OPS, subject="ops-1")
+    moved = await plans.call("PUT", f"/cases/{case_id}/professional", ops, json={"professional_id": "gezinsvoogd-2", "reason": "professional_left"})
+    assert moved.status_code == 200 and moved.json()["professional_id"] == "gezinsvoogd-2"
+    body = {"text": "Veilig thuis.", "shared_with_family_at": plans.clock().isoformat()}
+    assert (await plans.call("POST", f"/cases/{case_id}/requirements", plans.professional, json=body)).status_code == 403
+    successor = plans.kring.token(Role.PROFESSIONAL, subject="gezinsvoogd-2")
+    assert (await plans.call("POST", f"/cases/{case_id}/requirements", successor, json=body)).status_code == 201
+    history = (await plans.plan(case_id))["professional_history"]
+    assert [(h["previous_professional_id"], h["professional_id"], h["reason"], h["by"]) for h in history] == [
+        (PROFESSIONAL, "gezinsvoogd-2", "professional_left", "ops-1")
+    ]
+    free_text = await plans.call("PUT", f"/cases/{case_id}/professional", ops, json={"professional_id": "gezinsvoogd-3", "reason": "Jan is ziek"})
+    assert free_text.status_code == 422, "a reason is a code: no story about people"

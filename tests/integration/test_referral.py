@@ -258,3 +258,49 @@ async def test_who_may_see_and_do_what(kring: Harness) -> None:
     assert await status("GET", f"/cases/{case_id}/contact", kring.token(Role.COORDINATOR, subject="coord-8")) == 403
 
 
+
+
+async def test_a_changed_resubmission_is_rejected_naming_the_changed_fields_and_the_case_stays(kring: Harness) -> None:
+    app = await started(kring)
+    events = await kring.probe(kring.topology.events.name, "referral.received")
+    replies = await kring.probe(kring.topology.replies.name, f"referral.*.{BUREAU}")
+    command = submit_referral(BUREAU, reference=f"BJZ/2026/{uuid.uuid4().hex[:6]}")
+    await send(kring, command)
+    await eventually(lambda: kring.depth(replies.name), what="first answer")
+    changed = {**command, "urgency": "urgent", "contact": {**command["contact"], "phone": "+31 6 99999999"}}
+    await send(kring, changed)
+    answers = await kring.drain(replies.name, settle=1.5)
+    assert [m.routing_key for m in answers] == [f"referral.accepted.{BUREAU}", f"referral.rejected.{BUREAU}"]
+    rejection = data(answers[1])
+    assert [e["field"] for e in rejection["errors"]] == ["contact.phone", "urgency"]
+    assert "99999999" not in answers[1].body.decode() and rejection["external_reference"] == command["external_reference"]
+    [received] = [data(m) for m in await kring.drain(events.name, settle=0.5)]
+    async with kring.http(app, kring.token(Role.OPS, subject="ops-1")) as http:
+        case = (await http.get(f"/cases/{received['case_id']}")).json()
+    assert case["urgency"] == "normal", "nothing of the changed content applied"
+
+    body = {**referral_request(), "external_reference": f"HTTP/{uuid.uuid4().hex[:6]}"}
+    async with kring.http(app, kring.token(Role.BUREAU, subject="bjz-user", organisation_id=BUREAU)) as http:
+        assert (await http.post("/referrals", json=body)).status_code == 201
+        assert (await http.post("/referrals", json=body)).json()["resubmission"] is True
+        conflict = await http.post("/referrals", json={**body, "language": "ar"})
+    assert conflict.status_code == 409 and conflict.json()["detail"].startswith("language: differs")
+
+
+async def test_an_adult_subject_is_referred_without_children_and_travels_as_such(kring: Harness) -> None:
+    app = await started(kring)
+    events = await kring.probe(kring.topology.events.name, "referral.received")
+    command = submit_referral(
+        BUREAU, subject="adult", children=[], statutory_context="none", bottom_line_requirements=[],
+        responsible_professional_id=None, concern_categories=["addiction"],
+    )  # fmt: skip
+    await send(kring, command)
+    [received] = [data(m) for m in await kring.drain(events.name, settle=1.5)]
+    assert (received["subject"], received["child_age_bands"], received["bottom_line_requirements"]) == ("adult", [], [])
+    public = self_referral(subject="household", children=[], concern_categories=["income_debt"])
+    async with kring.http(app) as http:
+        created = await http.post("/self-referrals", json=public)
+    assert created.status_code == 201, created.text
+    await accept_intake(kring, app, created.json()["case_id"])
+    [household] = [data(m) for m in await kring.drain(events.name, settle=1.5)]
+    assert (household["subject"], household["child_age_bands"]) == ("household", [])

@@ -33,6 +33,7 @@ POLICY: dict[tuple[str, str, str], set[Role] | None] = {
     ("plans", "GET", "/cases/{case_id}/plan"): {C, P, FAM},
     ("plans", "PUT", "/cases/{case_id}/plan"): {C},
     ("plans", "POST", "/cases/{case_id}/requirements"): {P},
+    ("plans", "PUT", "/cases/{case_id}/professional"): {O},  # rebinds the responsible professional, with a reason
     ("plans", "POST", "/cases/{case_id}/plan/presentation"): {C},
     ("plans", "POST", "/cases/{case_id}/plan/review"): {P},
     ("plans", "POST", "/cases/{case_id}/second-meeting"): {C},

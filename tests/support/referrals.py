@@ -10,6 +10,7 @@ CONTACT_PHONE = "+31 6 12345678"
 CONTACT_EMAIL = "fatima.jansen@example.nl"
 DESCRIPTION = "Moeder Fatima zorgt alleen voor drie kinderen sinds vader vertrok; schulden lopen op."
 PERSONAL_VALUES = (CONTACT_NAME, CONTACT_PHONE, CONTACT_EMAIL, DESCRIPTION, "Jansen", "Fatima")
+RESPONSIBLE_PROFESSIONAL = "gezinsvoogd-ut-1"  # named by the bureau: an id, no name
 
 
 def referral_request(**overrides: Any) -> dict[str, Any]:
@@ -28,6 +29,7 @@ def referral_request(**overrides: Any) -> dict[str, Any]:
         "urgency": "normal",
         "consent": {"given_by": ["parent_with_responsibility"]},
         "bottom_line_requirements": ["De kinderen gaan elke dag naar school."],
+        "responsible_professional_id": RESPONSIBLE_PROFESSIONAL,
     }
     request.update(overrides)
     return request
@@ -41,7 +43,7 @@ def submit_referral(organisation: str = "bjz-utrecht", reference: str | None = N
     }
 
 
-PUBLIC_FIELDS_NOT_TAKEN = ("funder_id", "statutory_context", "bottom_line_requirements")
+PUBLIC_FIELDS_NOT_TAKEN = ("funder_id", "statutory_context", "bottom_line_requirements", "responsible_professional_id")
 
 
 def self_referral(**overrides: Any) -> dict[str, Any]:

@@ -112,3 +112,13 @@ def test_narrowing_an_enum_is_breaking_and_widening_is_not() -> None:
 
 def test_a_new_optional_field_is_additive() -> None:
     assert breaking_changes(_published_referral_received(), _variant(household_size=(int | None, None))) == []
+
+
+def test_confidential_texts_travel_only_between_kring_services() -> None:
+    """The bottom-line requirements' texts reach plans on the internal exchange; no
+    funder-facing event, no reply to a bureau carries them."""
+    from shared.privacy import CONFIDENTIAL_FIELDS
+
+    carriers = {event.__name__: event.channel for event in CATALOGUE if _field_names(event) & CONFIDENTIAL_FIELDS}
+    assert "ReferralReceived" in carriers  # (PlanPresented's field of that name is a count)
+    assert set(carriers.values()) == {Channel.EVENTS}

@@ -84,3 +84,15 @@ def test_a_validation_error_is_described_without_the_values(output: io.StringIO)
     reason = describe_invalid(raised.value)
     assert "phone" in reason and "email" in reason
     assert "06-12345678" not in reason and "fatima@example.nl" not in reason
+
+
+def test_bottom_line_requirements_travel_between_services_but_never_into_the_logs(output: io.StringIO) -> None:
+    from shared.contract.events import ReferralReceived
+    from tests.support.samples import referral_received
+
+    text = "Vader komt niet meer in huis."
+    event = referral_received().model_copy(update={"bottom_line_requirements": [text]})
+    assert isinstance(event, ReferralReceived)
+    get_logger("test").info("event", data=event.model_dump(mode="json"), bottom_line_requirements=[text])
+    assert text not in output.getvalue()
+    assert lines(output)[0]["data"]["bottom_line_requirements"] == REDACTED

@@ -17,10 +17,10 @@ def agreement(n: int, *answers: str, kind: str = "network_support") -> domain.Ag
 
 
 def presented_plan(*agreements: domain.Agreement) -> domain.CasePlan:
-    plan = domain.referral_received(None, "case-12345678", StatutoryContext.SUPERVISION_ORDER).state
+    plan = domain.referral_received(None, "case-12345678", StatutoryContext.SUPERVISION_ORDER, received_at=NOW, professional_id="prof").state
     plan = domain.conference_scheduled(plan, plan.case_id, 1, date(2026, 12, 1)).state  # type: ignore[union-attr]
     for text in ("school", "avond"):
-        plan = domain.add_requirement(plan, plan.case_id, domain.NewRequirement(text=text, shared_with_family_at=NOW), "prof", NOW).state  # type: ignore[union-attr]
+        plan = domain.add_requirement(plan, domain.NewRequirement(text=text, shared_with_family_at=NOW), "prof", NOW).state  # type: ignore[union-attr]
     plan = domain.conference_held(plan, plan.case_id, 1, date(2026, 12, 1)).state  # type: ignore[union-attr]
     plan = domain.record_plan(plan, domain.PlanDraft(central_question="?", agreements=list(agreements))).state
     return domain.present(plan, NOW).state
@@ -44,7 +44,7 @@ def test_only_the_responsible_professional_reviews_and_requirements_close_at_the
     with pytest.raises(Forbidden):
         domain.review(plan, "someone-else", None, NOW)
     with pytest.raises(domain.RuleViolation):
-        domain.add_requirement(plan, plan.case_id, domain.NewRequirement(text="late", shared_with_family_at=NOW), "prof", NOW)
+        domain.add_requirement(plan, domain.NewRequirement(text="late", shared_with_family_at=NOW), "prof", NOW)
 
 
 def test_an_agreement_cannot_answer_a_requirement_that_does_not_exist() -> None:
@@ -89,6 +89,44 @@ def test_a_requirement_sent_again_is_not_set_twice() -> None:
     effect added r3, a copy of r2 that no agreement answered, and the review asked for a
     revision the family never got to make."""
     plan = presented_plan(agreement(1, "r1"), agreement(2, "r2"))
-    again = domain.add_requirement(plan, plan.case_id, domain.NewRequirement(text=" AVOND ", shared_with_family_at=NOW), "prof", NOW)
+    again = domain.add_requirement(plan, domain.NewRequirement(text=" AVOND ", shared_with_family_at=NOW), "prof", NOW)
     assert again is None
     assert [r.requirement_id for r in plan.requirements] == ["r1", "r2"]
+
+
+def test_the_referrals_requirements_are_set_up_front_and_bind_the_named_professional() -> None:
+    texts = ("Niet meer slaan.", "Elke dag naar school.")
+    plan = domain.referral_received(None, "case-12345678", StatutoryContext.SUPERVISION_ORDER, received_at=NOW, professional_id="prof", requirements=texts).state
+    assert [(r.requirement_id, r.text, r.from_referral, r.set_by) for r in plan.requirements] == [
+        ("r1", texts[0], True, "prof"), ("r2", texts[1], True, "prof"),
+    ]  # fmt: skip
+    assert plan.professional_id == "prof"
+    again = domain.referral_received(plan, plan.case_id, StatutoryContext.SUPERVISION_ORDER, received_at=NOW, professional_id="prof", requirements=texts).state
+    assert again.requirements == plan.requirements
+    with pytest.raises(Forbidden, match="another professional"):
+        domain.add_requirement(plan, domain.NewRequirement(text="Nog een.", shared_with_family_at=NOW), "first-comer", NOW)
+
+
+def test_no_requirements_and_no_professional_without_a_statutory_context() -> None:
+    for context in (StatutoryContext.NONE, StatutoryContext.VOLUNTARY_HELP):
+        plan = domain.referral_received(None, "case-12345678", context, received_at=NOW, professional_id="prof", requirements=["x"]).state
+        assert (plan.statutory, plan.professional_id, plan.requirements) == (False, None, [])
+        with pytest.raises(domain.RuleViolation, match="statutory context allows"):
+            domain.add_requirement(plan, domain.NewRequirement(text="x", shared_with_family_at=NOW), "prof", NOW)
+        with pytest.raises(domain.RuleViolation):
+            domain.assign_professional(plan, "prof", domain.ReassignmentReason.NOT_NAMED_IN_REFERRAL, "ops-1", NOW)
+
+
+def test_nobody_claims_a_case_whose_referral_named_no_professional_until_operations_assigns_one() -> None:
+    plan = domain.referral_received(None, "case-12345678", StatutoryContext.OUT_OF_HOME_PLACEMENT, received_at=NOW).state
+    with pytest.raises(Forbidden, match="no responsible professional"):
+        domain.add_requirement(plan, domain.NewRequirement(text="x", shared_with_family_at=NOW), "first-comer", NOW)
+    assert plan.professional_id is None, "a refused caller claims nothing"
+    plan = domain.assign_professional(plan, "prof", domain.ReassignmentReason.NOT_NAMED_IN_REFERRAL, "ops-1", NOW).state  # type: ignore[union-attr]
+    assert [(c.professional_id, c.previous_professional_id, c.reason, c.by) for c in plan.professional_history] == [
+        ("prof", None, domain.ReassignmentReason.NOT_NAMED_IN_REFERRAL, "ops-1")
+    ]
+    assert domain.assign_professional(plan, "prof", domain.ReassignmentReason.CASELOAD_TRANSFER, "ops-1", NOW) is None
+    assert domain.add_requirement(plan, domain.NewRequirement(text="x", shared_with_family_at=NOW), "prof", NOW) is not None
+    late = domain.referral_received(plan, plan.case_id, StatutoryContext.OUT_OF_HOME_PLACEMENT, received_at=NOW, professional_id="other").state
+    assert late.professional_id == "prof", "a late ReferralReceived does not undo operations' assignment"

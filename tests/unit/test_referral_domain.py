@@ -8,9 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.referral import domain, forms
-from shared.contract.vocabulary import AgeBand, ConsentingParty, ConsentState, WithdrawalReason
+from shared.contract.events import ReferralRejected
+from shared.contract.vocabulary import AgeBand, ConsentingParty, ConsentState, Subject, WithdrawalReason
 from shared.privacy import is_personal
-from tests.support.referrals import PERSONAL_VALUES, referral_request, self_referral
+from tests.support.referrals import PERSONAL_VALUES, referral_request, self_referral, submit_referral
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -40,7 +41,7 @@ def test_an_expected_child_is_unborn_and_a_child_needs_age_or_expected() -> None
     [
         ({"referrer": {"type": "school"}}, "organisation_id is required"),
         ({"funder_id": None}, "funder_id is required"),
-        ({"statutory_context": "voluntary_help"}, "bottom_line_requirements need"),
+        ({"statutory_context": "voluntary_help", "responsible_professional_id": None}, "bottom_line_requirements need"),
         ({"children": [{"age": 16}]}, "young person of 16"),
         ({"contact": {"name": "A", "relation": "mother"}}, "phone number or an e-mail"),
     ],
@@ -136,3 +137,78 @@ def test_form_problems_are_shown_at_their_inputs() -> None:
 
     errors = forms.errors_by_input(field_errors(caught.value.errors()))
     assert {"contact_name", "children", "province", "concern_categories", "description", "language"} <= set(errors)
+
+
+def bureau_referral(**overrides: object) -> domain.Referral:
+    return referral(**overrides).model_copy(update={"source_organisation_id": "bjz-1", "external_reference": "R-1"})
+
+
+def test_a_changed_resubmission_is_refused_naming_the_changed_fields_never_their_values() -> None:
+    first = bureau_referral()
+    changed = bureau_referral(urgency="urgent", contact={**referral_request()["contact"], "phone": "+31 6 87654321"})
+    assert domain.changed_fields(first.request, changed.request) == ["contact.phone", "urgency"]
+    change = domain.submit(first, changed, now=NOW)
+    assert change.state == first, "nothing of the new content is applied"
+    [rejected] = change.events
+    assert isinstance(rejected, ReferralRejected)
+    assert (rejected.source_organisation_id, rejected.external_reference) == ("bjz-1", "R-1")
+    assert [e.field for e in rejected.errors] == ["contact.phone", "urgency"]
+    assert "87654321" not in rejected.model_dump_json() and "urgent" not in rejected.model_dump_json().replace('"urgency"', "")
+    with pytest.raises(domain.RuleViolation, match="contact.phone, urgency: differs"):
+        domain.open_case(first, changed)  # the HTTP route: 409
+
+
+def test_an_identical_resubmission_is_answered_as_before() -> None:
+    first = bureau_referral()
+    assert domain.changed_fields(first.request, bureau_referral().request) == []
+    assert domain.open_case(first, bureau_referral()) is None
+
+
+def test_a_statutory_referral_names_its_responsible_professional_and_only_a_statutory_one() -> None:
+    with pytest.raises(pydantic.ValidationError, match="names its responsible professional") as missing:
+        domain.SubmitReferral.model_validate(submit_referral(responsible_professional_id=None))
+    assert missing.value.errors()[0]["loc"] == ("responsible_professional_id",)
+    # a referral kept from before the rule still loads (plans waits for ops to bind someone)
+    assert domain.ReferralRequest.model_validate(referral_request(responsible_professional_id=None)).responsible_professional_id is None
+    with pytest.raises(pydantic.ValidationError, match="only a supervision order"):
+        domain.ReferralRequest.model_validate(referral_request(statutory_context="none", bottom_line_requirements=[]))
+    with pytest.raises(pydantic.ValidationError, match="String should match pattern"):
+        domain.ReferralRequest.model_validate(referral_request(responsible_professional_id="Mw. de Vries"))  # an id, no name
+
+
+def test_the_received_event_carries_the_requirements_the_professional_and_the_subject() -> None:
+    event = domain.received_event(referral(bottom_line_requirements=["Niet meer slaan.", "Elke dag naar school."]))
+    assert event.bottom_line_requirements == ["Niet meer slaan.", "Elke dag naar school."]
+    assert event.bottom_line_requirements_set is True
+    assert event.responsible_professional_id == "gezinsvoogd-ut-1"
+    assert event.subject is Subject.CHILD
+
+
+def test_an_adult_or_a_household_needs_no_child_and_a_child_subject_does() -> None:
+    for subject in ("adult", "household"):
+        request = domain.ReferralRequest.model_validate(
+            referral_request(subject=subject, children=[], statutory_context="none", bottom_line_requirements=[],
+                             responsible_professional_id=None, concern_categories=["addiction"])
+        )  # fmt: skip
+        event = domain.received_event(domain.received("case-0123456789", request, now=NOW, channel="http", recorded_by_role="bureau"))
+        assert (event.subject, event.child_age_bands) == (Subject(subject), [])
+    with pytest.raises(pydantic.ValidationError, match="at least one child") as caught:
+        domain.ReferralRequest.model_validate(referral_request(children=[]))
+    assert caught.value.errors()[0]["loc"] == ("children",)
+    with pytest.raises(pydantic.ValidationError, match="young person of 16"):  # children listed: their consent rules hold
+        domain.PublicReferralRequest.model_validate(self_referral(subject="household", children=[{"age": 17}], consent={"given_by": ["parent_with_responsibility"]}))
+    with pytest.raises(pydantic.ValidationError, match="concerns a child"):
+        domain.ReferralRequest.model_validate(referral_request(subject="adult", children=[]))
+
+
+def test_aunt_els_asks_for_a_conference_about_herself_through_the_form() -> None:
+    """The seeds' own question, "how can aunt Els stay off the drink?": an adult subject."""
+    values = {
+        "referrer_type": ["family_member"], "contact_name": ["Els"], "contact_relation": ["aunt"], "contact_phone": ["06 12345678"],
+        "province": ["UT"], "language": ["nl"], "subject": ["adult"], "children": [""], "concern_categories": ["addiction"],
+        "description": ["Hoe kan tante Els van de drank afblijven?"],
+    }  # fmt: skip
+    request = forms.parse(values).as_referral()
+    assert (request.subject, request.children) == (Subject.ADULT, [])
+    with pytest.raises(pydantic.ValidationError):
+        forms.parse({**values, "subject": ["child"]})

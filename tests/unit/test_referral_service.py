@@ -83,3 +83,54 @@ async def test_consent_and_withdrawal_are_announced_once(referral: InMemoryServi
     assert again.status_code == 409
     assert [c["consent"] for c in referral.sent("referral.consent-recorded")] == ["given"]
     assert len(referral.sent("referral.withdrawn")) == 1
+
+
+async def test_a_changed_resubmission_is_rejected_naming_the_fields_and_changes_nothing(referral: InMemoryService) -> None:
+    command = submit_referral(BUREAU)
+    await referral.command("referral.submit", command, message_id=str(uuid.uuid4()))
+    changed = {**command, "urgency": "urgent", "children": [{"age": 4}, {"age": 9}]}
+    await referral.command("referral.submit", changed, message_id=str(uuid.uuid4()))
+    [received] = referral.sent("referral.received")
+    [accepted] = referral.sent(f"referral.accepted.{BUREAU}")
+    [rejected] = referral.sent(f"referral.rejected.{BUREAU}")
+    assert rejected["external_reference"] == command["external_reference"]
+    assert [e["field"] for e in rejected["errors"]] == ["children", "urgency"]
+    case_id = accepted["case_id"]
+    async with referral.http(Role.OPS, subject="ops-1") as http:
+        case = (await http.get(f"/cases/{case_id}")).json()
+    assert (case["urgency"], len(case["child_age_bands"])) == ("normal", 3), "the case stands as first accepted"
+    await referral.command("referral.submit", command, message_id=str(uuid.uuid4()))  # the original again: the same answer
+    assert [a["resubmission"] for a in referral.sent(f"referral.accepted.{BUREAU}")] == [False, True]
+    assert received["urgency"] == "normal" and len(referral.sent("referral.received")) == 1
+
+
+async def test_a_changed_resubmission_over_http_is_a_conflict_naming_the_fields(referral: InMemoryService) -> None:
+    body = {**referral_request(), "external_reference": "REF-http-1"}
+    first = await referral.http_settled("POST", "/referrals", Role.BUREAU, organisation_id=BUREAU, json=body)
+    same = await referral.http_settled("POST", "/referrals", Role.BUREAU, organisation_id=BUREAU, json=body)
+    assert first.status_code == same.status_code == 201 and same.json() == {**first.json(), "resubmission": True}
+    changed = await referral.http_settled("POST", "/referrals", Role.BUREAU, organisation_id=BUREAU, json={**body, "urgency": "urgent"})
+    assert changed.status_code == 409 and changed.json()["detail"].startswith("urgency: differs")
+    assert len(referral.sent("referral.received")) == 1
+
+
+async def test_an_adult_subject_referral_is_taken_without_children(referral: InMemoryService) -> None:
+    body = referral_request(
+        subject="adult", children=[], statutory_context="none", bottom_line_requirements=[], responsible_professional_id=None,
+        concern_categories=["addiction"], consent=None,
+    )  # fmt: skip
+    created = await referral.http_settled("POST", "/referrals", Role.BUREAU, organisation_id=BUREAU, json=body)
+    assert created.status_code == 201, created.text
+    [received] = referral.sent("referral.received")
+    assert (received["subject"], received["child_age_bands"], received["bottom_line_requirements"]) == ("adult", [], [])
+    child = await referral.http_settled("POST", "/referrals", Role.BUREAU, organisation_id=BUREAU, json={**body, "subject": "child"})
+    assert child.status_code == 422 and "children" in child.text
+
+
+async def test_a_statutory_referral_without_its_professional_is_refused_on_both_channels(referral: InMemoryService) -> None:
+    await referral.command("referral.submit", submit_referral(BUREAU, responsible_professional_id=None), message_id=str(uuid.uuid4()))
+    [rejected] = referral.sent(f"referral.rejected.{BUREAU}")
+    assert [e["field"] for e in rejected["errors"]] == ["responsible_professional_id"]
+    refused = await referral.http_settled("POST", "/referrals", Role.BUREAU, organisation_id=BUREAU, json=referral_request(responsible_professional_id=None))
+    assert refused.status_code == 422 and "responsible_professional_id" in refused.text
+    assert referral.sent("referral.received") == []
