@@ -42,7 +42,7 @@ from swagger_ui_bundle import swagger_ui_path
 from .errors import Forbidden, InvalidInput, NotFound, RuleViolation, TransientFault
 from .logging import get_logger
 from .mongo import database_unavailable
-from .observability import HttpMetrics
+from .observability import HttpMetrics, redact_http
 from .ratelimit import MongoCounters
 
 if TYPE_CHECKING:
@@ -108,7 +108,9 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
     if service.tracer_provider is not None:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        FastAPIInstrumentor.instrument_app(app, tracer_provider=service.tracer_provider, excluded_urls="/health/.*")
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=service.tracer_provider, excluded_urls="/health/.*", server_request_hook=redact_http
+        )
     return app
 
 

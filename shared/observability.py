@@ -104,24 +104,31 @@ def tracer_provider_for(settings: "KringSettings") -> "TracerProvider | None":
     return _otlp[settings.otlp_endpoint]
 
 
-class RedactHttp(SpanProcessor):
-    """A span processor: what the ASGI instrumentation puts on a server span at its start that
-    may name a person or hold a credential (a path with a family's token, a query, the client's
-    address, the user agent) is overwritten before anything can export it. The route template
-    (`http.route`, the span's name) comes later and stays."""
+REDACTED_HTTP = (
+    "http.target", "http.url", "url.full", "url.path", "url.query", "http.client_ip", "client.address",
+    "client.port", "net.peer.ip", "net.peer.port", "net.sock.peer.addr", "net.sock.peer.port",
+    "network.peer.address", "network.peer.port", "http.user_agent", "user_agent.original", "http.host",
+    "server.address",
+)  # fmt: skip
 
-    REDACTED = (
-        "http.target", "http.url", "url.full", "url.path", "url.query", "http.client_ip", "client.address",
-        "client.port", "net.peer.ip", "net.peer.port", "net.sock.peer.addr", "net.sock.peer.port",
-        "network.peer.address", "network.peer.port", "http.user_agent", "user_agent.original", "http.host",
-        "server.address",
-    )  # fmt: skip
+
+def redact_http(span: Any, scope: Any = None) -> None:
+    """What the ASGI instrumentation puts on a server span that may name a person or hold a
+    credential (a path with a family's token, a query, the client's address, the user agent),
+    overwritten before anything can export it. The route template (`http.route`, the span's
+    name) comes later and stays. The FastAPI instrumentation's server_request_hook (it sets
+    the request's attributes again after the span started)."""
+    attributes = getattr(span, "attributes", None) or {}
+    for key in REDACTED_HTTP:
+        if key in attributes:
+            span.set_attribute(key, "(redacted)")
+
+
+class RedactHttp(SpanProcessor):
+    """`redact_http` on every span as it starts (a span processor of each Kring provider)."""
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
-        attributes = span.attributes or {}
-        for key in self.REDACTED:
-            if key in attributes:
-                span.set_attribute(key, "(redacted)")
+        redact_http(span)
 
 
 def current_trace_headers() -> dict[str, str]:
