@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable, Sized
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from faststream import BaseMiddleware
 from faststream.prometheus.middleware import PrometheusMiddleware
 from faststream.rabbit.opentelemetry.provider import RabbitTelemetrySettingsProvider
 from faststream.rabbit.prometheus.provider import RabbitMetricsSettingsProvider
@@ -190,19 +191,20 @@ class InternalTraceHeaders:
     def __init__(self, inside: tuple[str, ...]) -> None:
         self.inside = inside
 
-    def __call__(self, msg: Any, /, *, context: Any) -> Any:
-        from faststream import BaseMiddleware
+    def __call__(self, msg: Any, /, *, context: Any) -> BaseMiddleware:
+        return _InternalTraceHeadersScope(msg, context=context, inside=self.inside)
 
-        inside = self.inside
 
-        class _Scope(BaseMiddleware):
-            async def publish_scope(self, call_next: Callable[[Any], Awaitable[Any]], cmd: Any) -> Any:
-                if cmd.exchange.name not in inside and cmd.headers:
-                    for name in TRACE_HEADERS:
-                        cmd.headers.pop(name, None)
-                return await call_next(cmd)
+class _InternalTraceHeadersScope(BaseMiddleware):
+    def __init__(self, msg: Any, /, *, context: Any, inside: tuple[str, ...]) -> None:
+        super().__init__(msg, context=context)
+        self.inside = inside
 
-        return _Scope(msg, context=context)
+    async def publish_scope(self, call_next: Callable[[Any], Awaitable[Any]], cmd: Any) -> Any:
+        if cmd.exchange.name not in self.inside and cmd.headers:
+            for name in TRACE_HEADERS:
+                cmd.headers.pop(name, None)
+        return await call_next(cmd)
 
 
 # --- metrics -------------------------------------------------------------------------------

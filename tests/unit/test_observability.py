@@ -52,3 +52,17 @@ async def test_http_spans_name_the_route_never_the_path_query_address_or_agent()
     assert server[0].attributes.get("http.route") == "/cases/{case_id}"
     everything = json.dumps([dict(span.attributes or {}) for span in spans]) + json.dumps([span.name for span in spans])
     assert "Fatima" not in everything and "192.0.2.7" not in everything
+
+
+def test_an_event_written_under_a_span_keeps_its_trace_for_the_relay() -> None:
+    from opentelemetry import trace
+
+    provider = TracerProvider()
+    with provider.get_tracer("test").start_as_current_span("handling a command") as span:
+        entry = stored_form(Envelope.wrap(referral_received(), source="kring/referral"))
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert entry["trace"]["traceparent"].split("-")[1] == trace_id
+    assert not trace.get_current_span().get_span_context().is_valid
+    with observability.continued_trace(entry["trace"]):
+        assert trace.get_current_span().get_span_context().trace_id == span.get_span_context().trace_id
+    assert not trace.get_current_span().get_span_context().is_valid
