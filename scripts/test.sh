@@ -30,6 +30,9 @@ if ! $only_unit && { [ -z "${RABBITMQ_URL:-}" ] || [ -z "${MONGODB_URL:-}" ]; };
     fi
 fi
 
+# promtool for the alert rules' tests (tests/unit/test_alert_rules.py); without it they skip.
+scripts/promtool.sh >/dev/null 2>&1 || echo "[test] promtool unavailable: the alert rules' promtool test skips" >&2
+
 set +e
 "$venv/bin/python" -m pytest "$@"
 status=$?

@@ -42,6 +42,7 @@ from swagger_ui_bundle import swagger_ui_path
 from .errors import Forbidden, InvalidInput, NotFound, RuleViolation, TransientFault
 from .logging import get_logger
 from .mongo import database_unavailable
+from .observability import HttpMetrics, redact_http
 from .ratelimit import MongoCounters
 
 if TYPE_CHECKING:
@@ -100,8 +101,16 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
     app.add_middleware(RequestLimits, max_body_bytes=settings.http_max_body_bytes)
     # Outermost: the answers of RequestLimits (413, 415) carry the headers too.
     app.add_middleware(SecurityHeaders, production=not settings.development)
+    if service.metrics is not None:  # counts every answer, 413/415 included
+        app.add_middleware(HttpMetrics, metrics=service.metrics)
     for router in routers:
         app.include_router(router)
+    if service.tracer_provider is not None:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=service.tracer_provider, excluded_urls="/health/.*", server_request_hook=redact_http
+        )
     return app
 
 

@@ -129,6 +129,9 @@ class MemoryStore(AggregateStore[S]):
     async def outbox_size(self) -> int:
         return sum(len(document["outbox"]) for document in self.documents.values())
 
+    async def outbox_oldest(self) -> datetime | None:
+        return min((entry["at"] for document in self.documents.values() for entry in document["outbox"]), default=None)
+
 
 class MemoryStorage:
     """A service's database in memory, for its wiring point (`create_app(storage=...)`): one

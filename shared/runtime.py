@@ -31,6 +31,14 @@ from shared.memory import MemoryStorage
 from shared.messaging.consumer import DeliveryPolicy, subscribe
 from shared.messaging.publisher import EventPublisher
 from shared.messaging.topology import Topology
+from shared.observability import (
+    InternalTraceHeaders,
+    Metrics,
+    MetricsListener,
+    broker_sources,
+    telemetry_middleware,
+    tracer_provider_for,
+)
 from shared.mongo import DatabaseTime, IndexSpec, create_client, ensure_indexes, ping
 from shared.outbox import OutboxRelay
 from shared.settings import KringSettings
@@ -73,10 +81,29 @@ class KringService:
         self.description = description
         self.topology = Topology(settings.amqp_prefix)
         self.broker = create_broker(settings, description=description)
+        # Observability (shared.observability), each part only when configured. Middleware
+        # order, outermost first: the trace span, the Prometheus counts (one per delivery,
+        # with the ack the delivery policy gave), the delivery policy, and innermost for
+        # publishing the removal of trace headers from what leaves Kring.
+        self.metrics = Metrics(self.name) if settings.metrics_port is not None else None
+        self.tracer_provider = tracer_provider_for(settings)
+        topology = self.topology
+        if self.tracer_provider is not None:
+            self.broker.add_middleware(telemetry_middleware(self.tracer_provider, topology.events.name))
+        if self.metrics is not None:
+            self.broker.add_middleware(self.metrics.prometheus_middleware((topology.replies.name, topology.partner.name)))
+            broker_sources(self.metrics, self)
         self.publisher = EventPublisher(self.broker, self.topology, broker_user(settings.rabbitmq_url))
-        self.broker.add_middleware(DeliveryPolicy(self.publisher, settings))
+        self.broker.add_middleware(DeliveryPolicy(self.publisher, settings, self.metrics))
+        if self.tracer_provider is not None:
+            self.broker.add_middleware(InternalTraceHeaders((topology.events.name, topology.dead_letter.name)))
+        self.metrics_listener: MetricsListener | None = None
         self.database_time = DatabaseTime()
-        listeners = [self.database_time] if settings.database_time_seconds else []
+        listeners: list[Any] = [self.database_time] if settings.database_time_seconds else []
+        if self.tracer_provider is not None:
+            from opentelemetry.instrumentation.pymongo import CommandTracer
+
+            listeners.append(CommandTracer(self.tracer_provider.get_tracer("kring.mongodb")))
         self.mongo: AsyncMongoClient = create_client(settings, listeners)  # connects on first use
         self.memory = storage
         self.relay = OutboxRelay(
@@ -99,6 +126,12 @@ class KringService:
         """Run `job` at start and then every `seconds` while the service runs (sweeps,
         timers). A failing run is logged and the next one comes as planned."""
         self._periodic.append((seconds, job))
+
+    def gauge(self, name: str, documentation: str, compute: Callable[[], Awaitable[Any]]) -> None:
+        """A Prometheus gauge of this service, computed when scraped (with metrics on):
+        `compute` returns a number or a collection (its size). Never personal data."""
+        if self.metrics is not None:
+            self.metrics.gauge(name, documentation, compute)
 
     @property
     def db(self) -> AsyncDatabase:
@@ -140,6 +173,9 @@ class KringService:
         self.relay.start()
         self.relay.sweep_soon()  # publish what a previous run left behind
         self._tasks = [asyncio.create_task(self._repeat(seconds, job)) for seconds, job in self._periodic]
+        if self.metrics is not None and self.settings.metrics_port is not None:
+            self.metrics_listener = MetricsListener(self.metrics, self.settings.metrics_host, self.settings.metrics_port)
+            await self.metrics_listener.start()
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
         log.info("service started", service=self.name)
 
@@ -156,6 +192,8 @@ class KringService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self.metrics_listener is not None:
+            await self.metrics_listener.stop()
         await self.relay.stop()
         await self.mongo.close()
         log.info("service stopped", service=self.name)

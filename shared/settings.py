@@ -63,6 +63,16 @@ class KringSettings(BaseSettings):
     database_time_seconds: float | None = Field(
         default=None, gt=0, description="log where database time went, every this many seconds (off if unset)"
     )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535,
+        description="serve Prometheus GET /metrics on this port of its own (0: any free one); unset: no metrics",
+    )  # fmt: skip
+    metrics_host: str = Field(
+        default="127.0.0.1", description="the address the metrics port listens on (the deployment's Prometheus must reach it, nobody else)"
+    )
+    otlp_endpoint: str | None = Field(
+        default=None, description="export traces by OTLP/HTTP to this URL (e.g. http://collector:4318/v1/traces); unset: no tracing"
+    )
     retry_initial_seconds: float = Field(default=0.2, gt=0)
     retry_max_seconds: float = Field(default=10.0, gt=0)
     retry_give_up_seconds: float = Field(

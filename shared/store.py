@@ -193,6 +193,10 @@ class AggregateStore(ABC, Generic[S]):
     async def outbox_size(self) -> int:
         """Events waiting to be published (for operations and tests)."""
 
+    @abstractmethod
+    async def outbox_oldest(self) -> datetime | None:
+        """When the oldest event waiting to be published was written (None: none waits)."""
+
     # --- what each implementation provides -------------------------------------------------
 
     @abstractmethod
@@ -305,3 +309,8 @@ class MongoStore(AggregateStore[S]):
 
     async def outbox_size(self) -> int:
         return sum([len(document["outbox"]) async for document in self.collection.find({"outbox.0": {"$exists": True}}, {"outbox.id": 1})])
+
+    async def outbox_oldest(self) -> datetime | None:
+        # The relay's sweep index: an array sorts by its smallest element.
+        document = await self.collection.find_one({"outbox.at": {"$exists": True}}, {"outbox.at": 1}, sort=[("outbox.at", 1)])
+        return min((entry["at"] for entry in document["outbox"]), default=None) if document else None

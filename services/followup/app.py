@@ -54,6 +54,7 @@ def create_app(
     tracking = Tracking(followups, intervals, clock=clock, default_interval=default_interval)
     handlers.register(service, followups, tracking.interval_for, partner_log)
     service.every(sweep_seconds, tracking.fire_due)
+    service.gauge("kring_followup_checks_overdue", "Follow-up checks due and not done weeks after their date", tracking.late)
     service.documents(FollowUpDue, FollowUpCompleted, OutcomeRecorded)
     app = service.http_app(routes.router(tracking, partner_log, service.publisher, clock))
     app.state.tracking = tracking

@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 from fast_depends.exceptions import ValidationError as ArgumentValidationError
@@ -37,6 +37,9 @@ from shared.mongo import database_unavailable
 from shared.settings import KringSettings
 
 from .parties import BUREAU_USER_PREFIX, service_user
+
+if TYPE_CHECKING:
+    from shared.observability import Metrics
 from .publisher import EventPublisher
 from .topology import DELIVERY_LIMIT, Topology
 
@@ -134,9 +137,10 @@ def _is_invalid(error: Exception) -> bool:
 class DeliveryPolicy:
     """Broker middleware factory applying the policy above to every subscriber."""
 
-    def __init__(self, publisher: EventPublisher, settings: KringSettings) -> None:
+    def __init__(self, publisher: EventPublisher, settings: KringSettings, metrics: "Metrics | None" = None) -> None:
         self.publisher = publisher
         self.settings = settings
+        self.metrics = metrics
 
     def __call__(self, msg: Any, /, *, context: Any) -> BaseMiddleware:
         return _DeliveryPolicyScope(msg, context=context, policy=self)
@@ -149,11 +153,13 @@ class DeliveryPolicy:
                 result = await call_next(message)
             except Exception as error:
                 if _is_invalid(error):
-                    await self._dead_letter(message, queue, describe_invalid(error))
+                    await self._dead_letter(message, queue, describe_invalid(error), cause="invalid")
                     return None
                 if is_transient(error):
                     if time.monotonic() - started < self.settings.retry_give_up_seconds:
                         log.warning("transient fault, retrying", error=type(error).__name__, retry_in=delay)
+                        if self.metrics is not None:
+                            self.metrics.transient_retries.labels(queue).inc()
                         await asyncio.sleep(delay)
                         delay = min(delay * 2, self.settings.retry_max_seconds)
                         continue
@@ -169,15 +175,17 @@ class DeliveryPolicy:
         deliveries = 1 + int((message.raw_message.headers or {}).get("x-delivery-count") or 0)
         if deliveries > DELIVERY_LIMIT:
             reason = f"handler failed on {deliveries} deliveries: {type(error).__name__}"
-            await self._dead_letter(message, queue, reason)
+            await self._dead_letter(message, queue, reason, cause="failed")
             return
         log.error("handler failed, requeueing", error=type(error).__name__, delivery=deliveries, exc_info=error)
         await message.nack(requeue=True)
 
-    async def _dead_letter(self, message: RabbitMessage, queue: str, reason: str) -> None:
+    async def _dead_letter(self, message: RabbitMessage, queue: str, reason: str, *, cause: str) -> None:
         log.warning("message dead-lettered", reason=reason)
         await self.publisher.dead_letter(message.raw_message, queue, reason)
         await message.ack()
+        if self.metrics is not None:
+            self.metrics.dead_lettered.labels(queue, cause).inc()
 
 
 class _DeliveryPolicyScope(BaseMiddleware):

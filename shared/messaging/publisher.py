@@ -22,6 +22,7 @@ from pamqp.commands import Basic
 
 from shared.contract.envelope import CONTENT_TYPE, Envelope, amqp_body, amqp_headers
 from shared.contract.events import Channel
+from shared.observability import continued_trace, current_trace_headers
 
 from .topology import Topology
 
@@ -47,12 +48,17 @@ class Unroutable(PublishFailed):
 
 
 def stored_form(envelope: Envelope[Any]) -> dict[str, Any]:
-    """How an event waits in an outbox: everything needed to publish it, as plain data."""
-    return {
+    """How an event waits in an outbox: everything needed to publish it, as plain data; with
+    tracing on, the trace context of the span that caused it (`trace`: W3C headers), so that
+    its publication later, by the relay, continues that trace (shared.observability)."""
+    entry = {
         "channel": envelope.channel,
         "routing_key": envelope.routing_key,
         "envelope": envelope.model_dump(mode="json"),
     }
+    if trace := current_trace_headers():
+        entry["trace"] = trace
+    return entry
 
 
 class EventPublisher:
@@ -68,6 +74,10 @@ class EventPublisher:
         """Publish a stored event on its exchange, or (`to_queue`, e.g. a replay for one
         subscriber) straight into one queue through the default exchange."""
         envelope = entry["envelope"]
+        with continued_trace(entry.get("trace")):
+            await self._send_stored(entry, envelope, to_queue)
+
+    async def _send_stored(self, entry: Mapping[str, Any], envelope: Mapping[str, Any], to_queue: str | None) -> None:
         await self._send(
             self.topology.exchange_for(Channel(entry["channel"])) if to_queue is None else DEFAULT_EXCHANGE,
             entry["routing_key"] if to_queue is None else to_queue,

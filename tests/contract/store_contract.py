@@ -165,6 +165,23 @@ class StoreContract:
         assert (await store.outbox_size(), await store.outbox_due(store.clock())) == (0, [])
         assert await store.get(key) == Tally(effects=2), "settling changes no state"
 
+    async def test_the_oldest_waiting_event_is_known_until_it_is_settled(self, make_store: MakeStore) -> None:
+        store = await make_store("tallies", Tally)
+        assert await store.outbox_oldest() is None
+        first_key, second_key = case_id(), case_id()
+        first = await store.mutate(first_key, announcing)
+        await asyncio.sleep(0.01)
+        await store.mutate(second_key, announcing)
+        await store.mutate(first_key, announcing)
+        oldest = await store.outbox_oldest()
+        assert oldest is not None and abs((oldest - first.events[0].time).total_seconds()) < 0.002
+        await store.settle({first_key: [first.events[0].id]})
+        later = await store.outbox_oldest()
+        assert later is not None and later > oldest
+        await store.settle({first_key: [e["id"] for e in await store.lease_outbox(first_key, "r", now=store.clock(), until=store.clock()) or []]})
+        await store.settle({second_key: [e["id"] for e in await store.lease_outbox(second_key, "r", now=store.clock(), until=store.clock()) or []]})
+        assert await store.outbox_oldest() is None
+
     async def test_an_expired_lease_is_taken_over(self, make_store: MakeStore) -> None:
         store = await make_store("tallies", Tally)
         key = case_id()

@@ -58,6 +58,16 @@ def test_cases_travel_from_referral_to_outcome_through_four_processes(system: Sy
     demo = load_demo()
     made = asyncio.run(demo.run(CASES, 2026, system.urls, rabbitmq_url, timeout=240, quiet=True, prefix=system.prefix))
     check_every_case(made, CASES)
+    # what operations saw meanwhile: every process counted the messages it handled, none dead-lettered
+    import httpx
+
+    for service, url in system.metrics_urls.items():
+        lines = httpx.get(url, timeout=10).text.splitlines()
+        acked = [float(line.split()[-1]) for line in lines if line.startswith("faststream_received_processed_messages_total") and 'status="acked"' in line]
+        assert sum(acked) >= CASES // 2, (service, acked)
+        assert [line for line in lines if line.startswith("kring_dlq_messages")] and all(
+            line.endswith(" 0.0") for line in lines if line.startswith("kring_dlq_messages")
+        ), service
 
 
 def test_nothing_is_lost_or_doubled_when_every_service_is_killed_mid_run(system: System, rabbitmq_url: str) -> None:

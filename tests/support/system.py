@@ -56,6 +56,8 @@ class System:
         }  # fmt: skip
         self.ports = {service: free_port() for service in SERVICES}
         self.urls = {service: f"http://127.0.0.1:{port}" for service, port in self.ports.items()}
+        # each process's Prometheus /metrics, on a port of its own (replica 0 of each service)
+        self.metrics_urls = {service: f"http://127.0.0.1:{free_port()}/metrics" for service in SERVICES}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, service: str, replica: int = 0, rabbitmq_url: str | None = None) -> str:
@@ -63,12 +65,13 @@ class System:
         node of a RabbitMQ cluster if `rabbitmq_url` says so; its name."""
         name = service if replica == 0 else f"{service}-{replica}"
         port = self.ports[service] if replica == 0 else free_port()
+        metrics_port = self.metrics_urls[service].rsplit(":", 1)[1].split("/")[0] if replica == 0 else str(free_port())
         log = (self.logs / f"{name}.log").open("a")
         # each service as its own broker user (deploy/rabbitmq/definitions.development.json)
         broker = development_url(rabbitmq_url or self.rabbitmq_url, service_user(service))
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{service}"], cwd=REPO,
-            env={**self.environment, "KRING_HTTP_PORT": str(port), "RABBITMQ_URL": broker},
+            env={**self.environment, "KRING_HTTP_PORT": str(port), "KRING_METRICS_PORT": metrics_port, "RABBITMQ_URL": broker},
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 60
