@@ -12,6 +12,7 @@ from shared.contract.events import (
     ConferenceScheduled,
     CoordinatorAssigned,
     CoordinatorWanted,
+    FirstContactMade,
     PlaceFreed,
     PlaceReleaseRequested,
     PlaceReserved,
@@ -19,6 +20,7 @@ from shared.contract.events import (
 from shared.memory import MemoryStorage
 from shared.runtime import KringService
 from shared.settings import KringSettings
+from shared.standards import StandardsSettings
 from shared.store import utc_now
 
 from . import handlers, routes
@@ -31,7 +33,11 @@ SWEEP_SECONDS = 30.0
 
 
 def create_app(
-    settings: KringSettings | None = None, *, clock: Callable[[], datetime] = utc_now, storage: MemoryStorage | None = None
+    settings: KringSettings | None = None,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    storage: MemoryStorage | None = None,
+    standards: StandardsSettings | None = None,
 ) -> FastAPI:
     settings = settings or KringSettings(service_name=SERVICE)
     service = KringService(settings, description=DESCRIPTION, storage=storage)
@@ -41,9 +47,9 @@ def create_app(
     handlers.register(service, assignments, clock)
     service.every(SWEEP_SECONDS, assignments.sweep)
     service.documents(
-        CoordinatorAssigned, ConferenceScheduled, ConferenceRescheduled, ConferenceHeld, ConferenceCancelled,
+        CoordinatorAssigned, ConferenceScheduled, ConferenceRescheduled, ConferenceHeld, ConferenceCancelled, FirstContactMade,
         CoordinatorWanted, PlaceReserved, PlaceReleaseRequested, PlaceFreed,
     )  # fmt: skip
-    app = service.http_app(routes.router(assignments, clock))
+    app = service.http_app(routes.router(assignments, clock, standards or StandardsSettings()))
     app.state.assignments = assignments
     return app

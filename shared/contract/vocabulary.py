@@ -76,6 +76,14 @@ class AgeBand(StrEnum):
     ADULT = "18+"
 
 
+class Subject(StrEnum):
+    """Whom the conference is about."""
+
+    CHILD = "child"
+    ADULT = "adult"
+    HOUSEHOLD = "household"
+
+
 class Urgency(StrEnum):
     NORMAL = "normal"
     URGENT = "urgent"
