@@ -340,26 +340,25 @@ def waiting_reason(case: Case, reasons: dict[str, str]) -> str:
 
     kinds = sorted(set(in_region.values()), key=lambda why: (-list(in_region.values()).count(why), why))
     if len(in_region) == 1:
-        nl, en = phrase(_ONE, kinds[0])
-        text = f"de enige coördinator in de regio {nl} / the region's only coordinator {en}"
+        one_nl, one_en = phrase(_ONE, kinds[0])
+        nl, en = f"de enige coördinator in de regio {one_nl}", f"the region's only coordinator {one_en}"
     elif len(kinds) == 1:
-        nl, en = phrase(_ALL, kinds[0])
-        text = f"alle {len(in_region)} coördinatoren in de regio {nl} / all {len(in_region)} coordinators of the region {en}"
+        all_nl, all_en = phrase(_ALL, kinds[0])
+        nl = f"alle {len(in_region)} coördinatoren in de regio {all_nl}"
+        en = f"all {len(in_region)} coordinators of the region {all_en}"
     else:
         counted = [(list(in_region.values()).count(why), why) for why in kinds]
-        nl = ", ".join(f"{n} {phrase(_ONE if n == 1 else _ALL, why)[0]}" for n, why in counted)
-        en = ", ".join(f"{n} {phrase(_ONE if n == 1 else _ALL, why)[1]}" for n, why in counted)
-        text = (
-            f"geen van de {len(in_region)} coördinatoren in de regio kan: {nl} / "
-            f"none of the region's {len(in_region)} coordinators can take it: {en}"
-        )
+        parts = [(n, phrase(_ONE if n == 1 else _ALL, why)) for n, why in counted]
+        nl = f"geen van de {len(in_region)} coördinatoren in de regio kan: " + ", ".join(f"{n} {p[0]}" for n, p in parts)
+        en = f"none of the region's {len(in_region)} coordinators can take it: " + ", ".join(f"{n} {p[1]}" for n, p in parts)
     previous = case.preferred_coordinator_id
     if previous is not None and previous in reasons:
-        nl, en = phrase(_ONE, reasons[previous]) if reasons[previous] in _ONE else ("werkt niet in de regio", "does not work in the region")
-        text += f"; de vorige coördinator {nl} / the previous coordinator {en}"
+        why = reasons[previous]
+        prev_nl, prev_en = phrase(_ONE, why) if why in _ONE else ("werkt niet in de regio", "does not work in the region")
+        nl, en = f"{nl}; de vorige coördinator {prev_nl}", f"{en}; the previous coordinator {prev_en}"
     elif previous is not None:
-        text += "; de vorige coördinator is niet meer ingeschreven / the previous coordinator is no longer registered"
-    return text
+        nl, en = f"{nl}; de vorige coördinator is niet meer ingeschreven", f"{en}; the previous coordinator is no longer registered"
+    return f"{nl} / {en}"
 
 
 def waiting(case: Case | None, reason: str) -> Change[Case] | None:
