@@ -52,7 +52,7 @@ class Assignments:
     async def waiting(self) -> list[Case]:
         """Cases with consent that no coordinator took yet, longest waiting first."""
         found = [case for _, case in await self.cases.find({"stage": Stage.UNASSIGNED.value})]
-        return sorted(found, key=lambda case: (case.referral.received_at, case.case_id))
+        return sorted(found, key=lambda case: (case.waiting_since, case.case_id))
 
     async def try_assign(self, case_id: str, cause: Envelope[Any] | None = None) -> bool:
         """Step 2: reserve a place for the case with the best coordinator who can take it, or

@@ -227,7 +227,12 @@ class Case(BaseModel):
     def needs_coordinator(self) -> bool:
         return self.stage is Stage.UNASSIGNED or (self.stage is Stage.PREPARING and self.coordinator_id is None)
 
-    def days_since_referral(self, day: date) -> int:
+    @property
+    def waiting_since(self) -> datetime:
+        """A follow-up conference waits from when it was asked for, not from the referral."""
+        return self.conference_opened_at or self.referral.received_at
+
+        def days_since_referral(self, day: date) -> int:
         return max(0, (day - self.referral.received_at.date()).days)
 
 

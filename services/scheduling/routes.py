@@ -112,7 +112,7 @@ def router(assignments: Assignments, clock: Callable[[], datetime], standards: S
         """Cases with consent that no coordinator could take yet, and why."""
         today = clock().date()
         return [
-            WaitingCase(case_id=case.case_id, reason=case.waiting_reason, days_waiting=case.days_since_referral(today))
+            WaitingCase(case_id=case.case_id, reason=case.waiting_reason, days_waiting=max(0, (today - case.waiting_since.date()).days))
             for case in await assignments.waiting()
         ]
 
