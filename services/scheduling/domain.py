@@ -232,7 +232,7 @@ class Case(BaseModel):
         """A follow-up conference waits from when it was asked for, not from the referral."""
         return self.conference_opened_at or self.referral.received_at
 
-        def days_since_referral(self, day: date) -> int:
+    def days_since_referral(self, day: date) -> int:
         return max(0, (day - self.referral.received_at.date()).days)
 
 
