@@ -11,6 +11,7 @@ from shared.contract.events import FollowUpCompleted, FollowUpDue, OutcomeRecord
 from shared.memory import MemoryStorage
 from shared.runtime import KringService
 from shared.settings import KringSettings
+from shared.standards import StandardsSettings
 from shared.store import utc_now
 
 from . import handlers, partner, routes
@@ -42,6 +43,7 @@ def create_app(
     sweep_seconds: float | None = None,
     default_interval: timedelta | None = None,
     storage: MemoryStorage | None = None,
+    standards: StandardsSettings | None = None,
 ) -> FastAPI:
     settings = settings or KringSettings(service_name=SERVICE)
     options = FollowupOptions()
@@ -51,7 +53,7 @@ def create_app(
     followups = service.aggregate_store("followups", FollowUp, clock=clock, queried=QUERIED)
     intervals = service.aggregate_store("intervals", Interval, clock=clock)
     partner_log = service.aggregate_store(partner.PARTNER_LOG, partner.SentOutcome, clock=clock, queried=[("funder_id",)])
-    tracking = Tracking(followups, intervals, clock=clock, default_interval=default_interval)
+    tracking = Tracking(followups, intervals, clock=clock, default_interval=default_interval, standards=standards)
     handlers.register(service, followups, tracking.interval_for, partner_log)
     service.every(sweep_seconds, tracking.fire_due)
     service.gauge("kring_followup_checks_overdue", "Follow-up checks due and not done weeks after their date", tracking.late)

@@ -6,9 +6,20 @@ accepted, fired exactly once (the store's compare-and-set arbitrates between rep
 quarter the case was referred in): each counted event leaves its own counts in the case's
 follow-up, under the event's id (`count_*`), so that an event applied again, however late,
 counts once; a report adds up the counts of every case.
+
+A check may ask for a new conference (`new_conference_requested`): scheduling opens a
+follow-up conference on the same case (conference 2); its accepted plan starts a new round
+here: its own due date, its own check, its own OutcomeRecorded (conference_number 2). The
+report counts follow-up conferences apart from first conferences (and a second meeting of
+one conference is neither: it is counted under the plans made in two meetings).
+
+Service standards (shared.standards): each counted event leaves the days it measured
+(`standard_days`), and the report compares them with the funder's targets as they are set
+when the report is made.
 """
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from statistics import fmean
@@ -19,6 +30,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 from shared.contract.events import (
     AgreementProgress,
     Event,
+    FirstContactMade,
     FollowUpCompleted,
     FollowUpDue,
     OutcomeRecorded,
@@ -31,9 +43,11 @@ from shared.contract.vocabulary import (
     Ratings,
     ReferrerType,
     Region,
+    Subject,
 )
 from shared.domain import Change
 from shared.errors import NotFound, RuleViolation
+from shared.standards import Standard, Targets
 
 DEFAULT_INTERVAL_DAYS = 90
 CHECK_COUNTED = "the-check"  # the key of the check's own counts in FollowUp.counted
@@ -87,6 +101,7 @@ class Facts(BaseModel):
     referrer_type: ReferrerType
     concern_categories: list[ConcernCategory]
     received_at: AwareDatetime
+    subject: Subject = Subject.CHILD
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -128,7 +143,8 @@ class FollowUp(BaseModel):
     facts: Facts
     stage: Stage = Stage.OPEN
     coordinator_id: str | None = None
-    meetings: int = 0
+    conference_number: int = Field(default=1, description="the conference whose check this is (2 or more: a follow-up conference)")
+    meetings: int = Field(default=0, description="meetings of that conference")
     plan_accepted_at: AwareDatetime | None = None
     due_at: AwareDatetime | None = None
     generation: int = 0  # bumped when the date moves: each generation fires once
@@ -141,6 +157,7 @@ def facts_of(event: ReferralReceived) -> Facts:
     return Facts(
         funder_id=event.funder_id, province=event.region.province.value, municipality=event.region.municipality,
         referrer_type=event.referrer_type, concern_categories=event.concern_categories, received_at=event.received_at,
+        subject=event.subject,
     )  # fmt: skip
 
 
@@ -157,27 +174,42 @@ def coordinator_assigned(current: FollowUp | None, coordinator_id: str) -> Chang
     return Change(current.model_copy(update={"coordinator_id": coordinator_id}))
 
 
-def conference_held(current: FollowUp, meeting_number: int, days: int, participants: int, event_id: str) -> Change[FollowUp] | None:
-    updated = current.model_copy(update={"meetings": max(current.meetings, meeting_number)})
-    return _counting(current, updated, [], event_id, count_conference(current.facts, meeting_number, days, participants))
-
-
-def plan_accepted(current: FollowUp, accepted_at: datetime, meeting_number: int, interval: timedelta, event_id: str) -> Change[FollowUp] | None:
-    """The check gets its date (unless the case closed meanwhile); the plan counts either way."""
+def conference_held(
+    current: FollowUp, meeting_number: int, days: int, participants: int, event_id: str, conference: int = 1
+) -> Change[FollowUp] | None:
     updated = current
-    if current.stage is Stage.OPEN:
-        updated = current.model_copy(
-            update={
-                "stage": Stage.SCHEDULED, "plan_accepted_at": accepted_at, "due_at": (accepted_at + interval).astimezone(UTC),
-                "meetings": max(current.meetings, meeting_number), "generation": current.generation + 1,
-            }
-        )  # fmt: skip
-    return _counting(current, updated, [], event_id, count_plan(current.facts, meeting_number))
+    if conference == current.conference_number:
+        updated = current.model_copy(update={"meetings": max(current.meetings, meeting_number)})
+    return _counting(current, updated, [], event_id, count_conference(current.facts, meeting_number, days, participants, conference))
 
 
-def no_plan_reached(current: FollowUp, event_id: str) -> Change[FollowUp] | None:
-    change = closed(current)
-    return _counting(current, change.state if change else current, [], event_id, count_no_plan(current.facts))
+def first_contact(current: FollowUp, event: FirstContactMade, event_id: str) -> Change[FollowUp] | None:
+    """The first-contact standard, measured by scheduling, counts for the report."""
+    return _counting(current, current, [], event_id, count_first_contact(current.facts, event.days_since_assignment))
+
+
+def plan_accepted(
+    current: FollowUp, accepted_at: datetime, meeting_number: int, interval: timedelta, event_id: str, conference: int = 1
+) -> Change[FollowUp] | None:
+    """The check gets its date (unless the case closed meanwhile); the plan counts either way.
+    A follow-up conference's plan (a later `conference`, after a check that asked for it)
+    starts the next round: its own check, due `interval` after this acceptance."""
+    updated = current
+    schedule = {
+        "stage": Stage.SCHEDULED, "plan_accepted_at": accepted_at, "due_at": (accepted_at + interval).astimezone(UTC),
+        "generation": current.generation + 1,
+    }  # fmt: skip
+    if conference == current.conference_number and current.stage is Stage.OPEN:
+        updated = current.model_copy(update={**schedule, "meetings": max(current.meetings, meeting_number)})
+    elif conference > current.conference_number and current.stage is Stage.COMPLETED and current.check is not None:
+        if current.check.new_conference_requested:
+            updated = current.model_copy(update={**schedule, "conference_number": conference, "meetings": meeting_number, "check": None})
+    return _counting(current, updated, [], event_id, count_plan(current.facts, meeting_number, conference))
+
+
+def no_plan_reached(current: FollowUp, event_id: str, conference: int = 1) -> Change[FollowUp] | None:
+    change = closed(current) if conference == current.conference_number else None
+    return _counting(current, change.state if change else current, [], event_id, count_no_plan(current.facts, conference))
 
 
 def closed(current: FollowUp | None) -> Change[FollowUp] | None:
@@ -210,7 +242,9 @@ def fire(current: FollowUp | None, now: datetime) -> Change[FollowUp] | None:
     if current.fired_generation == current.generation:
         return None
     assert current.plan_accepted_at is not None
-    event = FollowUpDue(case_id=current.case_id, due_at=current.due_at, plan_accepted_at=current.plan_accepted_at)
+    event = FollowUpDue(
+        case_id=current.case_id, conference_number=current.conference_number, due_at=current.due_at, plan_accepted_at=current.plan_accepted_at
+    )
     return Change(current.model_copy(update={"stage": Stage.DUE, "fired_generation": current.generation}), [event])
 
 
@@ -228,7 +262,7 @@ def complete(current: FollowUp | None, check: Check, now: datetime) -> Change[Fo
     if current.stage is not Stage.DUE:
         raise RuleViolation(f"the follow-up is {current.stage}: a check is recorded once it is due")
     completed = FollowUpCompleted(
-        case_id=current.case_id, completed_at=now, execution_status=check.execution_status, agreements=check.agreements,
+        case_id=current.case_id, conference_number=current.conference_number, completed_at=now, execution_status=check.execution_status, agreements=check.agreements,
         ratings=check.ratings, child_outcomes=check.child_outcomes, new_conference_requested=check.new_conference_requested,
     )  # fmt: skip
     facts = current.facts
@@ -237,9 +271,13 @@ def complete(current: FollowUp | None, check: Check, now: datetime) -> Change[Fo
         region=Region(province=facts.province, municipality=facts.municipality), period=facts.period,
         concern_categories=facts.concern_categories, meeting_count=current.meetings,
         execution_status=check.execution_status, ratings=check.ratings, child_outcomes=check.child_outcomes,
+        conference_number=current.conference_number, subject=facts.subject,
     )  # fmt: skip
     updated = current.model_copy(update={"stage": Stage.COMPLETED, "check": check})
-    return _counting(current, updated, [completed, outcome], CHECK_COUNTED, count_followup(facts, completed))
+    assert current.due_at is not None
+    days_after_due = max(0, (now.astimezone(UTC).date() - current.due_at.date()).days)
+    key = CHECK_COUNTED if current.conference_number == 1 else f"{CHECK_COUNTED}-{current.conference_number}"
+    return _counting(current, updated, [completed, outcome], key, count_followup(facts, completed, days_after_due))
 
 
 # --- the funder report ------------------------------------------------------------------------
@@ -255,8 +293,14 @@ class ReportSlice(BaseModel):
     referrals: int = 0
     from_non_professionals: int = 0
     concerns: dict[str, int] = {}
+    subjects: dict[str, int] = {}
     first_conferences: int = 0
     within_60_days: int = 0
+    followup_conferences_requested: int = 0
+    followup_conferences: int = 0
+    followup_conference_plans: int = 0
+    followup_conferences_without_plan: int = 0
+    standard_days: dict[str, dict[str, int]] = Field(default={}, description="per standard: how many cases took how many days")
     participants: int = 0
     plan_one_meeting: int = 0
     plan_two_meetings: int = 0
@@ -275,30 +319,47 @@ def _contribution(facts: Facts, **counts: object) -> ReportSlice:
 def count_referral(facts: Facts) -> ReportSlice:
     return _contribution(
         facts, referrals=1, from_non_professionals=int(facts.referrer_type in NON_PROFESSIONAL),
-        concerns=dict(Counter(concern.value for concern in facts.concern_categories)),
+        concerns=dict(Counter(concern.value for concern in facts.concern_categories)), subjects={facts.subject.value: 1},
     )  # fmt: skip
 
 
-def count_conference(facts: Facts, meeting_number: int, days: int, participants: int) -> ReportSlice | None:
+def _measured(standard: Standard, days: int) -> dict[str, dict[str, int]]:
+    return {standard.value: {str(days): 1}}
+
+
+def count_conference(facts: Facts, meeting_number: int, days: int, participants: int, conference: int = 1) -> ReportSlice | None:
     if meeting_number != 1:
         return None  # a second meeting is not a new conference
-    return _contribution(facts, first_conferences=1, within_60_days=int(days <= 60), participants=participants)
+    if conference > 1:
+        return _contribution(facts, followup_conferences=1)  # a follow-up conference: not a first one, no 60 days
+    return _contribution(
+        facts, first_conferences=1, within_60_days=int(days <= 60), participants=participants,
+        standard_days=_measured(Standard.CONFERENCE, days),
+    )  # fmt: skip
 
 
-def count_plan(facts: Facts, meeting_number: int) -> ReportSlice:
+def count_first_contact(facts: Facts, days: int) -> ReportSlice:
+    return _contribution(facts, standard_days=_measured(Standard.FIRST_CONTACT, days))
+
+
+def count_plan(facts: Facts, meeting_number: int, conference: int = 1) -> ReportSlice:
+    if conference > 1:
+        return _contribution(facts, followup_conference_plans=1)
     return _contribution(facts, **{"plan_one_meeting" if meeting_number == 1 else "plan_two_meetings": 1})
 
 
-def count_no_plan(facts: Facts) -> ReportSlice:
-    return _contribution(facts, no_plan=1)
+def count_no_plan(facts: Facts, conference: int = 1) -> ReportSlice:
+    return _contribution(facts, **{"no_plan" if conference == 1 else "followup_conferences_without_plan": 1})
 
 
-def count_followup(facts: Facts, completed: FollowUpCompleted) -> ReportSlice:
+def count_followup(facts: Facts, completed: FollowUpCompleted, days_after_due: int | None = None) -> ReportSlice:
     rated = {group: value for group, value in completed.ratings.model_dump().items() if value is not None}
     return _contribution(
         facts, followups=1, execution={completed.execution_status.value: 1},
         rating_sums=rated, rating_counts=dict.fromkeys(rated, 1),
         outcomes=dict(Counter(outcome.value for outcome in completed.child_outcomes)),
+        followup_conferences_requested=int(completed.new_conference_requested),
+        standard_days={} if days_after_due is None else _measured(Standard.FOLLOWUP_CHECK, days_after_due),
     )  # fmt: skip
 
 
@@ -332,14 +393,57 @@ class Report(BaseModel):
     rating_professionals: float | None
     outcomes: dict[str, int]
     top_concerns: list[tuple[str, int]]
+    subjects: dict[str, int] = Field(default={}, description="referrals by whom the conference is about: child, adult, household")
+    followup_conferences_requested: int = Field(default=0, description="three-month checks that asked for a new conference")
+    followup_conferences: int = Field(default=0, description="follow-up conferences held (not counted among the first conferences)")
+    followup_conference_plans: int = Field(default=0, description="plans accepted in follow-up conferences")
+    followup_conferences_without_plan: int = 0
+    service_standards: list["StandardFigure"] = []
     reference: dict[str, float] = REFERENCE
+
+
+class StandardFigure(BaseModel):
+    """How often one service standard was reached, against each funder's own target."""
+
+    standard: Standard
+    target_days: int | None = Field(description="the target; None when the funders in the report have different ones")
+    measured: int
+    reached: int
+    missed: int
+    share_reached: float | None
+
+
+def standard_figures(slices: list[ReportSlice], targets_for: Callable[[str], Targets]) -> list[StandardFigure]:
+    figures = []
+    for standard in Standard:
+        reached = missed = 0
+        targets = set()
+        for s in slices:
+            target = targets_for(s.funder_id)
+            targets.add(target.days(standard))
+            for days, count in s.standard_days.get(standard.value, {}).items():
+                if target.reached(standard, int(days)):
+                    reached += count
+                else:
+                    missed += count
+        target_days = targets.pop() if len(targets) == 1 else None
+        figures.append(
+            StandardFigure(
+                standard=standard, target_days=target_days, measured=reached + missed, reached=reached, missed=missed,
+                share_reached=_share(reached, reached + missed),
+            )
+        )  # fmt: skip
+    return figures
 
 
 def _share(part: float, whole: float) -> float | None:
     return round(part / whole, 3) if whole else None
 
 
-def report(slices: list[ReportSlice], funder_id: str | None, province: str | None, period: str | None) -> Report:
+def report(
+    slices: list[ReportSlice], funder_id: str | None, province: str | None, period: str | None,
+    targets_for: Callable[[str], Targets] = lambda _: Targets(),
+) -> Report:  # fmt: skip
     def total(name: str) -> int:
         return sum(getattr(s, name) for s in slices)
 
@@ -375,4 +479,12 @@ def report(slices: list[ReportSlice], funder_id: str | None, province: str | Non
         rating_children=rating("children"), rating_family=rating("family"), rating_professionals=rating("professionals"),
         outcomes={key: int(value) for key, value in sorted(merged("outcomes").items())},
         top_concerns=[(key, int(value)) for key, value in sorted(concerns.items(), key=lambda kv: (-kv[1], kv[0]))[:3]],
+        subjects={key: int(value) for key, value in sorted(merged("subjects").items())},
+        followup_conferences_requested=total("followup_conferences_requested"), followup_conferences=total("followup_conferences"),
+        followup_conference_plans=total("followup_conference_plans"),
+        followup_conferences_without_plan=total("followup_conferences_without_plan"),
+        service_standards=standard_figures(slices, targets_for),
     )  # fmt: skip
+
+
+Report.model_rebuild()

@@ -9,6 +9,7 @@ from shared.contract.envelope import Envelope
 from shared.contract.events import (
     ConferenceHeld,
     CoordinatorAssigned,
+    FirstContactMade,
     NoPlanReached,
     OutcomeRecorded,
     PlanAccepted,
@@ -53,19 +54,26 @@ def register(
     async def on_conference_held(envelope: Envelope[ConferenceHeld]) -> None:
         data = envelope.data
         await on_case(
-            envelope, lambda f: domain.conference_held(f, data.meeting_number, data.days_since_referral, data.attended_by_role.total, envelope.id)
+            envelope,
+            lambda f: domain.conference_held(
+                f, data.meeting_number, data.days_since_referral, data.attended_by_role.total, envelope.id, data.conference_number
+            ),
         )
+
+    @service.on(FirstContactMade)
+    async def on_first_contact_made(envelope: Envelope[FirstContactMade]) -> None:
+        await on_case(envelope, lambda f: domain.first_contact(f, envelope.data, envelope.id))
 
     @service.on(PlanAccepted)
     async def on_plan_accepted(envelope: Envelope[PlanAccepted]) -> None:
         data = envelope.data
         followup = known(await followups.get(envelope.subject))
         interval = await interval_for(followup.facts)
-        await on_case(envelope, lambda f: domain.plan_accepted(f, data.accepted_at, data.meeting_number, interval, envelope.id))
+        await on_case(envelope, lambda f: domain.plan_accepted(f, data.accepted_at, data.meeting_number, interval, envelope.id, data.conference_number))
 
     @service.on(NoPlanReached)
     async def on_no_plan_reached(envelope: Envelope[NoPlanReached]) -> None:
-        await on_case(envelope, lambda f: domain.no_plan_reached(f, envelope.id))
+        await on_case(envelope, lambda f: domain.no_plan_reached(f, envelope.id, envelope.data.conference_number))
 
     @service.on(ReferralWithdrawn)
     async def on_referral_withdrawn(envelope: Envelope[ReferralWithdrawn]) -> None:

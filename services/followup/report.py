@@ -3,7 +3,8 @@
     python -m services.followup.report [--funder ID] [--province UT] [--period 2026-Q4] [--html report.html]
 
 Reads what each case counts for the report from the follow-up service's database
-(MONGODB_URL); prints the figures beside the reference figures, and writes the HTML page if
+(MONGODB_URL), the service standards' targets from KRING_STANDARD_* (shared/standards.py);
+prints the figures beside the reference figures, and writes the HTML page if
 asked.
 """
 
@@ -40,6 +41,16 @@ def text(result: Report) -> str:
             shown = "-" if value is None else (f"{value:.0%}" if key.startswith("share") else f"{value:.1f}")
             reference = result.reference[key]
             lines.append(f"  {key:40} {shown:>8} {(f'{reference:.0%}' if key.startswith('share') else f'{reference:.1f}'):>10}")
+    lines.append(
+        f"  follow-up conferences: asked for {result.followup_conferences_requested}   held {result.followup_conferences}"
+        f"   plans {result.followup_conference_plans}   without plan {result.followup_conferences_without_plan}"
+    )
+    lines.append(f"  {'service standard':40} {'target':>8} {'reached':>8} {'missed':>8} {'share':>8}")
+    for figure in result.service_standards:
+        target = "-" if figure.target_days is None else f"{figure.target_days}d"
+        share = "-" if figure.share_reached is None else f"{figure.share_reached:.0%}"
+        lines.append(f"  {figure.standard.value:40} {target:>8} {figure.reached:>8} {figure.missed:>8} {share:>8}")
+    lines.append(f"  referrals by subject: {result.subjects or 'none yet'}")
     lines.append(f"  outcomes: {result.outcomes or 'none yet'}")
     lines.append(f"  top questions: {', '.join(f'{k} ({v})' for k, v in result.top_concerns) or 'none yet'}")
     return "\n".join(lines)

@@ -15,6 +15,12 @@ SHARES = (
     ("share_in_progress", "Plan (partly) in progress at follow-up"),
     ("share_not_carried_out", "Plan not carried out"),
 )
+STANDARDS = {
+    "first_contact": "First contact with the family after assignment",
+    "conference": "First conference held after referral",
+    "followup_check": "Three-month check recorded after it came due",
+}
+SUBJECTS = {"child": "a child", "adult": "an adult", "household": "a whole household"}
 RATINGS = (("rating_children", "Children"), ("rating_family", "Family members"), ("rating_professionals", "Professionals"))
 
 
@@ -42,6 +48,12 @@ def render(report: Report) -> str:
     ratings = [(label, getattr(report, key), report.reference[key]) for key, label in RATINGS]
     outcomes = "".join(f"<tr><td>{escape(k.replace('_', ' '))}</td><td>{v}</td></tr>" for k, v in report.outcomes.items())
     concerns = "".join(f"<li>{escape(k.replace('_', ' '))} ({v})</li>" for k, v in report.top_concerns)
+    standards = "".join(
+        f"<tr><td>{escape(STANDARDS[f.standard.value])}</td><td>{'per funder' if f.target_days is None else f.target_days}</td>"
+        f"<td>{f.reached}</td><td>{f.missed}</td><td>{'no data' if f.share_reached is None else f'{f.share_reached:.0%}'}</td></tr>"
+        for f in report.service_standards
+    )
+    subjects = "".join(f"<tr><td>{escape(SUBJECTS.get(k, k))}</td><td>{v}</td></tr>" for k, v in report.subjects.items())
     participants = "no data" if report.average_participants is None else f"{report.average_participants:.1f}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Kring funder report — {escape(scope)}</title>
@@ -54,6 +66,11 @@ Blue: these cases; grey: the published reference figures. No personal data.</p>
 <h2>Average plan ratings (1–10)</h2>{_bars(ratings, 10.0, "")}
 <h2>Participants</h2><p>On average {participants} people took part (reference: {report.reference["average_participants"]}).</p>
 <h2>Outcomes for children</h2><table><tr><th>outcome</th><th>children</th></tr>{outcomes or '<tr><td colspan="2">none recorded yet</td></tr>'}</table>
+<h2>Service standards</h2><table><tr><th>standard</th><th>target (days)</th><th>reached</th><th>missed</th><th>share reached</th></tr>{standards}</table>
+<h2>Follow-up conferences</h2><p>{report.followup_conferences_requested} three-month checks asked for a new conference;
+{report.followup_conferences} follow-up conferences held, {report.followup_conference_plans} with an accepted plan,
+{report.followup_conferences_without_plan} without a plan. They are not counted among the first conferences above.</p>
+<h2>Whom the conferences are about</h2><table><tr><th>subject</th><th>referrals</th></tr>{subjects or '<tr><td colspan="2">none yet</td></tr>'}</table>
 <h2>Most frequent questions</h2><ol>{concerns or "<li>none yet</li>"}</ol>
 </body></html>
 """

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from shared.logging import get_logger
+from shared.standards import StandardsSettings
 from shared.store import AggregateStore
 
 from . import domain
@@ -25,11 +26,13 @@ class Tracking:
         intervals: AggregateStore[Interval],
         clock: Callable[[], datetime],
         default_interval: timedelta,
+        standards: StandardsSettings | None = None,
     ) -> None:
         self.followups = followups
         self.intervals = intervals
         self.clock = clock
         self.default_interval = default_interval
+        self.standards = standards or StandardsSettings()
 
     async def interval_for(self, facts: Facts) -> timedelta:
         for key in (f"{facts.funder_id}:{facts.province}", facts.funder_id):
@@ -54,11 +57,16 @@ class Tracking:
         return [(case_id, f) for case_id, f in await self.followups.find({"stage": domain.Stage.DUE.value}) if domain.late(f, now)]
 
     async def report(self, funder_id: str | None, province: str | None, period: str | None) -> Report:
-        return await report_of(self.followups, funder_id, province, period)
+        return await report_of(self.followups, funder_id, province, period, self.standards)
 
 
-async def report_of(followups: AggregateStore[FollowUp], funder_id: str | None, province: str | None, period: str | None) -> Report:
-    """The report over every case of this funder, province and period (None: all)."""
+async def report_of(
+    followups: AggregateStore[FollowUp], funder_id: str | None, province: str | None, period: str | None,
+    standards: StandardsSettings | None = None,
+) -> Report:  # fmt: skip
+    """The report over every case of this funder, province and period (None: all), the
+    service standards against each funder's targets (KRING_STANDARD_*)."""
+    standards = standards or StandardsSettings()
     where = {path: value for path, value in (("facts.funder_id", funder_id), ("facts.province", province), ("facts.period", period)) if value}
     found = [followup for _, followup in await followups.find(where)]
-    return domain.report(domain.counts_of(found), funder_id, province, period)
+    return domain.report(domain.counts_of(found), funder_id, province, period, standards.targets_for)

@@ -9,6 +9,11 @@ referral and from that professional before the conference (shared with the famil
 beforehand); the professional accepts the plan only when every requirement is answered by
 an agreement, or with a recorded justification. Events carry counts and codes; the plan's
 words stay here.
+
+A meeting is known by its conference and its number in that conference: a follow-up
+conference (conference 2, opened by a three-month check) takes a new plan from meeting 1,
+reviewed against the same requirements; a second meeting (meeting 2) finishes the SAME
+conference's plan.
 """
 
 from collections.abc import Sequence
@@ -111,7 +116,8 @@ class MeetingStatus(StrEnum):
 
 
 class Meeting(BaseModel):
-    number: int
+    conference_number: int = Field(default=1, description="1: the first conference; 2 or more: a follow-up conference")
+    number: int = Field(description="the meeting of its conference (2: a second meeting)")
     conference_date: date
     status: MeetingStatus = MeetingStatus.PLANNED
     plan: PlanDraft | None = None
@@ -129,11 +135,22 @@ class CasePlan(BaseModel):
     referral_seen: bool = Field(default=False, description="ReferralReceived has reached plans")
     requirements: list[Requirement] = []
     meetings: list[Meeting] = []
-    cancelled_meetings: list[int] = Field(default=[], description="meetings cancelled before plans saw them scheduled")
+    cancelled_meetings: list[int] = Field(default=[], description="meetings of the first conference cancelled before plans saw them scheduled")
+    cancelled_followup_meetings: list[tuple[int, int]] = Field(
+        default=[], description="(conference, meeting) of follow-up conferences cancelled before plans saw them scheduled"
+    )
 
     @property
     def current(self) -> Meeting | None:
         return self.meetings[-1] if self.meetings else None
+
+    def meeting(self, conference: int, number: int) -> Meeting | None:
+        return next((m for m in self.meetings if (m.conference_number, m.number) == (conference, number)), None)
+
+    def cancelled_before_scheduled(self, conference: int, number: int) -> bool:
+        if conference == 1:
+            return number in self.cancelled_meetings
+        return (conference, number) in self.cancelled_followup_meetings
 
     def conference_started(self, today: date) -> bool:
         return any(m.status is not MeetingStatus.PLANNED or m.conference_date <= today for m in self.meetings)
@@ -141,6 +158,14 @@ class CasePlan(BaseModel):
 
 def _case(plan: CasePlan | None, case_id: str) -> CasePlan:
     return plan or CasePlan(case_id=case_id)
+
+
+def _is(meeting: Meeting, conference: int, number: int) -> bool:
+    return (meeting.conference_number, meeting.number) == (conference, number)
+
+
+def _in_order(meetings: list[Meeting]) -> list[Meeting]:
+    return sorted(meetings, key=lambda m: (m.conference_number, m.number))
 
 
 # --- from other services' events -------------------------------------------------------------
@@ -173,47 +198,57 @@ def coordinator_assigned(plan: CasePlan | None, case_id: str, coordinator_id: st
     return Change(_case(plan, case_id).model_copy(update={"coordinator_id": coordinator_id}))
 
 
-def conference_scheduled(plan: CasePlan | None, case_id: str, number: int, day: date) -> Change[CasePlan] | None:
-    """Opens the plan record of meeting `number` (a second meeting links to the first). Its
-    cancellation travels on another queue and may have come first: then it opens cancelled."""
+def conference_scheduled(plan: CasePlan | None, case_id: str, number: int, day: date, conference: int = 1) -> Change[CasePlan] | None:
+    """Opens the plan record of meeting `number` of `conference` (a second meeting links to
+    the first). Its cancellation travels on another queue and may have come first: then it
+    opens cancelled."""
     plan = _case(plan, case_id)
-    if any(m.number == number for m in plan.meetings):
-        return conference_moved(plan, number, day)
-    status = MeetingStatus.CANCELLED if number in plan.cancelled_meetings else MeetingStatus.PLANNED
-    meetings = sorted([*plan.meetings, Meeting(number=number, conference_date=day, status=status)], key=lambda m: m.number)
-    return Change(plan.model_copy(update={"meetings": meetings}))
+    if plan.meeting(conference, number) is not None:
+        return conference_moved(plan, number, day, conference)
+    status = MeetingStatus.CANCELLED if plan.cancelled_before_scheduled(conference, number) else MeetingStatus.PLANNED
+    meeting = Meeting(conference_number=conference, number=number, conference_date=day, status=status)
+    return Change(plan.model_copy(update={"meetings": _in_order([*plan.meetings, meeting])}))
 
 
-def conference_moved(plan: CasePlan | None, number: int, day: date) -> Change[CasePlan] | None:
+def conference_moved(plan: CasePlan | None, number: int, day: date, conference: int = 1) -> Change[CasePlan] | None:
     if plan is None:
         return None
-    meetings = [m.model_copy(update={"conference_date": day}) if m.number == number and m.status is MeetingStatus.PLANNED else m for m in plan.meetings]
+    meetings = [
+        m.model_copy(update={"conference_date": day}) if _is(m, conference, number) and m.status is MeetingStatus.PLANNED else m
+        for m in plan.meetings
+    ]
     return Change(plan.model_copy(update={"meetings": meetings}))
 
 
-def conference_held(plan: CasePlan | None, case_id: str, number: int, day: date) -> Change[CasePlan] | None:
+def conference_held(plan: CasePlan | None, case_id: str, number: int, day: date, conference: int = 1) -> Change[CasePlan] | None:
     """The conference took place. Its ConferenceScheduled travels on another queue and may
     come later: then the meeting is opened here, already held."""
     plan = _case(plan, case_id)
-    if not any(m.number == number for m in plan.meetings):
-        meeting = Meeting(number=number, conference_date=day, status=MeetingStatus.HELD)
-        return Change(plan.model_copy(update={"meetings": sorted([*plan.meetings, meeting], key=lambda m: m.number)}))
+    if plan.meeting(conference, number) is None:
+        meeting = Meeting(conference_number=conference, number=number, conference_date=day, status=MeetingStatus.HELD)
+        return Change(plan.model_copy(update={"meetings": _in_order([*plan.meetings, meeting])}))
     meetings = [
         m.model_copy(update={"status": MeetingStatus.HELD, "conference_date": day})
-        if m.number == number and m.status is MeetingStatus.PLANNED
+        if _is(m, conference, number) and m.status is MeetingStatus.PLANNED
         else m
         for m in plan.meetings
     ]
     return Change(plan.model_copy(update={"meetings": meetings}))
 
 
-def conference_cancelled(plan: CasePlan | None, case_id: str, number: int) -> Change[CasePlan]:
+def conference_cancelled(plan: CasePlan | None, case_id: str, number: int, conference: int = 1) -> Change[CasePlan]:
     """A meeting plans has not seen scheduled (its ConferenceScheduled is late, or it was
     cancelled during preparation, before it had a date) is remembered as cancelled."""
     plan = _case(plan, case_id)
-    if not any(m.number == number for m in plan.meetings):
-        return Change(plan.model_copy(update={"cancelled_meetings": sorted({*plan.cancelled_meetings, number})}))
-    meetings = [m.model_copy(update={"status": MeetingStatus.CANCELLED}) if m.number == number and m.status is MeetingStatus.PLANNED else m for m in plan.meetings]
+    if plan.meeting(conference, number) is None:
+        if conference == 1:
+            return Change(plan.model_copy(update={"cancelled_meetings": sorted({*plan.cancelled_meetings, number})}))
+        cancelled = sorted({*plan.cancelled_followup_meetings, (conference, number)})
+        return Change(plan.model_copy(update={"cancelled_followup_meetings": cancelled}))
+    meetings = [
+        m.model_copy(update={"status": MeetingStatus.CANCELLED}) if _is(m, conference, number) and m.status is MeetingStatus.PLANNED else m
+        for m in plan.meetings
+    ]
     return Change(plan.model_copy(update={"meetings": meetings}))
 
 
@@ -302,14 +337,14 @@ def present(plan: CasePlan | None, now: datetime) -> Change[CasePlan]:
     missing = unmet(plan, draft)
     review = plan.statutory
     presented = PlanPresented(
-        case_id=plan.case_id, meeting_number=meeting.number, presented_at=now, agreements=counts(draft),
+        case_id=plan.case_id, conference_number=meeting.conference_number, meeting_number=meeting.number, presented_at=now, agreements=counts(draft),
         requested_service_categories=sorted({a.service_category for a in draft.agreements if a.service_category}),
         bottom_line_requirements=len(plan.requirements), requirements_all_met=not missing, review_required=review,
     )  # fmt: skip
     events: list[PlanPresented | PlanAccepted] = [presented]
     status = MeetingStatus.PRESENTED
     if not review:  # no statutory involvement: the family's plan stands as presented
-        events.append(PlanAccepted(case_id=plan.case_id, meeting_number=meeting.number, accepted_at=now, agreements=counts(draft), reviewed_by_professional=False))
+        events.append(PlanAccepted(case_id=plan.case_id, conference_number=meeting.conference_number, meeting_number=meeting.number, accepted_at=now, agreements=counts(draft), reviewed_by_professional=False))
         status = MeetingStatus.ACCEPTED
     updated = meeting.model_copy(update={"status": status, "presentations": meeting.presentations + 1})
     return Change(_with_meeting(plan, updated).state, events)
@@ -326,12 +361,12 @@ def review(plan: CasePlan | None, professional: str, justification: str | None, 
     missing = unmet(plan, meeting.plan)
     if missing and not justification:
         event: PlanAccepted | PlanRevisionRequested = PlanRevisionRequested(
-            case_id=plan.case_id, meeting_number=meeting.number, requested_at=now, unmet_requirement_ids=missing
+            case_id=plan.case_id, conference_number=meeting.conference_number, meeting_number=meeting.number, requested_at=now, unmet_requirement_ids=missing
         )
         updated = meeting.model_copy(update={"status": MeetingStatus.REVISION_REQUESTED})
     else:
         event = PlanAccepted(
-            case_id=plan.case_id, meeting_number=meeting.number, accepted_at=now, agreements=counts(meeting.plan),
+            case_id=plan.case_id, conference_number=meeting.conference_number, meeting_number=meeting.number, accepted_at=now, agreements=counts(meeting.plan),
             reviewed_by_professional=True, accepted_with_justification=bool(missing),
         )  # fmt: skip
         updated = meeting.model_copy(update={"status": MeetingStatus.ACCEPTED, "justification": justification if missing else None})
@@ -352,7 +387,7 @@ def _end_meeting(
     """The meeting ends without an accepted plan, for the recorded reason."""
     meeting = _meeting_after_conference(plan)
     assert plan is not None
-    event = outcome(case_id=plan.case_id, meeting_number=meeting.number, recorded_at=now, reason_category=reason_category)
+    event = outcome(case_id=plan.case_id, conference_number=meeting.conference_number, meeting_number=meeting.number, recorded_at=now, reason_category=reason_category)
     updated = meeting.model_copy(update={"status": status, "reason_category": reason_category})
     return Change(_with_meeting(plan, updated).state, [event])
 
@@ -373,4 +408,5 @@ def _meeting_for_plan(plan: CasePlan | None) -> Meeting:
 
 
 def _with_meeting(plan: CasePlan, meeting: Meeting) -> Change[CasePlan]:
-    return Change(plan.model_copy(update={"meetings": [meeting if m.number == meeting.number else m for m in plan.meetings]}))
+    meetings = [meeting if _is(m, meeting.conference_number, meeting.number) else m for m in plan.meetings]
+    return Change(plan.model_copy(update={"meetings": meetings}))

@@ -19,12 +19,12 @@ from .domain import CasePlan
 
 def register(service: KringService, plans: AggregateStore[CasePlan]) -> None:
 
-    async def meeting_known(case_id: str, meeting_number: int) -> None:
+    async def meeting_known(case_id: str, conference_number: int, meeting_number: int) -> None:
         """ConferenceScheduled travels on another queue: after a restart the move of a
         meeting can come first. Retried until the meeting is known, so the new date wins."""
         plan = await plans.get(case_id)
-        if plan is None or not any(m.number == meeting_number for m in plan.meetings):
-            raise TransientFault(f"meeting {meeting_number} of case {case_id} not known yet")
+        if plan is None or plan.meeting(conference_number, meeting_number) is None:
+            raise TransientFault(f"meeting {meeting_number} of conference {conference_number} of case {case_id} not known yet")
 
     @service.on(ReferralReceived)
     async def on_referral_received(envelope: Envelope[ReferralReceived]) -> None:
@@ -47,21 +47,28 @@ def register(service: KringService, plans: AggregateStore[CasePlan]) -> None:
     async def on_conference_scheduled(envelope: Envelope[ConferenceScheduled]) -> None:
         data = envelope.data
         await plans.mutate(
-            data.case_id, lambda p: domain.conference_scheduled(p, data.case_id, data.meeting_number, data.conference_date), cause=envelope
+            data.case_id, lambda p: domain.conference_scheduled(p, data.case_id, data.meeting_number, data.conference_date, data.conference_number),
+            cause=envelope,
         )
 
     @service.on(ConferenceRescheduled)
     async def on_conference_rescheduled(envelope: Envelope[ConferenceRescheduled]) -> None:
         data = envelope.data
-        await meeting_known(data.case_id, data.meeting_number)
-        await plans.mutate(data.case_id, lambda p: domain.conference_moved(p, data.meeting_number, data.conference_date), cause=envelope)
+        await meeting_known(data.case_id, data.conference_number, data.meeting_number)
+        await plans.mutate(
+            data.case_id, lambda p: domain.conference_moved(p, data.meeting_number, data.conference_date, data.conference_number), cause=envelope
+        )
 
     @service.on(ConferenceHeld)
     async def on_conference_held(envelope: Envelope[ConferenceHeld]) -> None:
         data = envelope.data
-        await plans.mutate(data.case_id, lambda p: domain.conference_held(p, data.case_id, data.meeting_number, data.held_on), cause=envelope)
+        await plans.mutate(
+            data.case_id, lambda p: domain.conference_held(p, data.case_id, data.meeting_number, data.held_on, data.conference_number), cause=envelope
+        )
 
     @service.on(ConferenceCancelled)
     async def on_conference_cancelled(envelope: Envelope[ConferenceCancelled]) -> None:
         data = envelope.data
-        await plans.mutate(data.case_id, lambda p: domain.conference_cancelled(p, data.case_id, data.meeting_number), cause=envelope)
+        await plans.mutate(
+            data.case_id, lambda p: domain.conference_cancelled(p, data.case_id, data.meeting_number, data.conference_number), cause=envelope
+        )

@@ -12,6 +12,7 @@ from shared.contract.events import (
     ConferenceScheduled,
     CoordinatorAssigned,
     CoordinatorWanted,
+    FirstContactMade,
     PlaceFreed,
     PlaceReleaseRequested,
     PlaceReserved,
@@ -19,6 +20,7 @@ from shared.contract.events import (
 from shared.memory import MemoryStorage
 from shared.runtime import KringService
 from shared.settings import KringSettings
+from shared.standards import StandardsSettings
 from shared.store import AggregateStore, utc_now
 
 from . import handlers, routes
@@ -40,7 +42,11 @@ async def share_at_risk(cases: AggregateStore[Case], clock: Callable[[], datetim
 
 
 def create_app(
-    settings: KringSettings | None = None, *, clock: Callable[[], datetime] = utc_now, storage: MemoryStorage | None = None
+    settings: KringSettings | None = None,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    storage: MemoryStorage | None = None,
+    standards: StandardsSettings | None = None,
 ) -> FastAPI:
     settings = settings or KringSettings(service_name=SERVICE)
     service = KringService(settings, description=DESCRIPTION, storage=storage)
@@ -52,9 +58,9 @@ def create_app(
     service.gauge("kring_scheduling_cases_waiting", "Cases with consent that no coordinator could take yet", assignments.waiting)
     service.gauge("kring_scheduling_sixty_day_share_at_risk", "Of the open first meetings, the share that will miss 60 days", lambda: share_at_risk(cases, clock))
     service.documents(
-        CoordinatorAssigned, ConferenceScheduled, ConferenceRescheduled, ConferenceHeld, ConferenceCancelled,
+        CoordinatorAssigned, ConferenceScheduled, ConferenceRescheduled, ConferenceHeld, ConferenceCancelled, FirstContactMade,
         CoordinatorWanted, PlaceReserved, PlaceReleaseRequested, PlaceFreed,
     )  # fmt: skip
-    app = service.http_app(routes.router(assignments, clock))
+    app = service.http_app(routes.router(assignments, clock, standards or StandardsSettings()))
     app.state.assignments = assignments
     return app

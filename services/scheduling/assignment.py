@@ -2,7 +2,8 @@
 replicas: a process of steps, each one write of one aggregate that announces the next.
 
 1. A case that needs a coordinator announces CoordinatorWanted (in the write that makes it
-   need one: the referral, the consent, a second meeting without a coordinator).
+   need one: the referral, the consent, a second meeting without a coordinator, a follow-up
+   conference: that one ranks the previous conference's coordinator first).
 2. `try_assign` ranks the coordinators (domain.ranked) and reserves a place in the best
    one's caseload: the coordinator's compare-and-set lets one of two racing replicas through,
    the other finds the caseload full and tries the next. The reservation announces
@@ -51,7 +52,7 @@ class Assignments:
     async def waiting(self) -> list[Case]:
         """Cases with consent that no coordinator took yet, longest waiting first."""
         found = [case for _, case in await self.cases.find({"stage": Stage.UNASSIGNED.value})]
-        return sorted(found, key=lambda case: (case.referral.received_at, case.case_id))
+        return sorted(found, key=lambda case: (case.waiting_since, case.case_id))
 
     async def try_assign(self, case_id: str, cause: Envelope[Any] | None = None) -> bool:
         """Step 2: reserve a place for the case with the best coordinator who can take it, or
@@ -67,10 +68,10 @@ class Assignments:
             try:
                 await self.coordinators.mutate(candidate.coordinator_id, lambda c: domain.reserve(c, case_id), cause=cause)
             except CaseloadFull:
-                reason = "no eligible coordinator (caseload full)"
+                reason = domain.FILLED_MEANWHILE
                 continue
             return True
-        await self.cases.mutate(case_id, lambda c: domain.waiting(c, reason or "no eligible coordinator"), cause=cause)
+        await self.cases.mutate(case_id, lambda c: domain.waiting(c, reason or domain.FILLED_MEANWHILE), cause=cause)
         log.info("case waits for a coordinator", case_id=case_id, reason=reason)
         return False
 

@@ -5,6 +5,13 @@ tied to the organisation that referred the family. Assignment picks, among the e
 (region, the family's language, room in the caseload, available today, no tie to the
 referrer), the one matching most of the family's stated preferences with the lowest
 relative caseload.
+
+A case holds one or more conferences (`conference_number`): the first, and a follow-up
+conference when the three-month check asks for a new one (FollowUpCompleted with
+`new_conference_requested`), preferably with the same coordinator. That is not a second
+meeting (`meeting_number`): a second meeting continues the SAME conference whose plan was not
+finished (SecondMeetingNeeded); a follow-up conference starts anew at meeting 1, with a new
+assignment, date, plan and check.
 """
 
 from datetime import date, datetime
@@ -21,6 +28,7 @@ from shared.contract.events import (
     CoordinatorAssigned,
     CoordinatorWanted,
     Event,
+    FirstContactMade,
     PlaceFreed,
     PlaceReleaseRequested,
     PlaceReserved,
@@ -37,7 +45,8 @@ from shared.contract.vocabulary import (
     RoleCounts,
 )
 from shared.domain import Change, Strict
-from shared.errors import NotFound, RuleViolation
+from shared.errors import NotFound, RuleViolation, TransientFault
+from shared.standards import Standard, Targets
 
 SIXTY_DAYS = 60
 REFERENCE_SHARE_WITHIN_60_DAYS = 0.65  # the Netherlands (DOMAIN.md)
@@ -191,7 +200,15 @@ class Case(BaseModel):
     stage: Stage
     waiting_reason: str | None = None
     coordinator_id: Identifier | None = None
-    meeting_number: PositiveInt = 1
+    conference_number: PositiveInt = Field(default=1, description="1: the first conference; 2 or more: a follow-up conference")
+    meeting_number: PositiveInt = Field(default=1, description="the meeting of the current conference (2: a second meeting)")
+    preferred_coordinator_id: Identifier | None = Field(
+        default=None, description="a follow-up conference goes to the previous conference's coordinator if they can take it"
+    )
+    conference_opened_at: AwareDatetime | None = Field(default=None, description="when a follow-up conference was asked for")
+    assigned_at: AwareDatetime | None = Field(default=None, description="the current conference's first assignment")
+    first_contact_at: AwareDatetime | None = None
+    followup_due_at: AwareDatetime | None = Field(default=None, description="the three-month check is due, not recorded yet")
     preparation: Preparation = Preparation()
     conference_date: date | None = None
     held_on: date | None = None
@@ -209,6 +226,11 @@ class Case(BaseModel):
     @property
     def needs_coordinator(self) -> bool:
         return self.stage is Stage.UNASSIGNED or (self.stage is Stage.PREPARING and self.coordinator_id is None)
+
+    @property
+    def waiting_since(self) -> datetime:
+        """A follow-up conference waits from when it was asked for, not from the referral."""
+        return self.conference_opened_at or self.referral.received_at
 
     def days_since_referral(self, day: date) -> int:
         return max(0, (day - self.referral.received_at.date()).days)
@@ -268,22 +290,80 @@ def preference_matches(coordinator: Coordinator, preferences: CoordinatorPrefere
 
 
 def ranked(coordinators: list[Coordinator], case: Case, today: date) -> tuple[list[Coordinator], str]:
-    """The eligible coordinators, best first, and if there are none the commonest reason."""
-    candidates, reasons = [], []
+    """The eligible coordinators, best first, and if there are none the precise reason why
+    the case waits (`waiting_reason`). A follow-up conference's previous coordinator comes
+    first if they can take it; then the family's stated preferences, then the lowest load."""
+    candidates, reasons = [], {}
     for coordinator in coordinators:
         reason = eligible(coordinator, case, today)
         if reason is None:
             candidates.append(coordinator)
         else:
-            reasons.append(reason)
+            reasons[coordinator.coordinator_id] = reason
     preferences = case.referral.coordinator_preferences
-    candidates.sort(key=lambda c: (-preference_matches(c, preferences), c.load, c.coordinator_id))
+    candidates.sort(
+        key=lambda c: (c.coordinator_id != case.preferred_coordinator_id, -preference_matches(c, preferences), c.load, c.coordinator_id)
+    )
     if candidates:
         return candidates, ""
+    return [], waiting_reason(case, reasons)
+
+
+# Why the coordinators of the case's region cannot take it, in Dutch and in English: what
+# one of them is, and what all of them are.
+_ONE = {
+    "language": ("spreekt de taal van de familie ({language}) niet", "does not speak the family's language ({language})"),
+    "tied to the referring organisation": ("is verbonden aan de verwijzer", "is tied to the referrer"),
+    "unavailable": ("is nu niet beschikbaar", "is unavailable now"),
+    "caseload full": ("heeft geen plaats meer", "has a full caseload"),
+}
+_ALL = {
+    "language": ("spreken de taal van de familie ({language}) niet", "do not speak the family's language ({language})"),
+    "tied to the referring organisation": ("zijn verbonden aan de verwijzer", "are tied to the referrer"),
+    "unavailable": ("zijn nu niet beschikbaar", "are unavailable now"),
+    "caseload full": ("hebben geen plaats meer", "have a full caseload"),
+}
+NO_COORDINATORS = "er zijn geen coördinatoren ingeschreven / no coordinators registered"
+FILLED_MEANWHILE = "de plaatsen van de geschikte coördinatoren raakten net vol / the suitable coordinators' caseloads filled up meanwhile"
+
+
+def waiting_reason(case: Case, reasons: dict[str, str]) -> str:
+    """The real reason, e.g. "the region's only coordinator is tied to the referrer", from
+    why each coordinator cannot take the case (`eligible`). Dutch first, English beside it.
+    Codes only (a province, a language code): nothing about the family."""
     if not reasons:
-        return [], "no coordinators registered"
-    why = max(set(reasons), key=reasons.count)
-    return [], f"no eligible coordinator ({why})"
+        return NO_COORDINATORS
+    province = case.referral.region.province.value
+    in_region = {cid: why for cid, why in reasons.items() if why != "region"}
+    if not in_region:
+        return f"geen coördinator werkt in de regio ({province}) / no coordinator works in the region ({province})"
+    language = case.referral.language
+
+    def phrase(table: dict[str, tuple[str, str]], why: str) -> tuple[str, str]:
+        nl, en = table[why]
+        return nl.format(language=language), en.format(language=language)
+
+    kinds = sorted(set(in_region.values()), key=lambda why: (-list(in_region.values()).count(why), why))
+    if len(in_region) == 1:
+        one_nl, one_en = phrase(_ONE, kinds[0])
+        nl, en = f"de enige coördinator in de regio {one_nl}", f"the region's only coordinator {one_en}"
+    elif len(kinds) == 1:
+        all_nl, all_en = phrase(_ALL, kinds[0])
+        nl = f"alle {len(in_region)} coördinatoren in de regio {all_nl}"
+        en = f"all {len(in_region)} coordinators of the region {all_en}"
+    else:
+        counted = [(list(in_region.values()).count(why), why) for why in kinds]
+        parts = [(n, phrase(_ONE if n == 1 else _ALL, why)) for n, why in counted]
+        nl = f"geen van de {len(in_region)} coördinatoren in de regio kan: " + ", ".join(f"{n} {p[0]}" for n, p in parts)
+        en = f"none of the region's {len(in_region)} coordinators can take it: " + ", ".join(f"{n} {p[1]}" for n, p in parts)
+    previous = case.preferred_coordinator_id
+    if previous is not None and previous in reasons:
+        why = reasons[previous]
+        prev_nl, prev_en = phrase(_ONE, why) if why in _ONE else ("werkt niet in de regio", "does not work in the region")
+        nl, en = f"{nl}; de vorige coördinator {prev_nl}", f"{en}; the previous coordinator {prev_en}"
+    elif previous is not None:
+        nl, en = f"{nl}; de vorige coördinator is niet meer ingeschreven", f"{en}; the previous coordinator is no longer registered"
+    return f"{nl} / {en}"
 
 
 def waiting(case: Case | None, reason: str) -> Change[Case] | None:
@@ -310,11 +390,15 @@ def place_reserved(case: Case | None, coordinator_id: str, now: datetime, *, man
             region=case.referral.region,
             manual=manual,
             previous_coordinator_id=case.coordinator_id,
+            conference_number=case.conference_number,
         )
     ]
     if case.coordinator_id is not None:
         events.append(PlaceReleaseRequested(case_id=case.case_id, coordinator_id=case.coordinator_id))
-    return Change(case.model_copy(update={"coordinator_id": coordinator_id, "stage": stage, "waiting_reason": None}), events)
+    updated = case.model_copy(
+        update={"coordinator_id": coordinator_id, "stage": stage, "waiting_reason": None, "assigned_at": case.assigned_at or now}
+    )
+    return Change(updated, events)
 
 
 def _ended(case: Case, stage: Stage, events: list[Event]) -> Change[Case]:
@@ -340,6 +424,7 @@ def schedule(case: Case | None, day: date, today: date) -> Change[Case]:
             return Change(case)
         event: ConferenceScheduled | ConferenceRescheduled = ConferenceRescheduled(
             case_id=case.case_id,
+            conference_number=case.conference_number,
             meeting_number=case.meeting_number,
             previous_date=case.conference_date,
             conference_date=day,
@@ -350,6 +435,7 @@ def schedule(case: Case | None, day: date, today: date) -> Change[Case]:
             raise RuleViolation("invite the network before setting the date")
         event = ConferenceScheduled(
             case_id=case.case_id,
+            conference_number=case.conference_number,
             meeting_number=case.meeting_number,
             conference_date=day,
             region=case.referral.region,
@@ -371,6 +457,7 @@ def held(case: Case | None, attendance: Attendance, today: date) -> Change[Case]
     days = case.days_since_referral(case.conference_date)
     event = ConferenceHeld(
         case_id=case.case_id,
+        conference_number=case.conference_number,
         meeting_number=case.meeting_number,
         held_on=case.conference_date,
         region=case.referral.region,
@@ -379,14 +466,17 @@ def held(case: Case | None, attendance: Attendance, today: date) -> Change[Case]
         attended_by_role=attendance.attended,
         all_parents_with_responsibility_attended=attendance.all_parents_with_responsibility_attended,
     )
-    first_days = days if case.meeting_number == 1 else case.held_days_since_referral
+    first = case.conference_number == 1 and case.meeting_number == 1  # the 60 days are the first conference's
+    first_days = days if first else case.held_days_since_referral
     updated = case.model_copy(update={"stage": Stage.HELD, "held_on": case.conference_date, "held_days_since_referral": first_days})
     return Change(updated, [event])
 
 
 def cancel(case: Case | None, reason: CancellationReason, now: datetime) -> Change[Case]:
     case = _open(case)
-    event = ConferenceCancelled(case_id=case.case_id, meeting_number=case.meeting_number, cancelled_at=now, reason=reason)
+    event = ConferenceCancelled(
+        case_id=case.case_id, conference_number=case.conference_number, meeting_number=case.meeting_number, cancelled_at=now, reason=reason
+    )
     return _ended(case, Stage.CANCELLED, [event])
 
 
@@ -398,23 +488,25 @@ def withdrawn(case: Case | None, now: datetime) -> Change[Case] | None:
     if case.stage in (Stage.PREPARING, Stage.SCHEDULED):
         events.append(
             ConferenceCancelled(
-                case_id=case.case_id, meeting_number=case.meeting_number, cancelled_at=now,
+                case_id=case.case_id, conference_number=case.conference_number, meeting_number=case.meeting_number, cancelled_at=now,
                 reason=CancellationReason.CONSENT_WITHDRAWN,
             )
         )  # fmt: skip
     return _ended(case, Stage.WITHDRAWN, events)
 
 
-def plan_settled(case: Case | None, meeting: int) -> Change[Case] | None:
-    """The plan of `meeting` was accepted, or no plan was reached: the case closes here."""
-    if case is None or case.stage is not Stage.HELD or case.meeting_number != meeting:
+def plan_settled(case: Case | None, meeting: int, conference: int = 1) -> Change[Case] | None:
+    """The plan of `meeting` of `conference` was accepted, or no plan was reached: the case
+    closes here (until a three-month check asks for a follow-up conference)."""
+    if case is None or case.stage is not Stage.HELD or (case.conference_number, case.meeting_number) != (conference, meeting):
         return None
     return _ended(case, Stage.CLOSED, [])
 
 
-def second_meeting(case: Case | None, finished_meeting: int) -> Change[Case] | None:
-    """The family needs another meeting: back to preparation, with the same coordinator."""
-    if case is None or case.meeting_number > finished_meeting:
+def second_meeting(case: Case | None, finished_meeting: int, conference: int = 1) -> Change[Case] | None:
+    """The family needs another meeting of the same conference: back to preparation, with
+    the same coordinator. (Not a follow-up conference: see `followup_conference`.)"""
+    if case is None or case.conference_number != conference or case.meeting_number > finished_meeting:
         return None
     updated = case.model_copy(
         update={
@@ -425,6 +517,62 @@ def second_meeting(case: Case | None, finished_meeting: int) -> Change[Case] | N
         }
     )
     return Change(updated, [] if case.coordinator_id else [CoordinatorWanted(case_id=case.case_id)])
+
+
+def followup_conference(case: Case | None, checked_conference: int, now: datetime) -> Change[Case] | None:
+    """The three-month check of `checked_conference` asked for a new conference: the case
+    opens the next conference (a follow-up conference, meeting 1), preferably with the same
+    coordinator: CoordinatorWanted ranks them first if they are still registered, eligible
+    and have room, else the normal assignment picks one. Once per check (a repeat, or a check
+    of an earlier conference, changes nothing); a case that ended otherwise (cancelled,
+    withdrawn) or is still open stays as it is."""
+    if case is None or case.conference_number != checked_conference or case.stage is not Stage.CLOSED:
+        if case is not None and case.conference_number == checked_conference and case.stage is Stage.HELD:
+            raise TransientFault("the plan's acceptance has not closed the conference yet")  # on another queue: it comes
+        return None
+    updated = case.model_copy(
+        update={
+            "stage": Stage.UNASSIGNED, "waiting_reason": NOT_TRIED_YET, "conference_number": checked_conference + 1,
+            "meeting_number": 1, "preferred_coordinator_id": case.coordinator_id, "coordinator_id": None,
+            "conference_opened_at": now, "assigned_at": None, "first_contact_at": None, "preparation": Preparation(),
+            "conference_date": None, "held_on": None, "followup_due_at": None,
+        }
+    )  # fmt: skip
+    return Change(updated, [CoordinatorWanted(case_id=case.case_id)])
+
+
+def first_contact(case: Case | None, coordinator_id: str, contacted_at: datetime, now: datetime) -> Change[Case] | None:
+    """The coordinator reached the family: the first-contact standard is measured from the
+    assignment. Once per conference (the same contact again changes nothing)."""
+    case = _open(case)
+    if case.coordinator_id != coordinator_id or case.assigned_at is None:
+        raise RuleViolation("only the case's assigned coordinator records the first contact")
+    if case.first_contact_at is not None:
+        if case.first_contact_at == contacted_at:
+            return None
+        raise RuleViolation("the first contact is recorded already")
+    if contacted_at > now:
+        raise RuleViolation("contacted_at is in the future")
+    if contacted_at < case.assigned_at:
+        raise RuleViolation("contacted_at is before the assignment")
+    event = FirstContactMade(
+        case_id=case.case_id, conference_number=case.conference_number, coordinator_id=coordinator_id,
+        contacted_at=contacted_at, days_since_assignment=(contacted_at.date() - case.assigned_at.date()).days,
+    )  # fmt: skip
+    return Change(case.model_copy(update={"first_contact_at": contacted_at}), [event])
+
+
+def followup_due(case: Case | None, conference: int, due_at: datetime) -> Change[Case] | None:
+    """The three-month check came due: its deadline shows on the coordinator's list."""
+    if case is None or case.conference_number != conference or case.followup_due_at == due_at:
+        return None
+    return Change(case.model_copy(update={"followup_due_at": due_at}))
+
+
+def followup_checked(case: Case | None, conference: int) -> Change[Case] | None:
+    if case is None or case.conference_number != conference or case.followup_due_at is None:
+        return None
+    return Change(case.model_copy(update={"followup_due_at": None}))
 
 
 def _open(case: Case | None) -> Case:
@@ -459,8 +607,8 @@ def sixty_day_share(cases: list[Case]) -> SixtyDays:
 
 
 def at_risk(case: Case, today: date) -> str | None:
-    """Why an open first-meeting case threatens the 60-day target, or None."""
-    if not case.open or case.meeting_number > 1 or case.stage is Stage.AWAITING_CONSENT:
+    """Why an open first-meeting case of its first conference threatens the 60-day target, or None."""
+    if not case.open or case.meeting_number > 1 or case.conference_number > 1 or case.stage is Stage.AWAITING_CONSENT:
         return None
     if case.conference_date is not None and case.days_since_referral(case.conference_date) > SIXTY_DAYS:
         return "planned after day 60"
@@ -468,3 +616,29 @@ def at_risk(case: Case, today: date) -> str | None:
         return f"no date yet after {case.days_since_referral(today)} days"
     return None
 
+
+# --- the service standards ----------------------------------------------------------------
+
+
+class Deadline(BaseModel):
+    """A service standard the case has not met yet, and the last day it can be met."""
+
+    standard: Standard
+    deadline: date
+    days_left: int
+
+
+def deadlines(case: Case, targets: Targets, today: date) -> list[Deadline]:
+    """The standards still to meet on this case, with their deadlines (shared.standards):
+    first contact after the assignment, the first conference within its target of the
+    referral (a follow-up conference has no such target), and the three-month check once it
+    is due."""
+    due: list[tuple[Standard, date]] = []
+    if case.open and case.assigned_at is not None and case.first_contact_at is None:
+        due.append((Standard.FIRST_CONTACT, targets.deadline(Standard.FIRST_CONTACT, case.assigned_at.date())))
+    first_conference_pending = case.conference_number == 1 and case.held_days_since_referral is None
+    if case.open and case.stage is not Stage.AWAITING_CONSENT and first_conference_pending:
+        due.append((Standard.CONFERENCE, targets.deadline(Standard.CONFERENCE, case.referral.received_at.date())))
+    if case.followup_due_at is not None:
+        due.append((Standard.FOLLOWUP_CHECK, targets.deadline(Standard.FOLLOWUP_CHECK, case.followup_due_at.date())))
+    return [Deadline(standard=standard, deadline=day, days_left=(day - today).days) for standard, day in due]

@@ -8,6 +8,8 @@ from shared.contract.envelope import Envelope
 from shared.contract.events import (
     ConsentRecorded,
     CoordinatorWanted,
+    FollowUpCompleted,
+    FollowUpDue,
     NoPlanReached,
     PlaceFreed,
     PlaceReleaseRequested,
@@ -17,6 +19,7 @@ from shared.contract.events import (
     ReferralWithdrawn,
     SecondMeetingNeeded,
 )
+from shared.domain import Change
 from shared.errors import TransientFault
 from shared.runtime import KringService
 
@@ -52,19 +55,42 @@ def register(service: KringService, assignments: Assignments, clock: Callable[[]
 
     @service.on(SecondMeetingNeeded)
     async def on_second_meeting_needed(envelope: Envelope[SecondMeetingNeeded]) -> None:
-        meeting = envelope.data.meeting_number
-        await cases.mutate(envelope.subject, lambda c: domain.second_meeting(known(c), meeting), cause=envelope)
+        data = envelope.data
+        await cases.mutate(
+            envelope.subject, lambda c: domain.second_meeting(known(c), data.meeting_number, data.conference_number), cause=envelope
+        )
 
     @service.on(PlanAccepted)
     async def on_plan_accepted(envelope: Envelope[PlanAccepted]) -> None:
         """The plan is settled: the case closes and the coordinator's place is given back."""
-        meeting = envelope.data.meeting_number
-        await cases.mutate(envelope.subject, lambda c: domain.plan_settled(c, meeting), cause=envelope)
+        data = envelope.data
+        await cases.mutate(envelope.subject, lambda c: domain.plan_settled(c, data.meeting_number, data.conference_number), cause=envelope)
 
     @service.on(NoPlanReached)
     async def on_no_plan_reached(envelope: Envelope[NoPlanReached]) -> None:
-        meeting = envelope.data.meeting_number
-        await cases.mutate(envelope.subject, lambda c: domain.plan_settled(c, meeting), cause=envelope)
+        data = envelope.data
+        await cases.mutate(envelope.subject, lambda c: domain.plan_settled(c, data.meeting_number, data.conference_number), cause=envelope)
+
+    @service.on(FollowUpDue)
+    async def on_followup_due(envelope: Envelope[FollowUpDue]) -> None:
+        """The check's deadline goes on the coordinator's list of standards to meet."""
+        data = envelope.data
+        await cases.mutate(envelope.subject, lambda c: domain.followup_due(c, data.conference_number, data.due_at), cause=envelope)
+
+    @service.on(FollowUpCompleted)
+    async def on_followup_completed(envelope: Envelope[FollowUpCompleted]) -> None:
+        """The check is done; if it asks for a new conference, the follow-up conference opens."""
+        data, now = envelope.data, clock()
+
+        def decide(case: Case | None) -> Change[Case] | None:
+            case = known(case)
+            checked = domain.followup_checked(case, data.conference_number)
+            if not data.new_conference_requested:
+                return checked
+            opened = domain.followup_conference(checked.state if checked else case, data.conference_number, now)
+            return opened or checked
+
+        await cases.mutate(envelope.subject, decide, cause=envelope)
 
     @service.on(CoordinatorWanted)
     async def on_coordinator_wanted(envelope: Envelope[CoordinatorWanted]) -> None:

@@ -2,7 +2,9 @@
 
 - ops: registers coordinators, sees every case and the waiting list, reassigns (with a
   reason), sees the 60-day figures and the cases at risk of breaching them;
-- coordinator (token subject = coordinator id): sees and works on their own cases only;
+- coordinator (token subject = coordinator id): sees and works on their own cases only,
+  records the first contact with the family, sees which service standards of their cases
+  are due soon (/cases/deadlines);
 - funder (token organisation = funder id): the 60-day figures of its own cases.
 """
 
@@ -10,7 +12,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.access import change_owned, funder_slice, read_owned
 from shared.auth import Principal, Role, authorised
@@ -18,6 +20,7 @@ from shared.contract.vocabulary import CancellationReason, Identifier, Province
 from shared.domain import Change
 from shared.errors import InvalidInput
 from shared.logging import get_logger
+from shared.standards import Standard, StandardsSettings
 
 from . import domain
 from .assignment import Assignments
@@ -42,6 +45,23 @@ class Cancellation(BaseModel):
     reason: CancellationReason
 
 
+class FirstContact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    contacted_at: AwareDatetime
+
+
+class DueSoon(BaseModel):
+    """A case that will miss a service standard unless it is met by `deadline`."""
+
+    case_id: str
+    coordinator_id: str | None
+    conference_number: int
+    standard: Standard
+    target_days: int
+    deadline: date
+    days_left: int = Field(description="negative: missed already")
+
+
 class WaitingCase(BaseModel):
     case_id: str
     reason: str | None
@@ -58,13 +78,14 @@ def may_see(caller: Principal, case: Case) -> bool:
     return caller.role is Role.OPS or (caller.role is Role.COORDINATOR and case.coordinator_id == caller.subject)
 
 
-def router(assignments: Assignments, clock: Callable[[], datetime]) -> APIRouter:
+def router(assignments: Assignments, clock: Callable[[], datetime], standards: StandardsSettings | None = None) -> APIRouter:
+    standards = standards or StandardsSettings()
     api = APIRouter()
     cases, coordinators = assignments.cases, assignments.coordinators
     ops = authorised(Role.OPS)
     coordinator_or_ops = authorised(Role.COORDINATOR, Role.OPS)
 
-    async def change(case_id: str, caller: Principal, decide: Callable[[Case], Change[Case]]) -> Case:
+    async def change(case_id: str, caller: Principal, decide: Callable[[Case], Change[Case] | None]) -> Case:
         return await change_owned(cases, case_id, caller, may_see, decide)
 
     @api.put("/coordinators/{coordinator_id}", response_model=Coordinator, tags=["coordinators"])
@@ -91,7 +112,7 @@ def router(assignments: Assignments, clock: Callable[[], datetime]) -> APIRouter
         """Cases with consent that no coordinator could take yet, and why."""
         today = clock().date()
         return [
-            WaitingCase(case_id=case.case_id, reason=case.waiting_reason, days_waiting=case.days_since_referral(today))
+            WaitingCase(case_id=case.case_id, reason=case.waiting_reason, days_waiting=max(0, (today - case.waiting_since.date()).days))
             for case in await assignments.waiting()
         ]
 
@@ -105,6 +126,30 @@ def router(assignments: Assignments, clock: Callable[[], datetime]) -> APIRouter
             for case_id, case in await cases.find({"stage": {"$in": open_stages}})
             if (reason := domain.at_risk(case, today)) is not None
         ]
+
+    @api.get("/cases/deadlines", response_model=list[DueSoon], tags=["service standards"])
+    async def deadlines(
+        within_days: int = Query(default=7, ge=0, le=365, description="deadlines up to this many days from today (and those missed)"),
+        caller: Principal = Depends(coordinator_or_ops),
+    ) -> list[DueSoon]:
+        """My cases (ops: all) about to miss a service standard: first contact after the
+        assignment, the first conference, the three-month check; which standard, the deadline,
+        the days left (negative: missed already). Soonest first. Targets per funder:
+        KRING_STANDARD_* (docs/funders.md)."""
+        today = clock().date()
+        where = {"coordinator_id": caller.subject} if caller.role is Role.COORDINATOR else {}
+        soon = []
+        for case_id, case in await cases.find(where):
+            targets = standards.targets_for(case.referral.funder_id)
+            for due in domain.deadlines(case, targets, today):
+                if due.days_left <= within_days:
+                    soon.append(
+                        DueSoon(
+                            case_id=case_id, coordinator_id=case.coordinator_id, conference_number=case.conference_number,
+                            standard=due.standard, target_days=targets.days(due.standard), deadline=due.deadline, days_left=due.days_left,
+                        )
+                    )  # fmt: skip
+        return sorted(soon, key=lambda d: (d.deadline, d.case_id, d.standard))
 
     @api.get("/sixty-days", response_model=domain.SixtyDays, tags=["sixty days"])
     async def sixty_days(
@@ -144,6 +189,13 @@ def router(assignments: Assignments, clock: Callable[[], datetime]) -> APIRouter
             raise InvalidInput("nobody attended: cancel the conference instead", field="attended")
         today = clock().date()
         return await change(case_id, caller, lambda c: domain.held(c, attendance, today))
+
+    @api.post("/cases/{case_id}/first-contact", response_model=Case, tags=["preparation"])
+    async def record_first_contact(case_id: str, body: FirstContact, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> Case:
+        """The coordinator reached the family for the first time (FirstContactMade: the
+        first-contact standard). When only; the same moment again changes nothing."""
+        now = clock()
+        return await change(case_id, caller, lambda c: domain.first_contact(c, caller.subject, body.contacted_at, now))
 
     @api.post("/cases/{case_id}/cancellation", response_model=Case, tags=["conference"])
     async def cancel(case_id: str, body: Cancellation, caller: Principal = Depends(coordinator_or_ops)) -> Case:

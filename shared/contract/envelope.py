@@ -50,7 +50,7 @@ class Envelope(BaseModel, Generic[E]):
         expected = type(self.data).type_name()
         if self.type != expected:
             raise ValueError(f"type {self.type!r} is not {expected!r}")
-        if self.subject != self.data.cloudevent_subject():
+        if self.subject != self.data.cloudevents_subject():
             raise ValueError("subject does not match the event's subject")
         return self
 
@@ -69,8 +69,8 @@ class Envelope(BaseModel, Generic[E]):
             source=source,
             type=data.type_name(),
             time=time or datetime.now(UTC),
-            subject=data.cloudevent_subject(),
-            correlation_id=cause.correlation_id if cause else data.cloudevent_subject(),
+            subject=data.cloudevents_subject(),
+            correlation_id=cause.correlation_id if cause else data.cloudevents_subject(),
             causation_id=cause.id if cause else None,
             data=data,
         )

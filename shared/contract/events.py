@@ -81,7 +81,9 @@ class Event(BaseModel):
     def routing_key(self) -> str:
         return self.binding_key()
 
-    def cloudevent_subject(self) -> str:
+    def cloudevents_subject(self) -> str:
+        """The envelope's CloudEvents `subject` (not named `subject`: that is a field, whom a
+        conference is about, on ReferralReceived and OutcomeRecorded)."""
         raise NotImplementedError
 
 
@@ -90,7 +92,7 @@ class CaseEvent(Event):
 
     case_id: CaseId
 
-    def cloudevent_subject(self) -> str:
+    def cloudevents_subject(self) -> str:
         return self.case_id
 
 
@@ -156,7 +158,7 @@ class IntakeReply(Event):
     def routing_key(self) -> str:
         return f"{self.name}.{self.source_organisation_id}"
 
-    def cloudevent_subject(self) -> str:
+    def cloudevents_subject(self) -> str:
         return f"{self.source_organisation_id}:{self.external_reference}"
 
 
@@ -197,10 +199,23 @@ class ReferralWithdrawn(CaseEvent):
 
 # --- scheduling -------------------------------------------------------------------
 
+# Two counters that must not be confused:
+# - `conference_number`: which conference of the case. 1 is the first conference; a
+#   three-month check that asks for a new conference (FollowUpCompleted.new_conference_requested)
+#   opens conference 2 on the same case: a follow-up conference, with its own coordinator
+#   assignment, date, plan, check and OutcomeRecorded.
+# - `meeting_number`: which meeting of that one conference. A family that needs more time
+#   (SecondMeetingNeeded) meets again in the SAME conference: meeting 2, same plan to finish.
+# Every conference starts at meeting 1.
+ConferenceNumber = Annotated[
+    PositiveInt, Field(description="which conference of the case: 1 the first, 2 or more a follow-up conference (not a second meeting)")
+]
+
 
 class CoordinatorAssigned(CaseEvent):
     name: ClassVar[str] = "scheduling.coordinator-assigned"
 
+    conference_number: ConferenceNumber = 1
     coordinator_id: Identifier
     assigned_at: AwareDatetime
     region: Region
@@ -211,6 +226,7 @@ class CoordinatorAssigned(CaseEvent):
 class ConferenceScheduled(CaseEvent):
     name: ClassVar[str] = "scheduling.conference-scheduled"
 
+    conference_number: ConferenceNumber = 1
     meeting_number: PositiveInt = 1
     conference_date: date
     region: Region
@@ -224,6 +240,7 @@ class ConferenceScheduled(CaseEvent):
 class ConferenceRescheduled(CaseEvent):
     name: ClassVar[str] = "scheduling.conference-rescheduled"
 
+    conference_number: ConferenceNumber = 1
     meeting_number: PositiveInt = 1
     previous_date: date
     conference_date: date
@@ -233,6 +250,7 @@ class ConferenceRescheduled(CaseEvent):
 class ConferenceHeld(CaseEvent):
     name: ClassVar[str] = "scheduling.conference-held"
 
+    conference_number: ConferenceNumber = 1
     meeting_number: PositiveInt = 1
     held_on: date
     region: Region
@@ -245,9 +263,23 @@ class ConferenceHeld(CaseEvent):
 class ConferenceCancelled(CaseEvent):
     name: ClassVar[str] = "scheduling.conference-cancelled"
 
+    conference_number: ConferenceNumber = 1
     meeting_number: PositiveInt = 1
     cancelled_at: AwareDatetime
     reason: CancellationReason
+
+
+class FirstContactMade(CaseEvent):
+    """The coordinator reached the family for the first time after being assigned (a
+    service standard: time from assignment to first contact). When, and how many days after
+    the assignment; never how or with whom."""
+
+    name: ClassVar[str] = "scheduling.first-contact-made"
+
+    conference_number: ConferenceNumber = 1
+    coordinator_id: Identifier
+    contacted_at: AwareDatetime
+    days_since_assignment: NonNegativeInt
 
 
 # --- scheduling's own process: finding a case a coordinator -------------------------
@@ -288,7 +320,7 @@ class PlaceFreed(Event):
 
     coordinator_id: Identifier
 
-    def cloudevent_subject(self) -> str:
+    def cloudevents_subject(self) -> str:
         return self.coordinator_id
 
 
@@ -305,6 +337,7 @@ class AgreementCounts(BaseModel):
 class PlanPresented(CaseEvent):
     name: ClassVar[str] = "plans.plan-presented"
 
+    conference_number: ConferenceNumber = 1
     meeting_number: PositiveInt = 1
     presented_at: AwareDatetime
     agreements: AgreementCounts
@@ -317,6 +350,7 @@ class PlanPresented(CaseEvent):
 class PlanAccepted(CaseEvent):
     name: ClassVar[str] = "plans.plan-accepted"
 
+    conference_number: ConferenceNumber = 1
     meeting_number: PositiveInt = 1
     accepted_at: AwareDatetime
     agreements: AgreementCounts
@@ -327,6 +361,7 @@ class PlanAccepted(CaseEvent):
 class PlanRevisionRequested(CaseEvent):
     name: ClassVar[str] = "plans.plan-revision-requested"
 
+    conference_number: ConferenceNumber = 1
     meeting_number: PositiveInt = 1
     requested_at: AwareDatetime
     unmet_requirement_ids: list[Identifier] = Field(min_length=1)
@@ -335,6 +370,7 @@ class PlanRevisionRequested(CaseEvent):
 class SecondMeetingNeeded(CaseEvent):
     name: ClassVar[str] = "plans.second-meeting-needed"
 
+    conference_number: ConferenceNumber = 1
     meeting_number: PositiveInt = 1  # the meeting that did not finish the plan
     recorded_at: AwareDatetime
     reason_category: str = Field(max_length=60)
@@ -343,6 +379,7 @@ class SecondMeetingNeeded(CaseEvent):
 class NoPlanReached(CaseEvent):
     name: ClassVar[str] = "plans.no-plan-reached"
 
+    conference_number: ConferenceNumber = 1
     meeting_number: PositiveInt = 1
     recorded_at: AwareDatetime
     reason_category: str = Field(max_length=60)
@@ -354,6 +391,7 @@ class NoPlanReached(CaseEvent):
 class FollowUpDue(CaseEvent):
     name: ClassVar[str] = "followup.due"
 
+    conference_number: ConferenceNumber = 1
     due_at: AwareDatetime
     plan_accepted_at: AwareDatetime
 
@@ -369,6 +407,7 @@ class AgreementProgress(BaseModel):
 class FollowUpCompleted(CaseEvent):
     name: ClassVar[str] = "followup.completed"
 
+    conference_number: ConferenceNumber = 1
     completed_at: AwareDatetime
     execution_status: ExecutionStatus
     agreements: list[AgreementProgress] = []
@@ -391,6 +430,8 @@ class OutcomeRecorded(CaseEvent):
     execution_status: ExecutionStatus
     ratings: Ratings = Ratings()
     child_outcomes: list[ChildOutcome] = []
+    conference_number: ConferenceNumber = 1
+    subject: Subject = Field(default=Subject.CHILD, description="whom the conference was about: a code, never who")
 
     @classmethod
     def binding_key(cls) -> str:
@@ -417,6 +458,7 @@ CATALOGUE: tuple[type[Event], ...] = (
     ConferenceRescheduled,
     ConferenceHeld,
     ConferenceCancelled,
+    FirstContactMade,
     CoordinatorWanted,
     PlaceReserved,
     PlaceReleaseRequested,

@@ -131,7 +131,7 @@ async def test_nobody_eligible_the_case_waits_visibly_and_is_assigned_when_a_pla
 
     await eventually(waiting, what="the waiting list")
     [entry] = await waiting()
-    assert entry["case_id"] == second.case_id and "caseload full" in entry["reason"]
+    assert entry["case_id"] == second.case_id and entry["reason"].endswith("the region's only coordinator has a full caseload")
 
     await scheduling.publish(ReferralWithdrawn(case_id=first.case_id, withdrawn_at=first.received_at, reason=WithdrawalReason.CONSENT_WITHDRAWN))
     await eventually(lambda: scheduling.assigned_to(second.case_id), what="second assigned once the place freed")

@@ -51,7 +51,11 @@ def test_ranking_prefers_stated_preferences_then_the_lowest_relative_caseload() 
     idle_match = coordinator("idle-match", gender="Female", max_cases=10, active=["a"])
     ranked, reason = domain.ranked([idle, busy_match, idle_match], c, TODAY)
     assert [r.coordinator_id for r in ranked] == ["idle-match", "busy", "idle"] and reason == ""
-    assert domain.ranked([coordinator("x", languages=("tr",))], c, TODAY) == ([], "no eligible coordinator (language)")
+    assert domain.ranked([coordinator("x", languages=("tr",))], c, TODAY) == (
+        [],
+        "de enige coördinator in de regio spreekt de taal van de familie (nl) niet / "
+        "the region's only coordinator does not speak the family's language (nl)",
+    )
 
 
 @given(st.integers(min_value=1, max_value=5), st.lists(st.text(alphabet="abc", min_size=1, max_size=3).map(lambda s: f"case-000{s}"), max_size=12))
