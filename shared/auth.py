@@ -143,18 +143,25 @@ class DevelopmentKeys:
         return SigningKey.from_pem(self.path.read_bytes())
 
     def _generate(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        descriptor, candidate = tempfile.mkstemp(dir=self.path.parent, prefix=".candidate-")
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(pem)  # mkstemp made it 0600
-            with contextlib.suppress(FileExistsError):
-                os.link(candidate, self.path)
-        finally:
-            os.unlink(candidate)
+        write_once(self.path, pem)
+
+
+def write_once(path: Path, content: bytes) -> None:
+    """Write a generated secret to `path` (0600) unless a concurrent starter wrote its own
+    first: each writes a temporary file and links it into place, which succeeds for exactly
+    one; the others then read the winner's."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, candidate = tempfile.mkstemp(dir=path.parent, prefix=".candidate-")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)  # mkstemp made it 0600
+        with contextlib.suppress(FileExistsError):
+            os.link(candidate, path)
+    finally:
+        os.unlink(candidate)
 
 
 @lru_cache(maxsize=8)

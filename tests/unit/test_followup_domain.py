@@ -14,7 +14,10 @@ from shared.contract.vocabulary import ChildOutcome, ConcernCategory, ExecutionS
 from shared.domain import Change
 from shared.errors import NotFound
 from shared.privacy import is_personal
+from shared.pseudonym import Pseudonyms
 from tests.support.samples import referral_received
+
+PSEUDONYMS = Pseudonyms(b"k" * 32)
 
 ACCEPTED = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
 NINETY_DAYS = timedelta(days=90)
@@ -114,21 +117,21 @@ def check(**update: object) -> Check:
 
 
 def recorded(followup: FollowUp, the_check: Check, at: datetime = ACCEPTED + NINETY_DAYS) -> Change[FollowUp]:
-    change = domain.complete(followup, the_check, at)
+    change = domain.complete(followup, the_check, at, PSEUDONYMS)
     assert change is not None
     return change
 
 
 def test_the_check_is_recorded_only_once_it_is_due() -> None:
     with pytest.raises(RuleViolation):
-        domain.complete(scheduled(), check(), ACCEPTED)
+        domain.complete(scheduled(), check(), ACCEPTED, PSEUDONYMS)
     completed = recorded(due(), check())
     assert completed.state.stage is Stage.COMPLETED
     assert completed.state.check == check()
     # the same check again (its answer was lost) changes nothing; a different one is refused
-    assert domain.complete(completed.state, check(), ACCEPTED + NINETY_DAYS + timedelta(minutes=1)) is None
+    assert domain.complete(completed.state, check(), ACCEPTED + NINETY_DAYS + timedelta(minutes=1), PSEUDONYMS) is None
     with pytest.raises(RuleViolation):
-        domain.complete(completed.state, check(execution_status=ExecutionStatus.NOT_CARRIED_OUT), ACCEPTED + NINETY_DAYS)
+        domain.complete(completed.state, check(execution_status=ExecutionStatus.NOT_CARRIED_OUT), ACCEPTED + NINETY_DAYS, PSEUDONYMS)
 
 
 def test_completion_emits_the_check_and_the_funders_outcome() -> None:
@@ -139,6 +142,9 @@ def test_completion_emits_the_check_and_the_funders_outcome() -> None:
     assert outcome.funder_id == followup.facts.funder_id
     assert outcome.period == "2026-Q3"  # the quarter the case was referred in (40 days before acceptance)
     assert outcome.meeting_count == 1
+    # the funder's own pseudonym of the case, never the case id
+    assert outcome.pseudonym == PSEUDONYMS.of(followup.case_id, followup.facts.funder_id) != followup.case_id
+    assert followup.case_id not in outcome.model_dump_json()
 
 
 def test_the_outcome_carries_no_personal_field() -> None:
