@@ -35,12 +35,16 @@ sys.path.insert(0, str(REPO))
 from shared.auth import Role, issue_token  # noqa: E402
 from shared.contract.events import OWN_STEPS  # noqa: E402
 from shared.messaging.parties import bureau_user, development_url  # noqa: E402
+from shared.pseudonym import pseudonyms  # noqa: E402
 from shared.settings import KringSettings  # noqa: E402
 
 OWN_STEP_KEYS = {event.binding_key() for event in OWN_STEPS}
 
 # The demo runs against development services only: it signs with their generated key.
 SETTINGS = KringSettings(service_name="demo", environment="development")
+# Funders get a pseudonym of each case, never its id: the demo holds the development key (as
+# only follow-up does in production) to place an outcome on its case's timeline.
+PSEUDONYMS = pseudonyms(SETTINGS)
 REGIONS = [("UT", "GM0344", "prov-utrecht", "bjz-utrecht"), ("NH", "GM0363", "prov-noord-holland", "bjz-noord-holland")]
 LANGUAGES = ["nl", "nl", "nl", "ar", "tr", "en"]
 COORDINATORS = {
@@ -160,7 +164,8 @@ class Driver:
         self.stage: dict[int, str] = {}
         self.event_ids: set[str] = set()
         self.last_seen = time.monotonic()
-        self.partner_bodies: list[bytes] = []  # what funders received, for privacy checks
+        self.partner_bodies: list[bytes] = []  # what funders received (body, headers, properties), for privacy checks
+        self.by_pseudonym: dict[str, str] = {}  # a funder's pseudonym of a case -> the case id
         self.republished = 0  # the same event again (a relay that died before clearing it)
         self.retried_after_crash = 0
         self.refused = 0  # requests that found their service down
@@ -294,7 +299,8 @@ class Driver:
             if message.message_id:
                 self.event_ids.add(message.message_id)
             if message.exchange == f"{self.prefix}.partner":
-                self.partner_bodies.append(message.body)
+                received = {"headers": message.headers, "correlation_id": message.correlation_id, "message_id": message.message_id}
+                self.partner_bodies.append(message.body + b"\n" + json.dumps(received, default=repr).encode())
             kind = message.routing_key or ""
             if kind in OWN_STEP_KEYS:
                 return  # a step of scheduling's own assignment process, nobody else's business
@@ -302,8 +308,11 @@ class Driver:
             if kind.startswith("referral.accepted."):
                 self.accepted[body["external_reference"]] = body["case_id"]
                 return
+            if kind == "referral.received":
+                self.by_pseudonym[PSEUDONYMS.of(body["case_id"], body["funder_id"])] = body["case_id"]
             if kind.startswith("outcome.recorded."):
                 kind = "outcome.recorded"
+                body = {"case_id": self.by_pseudonym.get(body.get("pseudonym", ""), "unknown pseudonym")}
             if "case_id" in body:
                 self.seen[body["case_id"]].append((time.monotonic() - self.started, kind))
 
