@@ -356,13 +356,15 @@ class Driver:
             response = await self.call("referral", "POST", "/self-referrals", None, json=request_body(s))
             response.raise_for_status()
             s.case_id = response.json()["case_id"]
-            family = response.json()["family_access_token"]
-            consenting = family
             # An intake worker phones the family and takes the self-referral on: only then
-            # does it reach scheduling and take a coordinator's place.
+            # does it reach scheduling and take a coordinator's place. On the phone they give
+            # the family's contact person a one-time code, which the family exchanges for
+            # its own access (whoever sent the form gets none).
             intake = token(Role.OPS, "intake-demo")
             (await self.call("referral", "GET", f"/cases/{s.case_id}/contact", intake)).raise_for_status()
             (await self.call("referral", "POST", f"/cases/{s.case_id}/intake", intake)).raise_for_status()
+            family = await self.family_access(s.case_id, intake)
+            consenting = family
         case_id = s.case_id
         if not s.consent_upfront:
             await asyncio.sleep(1)  # the coordinator's first call: the family agrees
@@ -429,6 +431,18 @@ class Driver:
         }  # fmt: skip
         (await self.call("followup", "POST", f"/cases/{case_id}/check", coordinator, json=check)).raise_for_status()
         s.outcome = "outcome recorded"
+
+    async def family_access(self, case_id: str, giver: str) -> str:
+        """A one-time code from referral, exchanged for the family's token. A code is single
+        use: if the exchange's answer was lost (referral killed mid-request), a new code."""
+        for _ in range(3):
+            code = await self.call("referral", "POST", f"/cases/{case_id}/family-access", giver)
+            code.raise_for_status()
+            granted = await self.call("referral", "POST", "/family-access", None, json={"code": code.json()["code"]})
+            if granted.status_code == 200:
+                return str(granted.json()["family_access_token"])
+        granted.raise_for_status()
+        raise RuntimeError("no family token")
 
     @staticmethod
     async def _created(request: Any) -> bool:

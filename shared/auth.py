@@ -91,6 +91,7 @@ class Principal(BaseModel):
     role: Role
     organisation_id: str | None = None
     case_id: str | None = None
+    issued_at: datetime | None = None  # the token's `iat`: a family token issued before its case's revocation is refused
 
 
 def audience_of(service: str) -> str:
@@ -283,7 +284,10 @@ async def verify_token(settings: KringSettings, token: str) -> Principal:
     if not isinstance(claims["sub"], str) or not claims["sub"]:
         raise jwt.InvalidTokenError("the token names no subject")
     try:
-        return Principal(subject=claims["sub"], role=role, organisation_id=claims.get("org"), case_id=claims.get("case"))
+        return Principal(
+            subject=claims["sub"], role=role, organisation_id=claims.get("org"), case_id=claims.get("case"),
+            issued_at=datetime.fromtimestamp(issued, UTC),
+        )  # fmt: skip
     except ValidationError as error:
         raise jwt.InvalidTokenError("a claim is not a string") from error
 
@@ -307,6 +311,12 @@ def authorised(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
             raise _unauthenticated("the token is invalid or expired") from None
         if principal.role not in admitted:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"the role {principal.role} may not do this")
+        if principal.role is Role.FAMILY:
+            # shared.family_access: a service admitting family tokens knows when each case's
+            # family access was revoked; one that does not know refuses them all.
+            access = getattr(request.app.state, "family_access", None)
+            if access is None or not await access.admits(principal):
+                raise _unauthenticated("the family's access to this case has ended")
         return principal
 
     return caller
