@@ -63,8 +63,10 @@ class Role(StrEnum):
     FAMILY = "family"  # the family's contact person, for its own case only
 
 
-# The longest a token of a role may live (exp - iat). A family gets its token once, by
-# link, for the weeks of its plan; people and systems sign in again each working day.
+# The longest a token of a role may live (exp - iat). A family gets its token by exchanging
+# a one-time code its coordinator handed over (services/referral/family_codes.py), for the
+# weeks of its plan, and it ends with the case (shared/family_access.py); people and systems
+# sign in again each working day.
 ROLE_LIFETIME: dict[Role, timedelta] = {
     Role.FAMILY: timedelta(days=28),
     Role.BUREAU: timedelta(hours=12),
