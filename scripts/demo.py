@@ -38,12 +38,16 @@ sys.path.insert(0, str(REPO))
 from shared.auth import Role, issue_token  # noqa: E402
 from shared.contract.events import OWN_STEPS  # noqa: E402
 from shared.messaging.parties import bureau_user, development_url  # noqa: E402
+from shared.pseudonym import pseudonyms  # noqa: E402
 from shared.settings import KringSettings  # noqa: E402
 
 OWN_STEP_KEYS = {event.binding_key() for event in OWN_STEPS}
 
 # The demo runs against development services only: it signs with their generated key.
 SETTINGS = KringSettings(service_name="demo", environment="development")
+# Funders get a pseudonym of each case, never its id: the demo holds the development key (as
+# only follow-up does in production) to place an outcome on its case's timeline.
+PSEUDONYMS = pseudonyms(SETTINGS)
 REGIONS = [("UT", "GM0344", "prov-utrecht", "bjz-utrecht"), ("NH", "GM0363", "prov-noord-holland", "bjz-noord-holland")]
 LANGUAGES = ["nl", "nl", "nl", "ar", "tr", "en"]
 COORDINATORS = {
@@ -175,7 +179,8 @@ class Driver:
         self.stage: dict[int, str] = {}
         self.event_ids: set[str] = set()
         self.last_seen = time.monotonic()
-        self.partner_bodies: list[bytes] = []  # what funders received, for privacy checks
+        self.partner_bodies: list[bytes] = []  # what funders received (body, headers, properties), for privacy checks
+        self.by_pseudonym: dict[str, str] = {}  # a funder's pseudonym of a case -> the case id
         self.republished = 0  # the same event again (a relay that died before clearing it)
         self.retried_after_crash = 0
         self.refused = 0  # requests that found their service down
@@ -309,7 +314,8 @@ class Driver:
             if message.message_id:
                 self.event_ids.add(message.message_id)
             if message.exchange == f"{self.prefix}.partner":
-                self.partner_bodies.append(message.body)
+                received = {"headers": message.headers, "correlation_id": message.correlation_id, "message_id": message.message_id}
+                self.partner_bodies.append(message.body + b"\n" + json.dumps(received, default=repr).encode())
             kind = message.routing_key or ""
             if kind in OWN_STEP_KEYS:
                 return  # a step of scheduling's own assignment process, nobody else's business
@@ -317,8 +323,11 @@ class Driver:
             if kind.startswith("referral.accepted."):
                 self.accepted[body["external_reference"]] = body["case_id"]
                 return
+            if kind == "referral.received":
+                self.by_pseudonym[PSEUDONYMS.of(body["case_id"], body["funder_id"])] = body["case_id"]
             if kind.startswith("outcome.recorded."):
                 kind = "outcome.recorded"
+                body = {"case_id": self.by_pseudonym.get(body.get("pseudonym", ""), "unknown pseudonym")}
             if "case_id" in body:
                 self.seen[body["case_id"]].append((time.monotonic() - self.started, kind))
 
@@ -362,13 +371,15 @@ class Driver:
             response = await self.call("referral", "POST", "/self-referrals", None, json=request_body(s))
             response.raise_for_status()
             s.case_id = response.json()["case_id"]
-            family = response.json()["family_access_token"]
-            consenting = family
             # An intake worker phones the family and takes the self-referral on: only then
-            # does it reach scheduling and take a coordinator's place.
+            # does it reach scheduling and take a coordinator's place. On the phone they give
+            # the family's contact person a one-time code, which the family exchanges for
+            # its own access (whoever sent the form gets none).
             intake = token(Role.OPS, "intake-demo")
             (await self.call("referral", "GET", f"/cases/{s.case_id}/contact", intake)).raise_for_status()
             (await self.call("referral", "POST", f"/cases/{s.case_id}/intake", intake)).raise_for_status()
+            family = await self.family_access(s.case_id, intake)
+            consenting = family
         case_id = s.case_id
         if not s.consent_upfront:
             await asyncio.sleep(1)  # the coordinator's first call: the family agrees
@@ -435,6 +446,18 @@ class Driver:
         }  # fmt: skip
         (await self.call("followup", "POST", f"/cases/{case_id}/check", coordinator, json=check)).raise_for_status()
         s.outcome = "outcome recorded"
+
+    async def family_access(self, case_id: str, giver: str) -> str:
+        """A one-time code from referral, exchanged for the family's token. A code is single
+        use: if the exchange's answer was lost (referral killed mid-request), a new code."""
+        for _ in range(3):
+            code = await self.call("referral", "POST", f"/cases/{case_id}/family-access", giver)
+            code.raise_for_status()
+            granted = await self.call("referral", "POST", "/family-access", None, json={"code": code.json()["code"]})
+            if granted.status_code == 200:
+                return str(granted.json()["family_access_token"])
+        granted.raise_for_status()
+        raise RuntimeError("no family token")
 
     @staticmethod
     async def _created(request: Any) -> bool:

@@ -168,12 +168,13 @@ async def redrive(settings: KringSettings, queue: str, *, limit: int, message_id
 async def replay_partner(settings: KringSettings, funder_id: str) -> int:
     """A late funder's history of OutcomeRecorded, into its own queue only (original event ids)."""
     from services.followup import partner
+    from shared.pseudonym import pseudonyms
 
     followup = next(service for service in wired_services(settings) if service.name == "followup")
     followup.publisher.user_id = service_user("followup")  # kring-ops impersonates the producer
     await followup.broker.connect()
     try:
-        return await partner.replay(followup.stores[partner.PARTNER_LOG], followup.publisher, funder_id)
+        return await partner.replay(followup.stores[partner.PARTNER_LOG], followup.publisher, funder_id, pseudonyms(followup.settings))
     finally:
         await followup.broker.stop()
         await followup.mongo.close()

@@ -63,8 +63,10 @@ class Role(StrEnum):
     FAMILY = "family"  # the family's contact person, for its own case only
 
 
-# The longest a token of a role may live (exp - iat). A family gets its token once, by
-# link, for the weeks of its plan; people and systems sign in again each working day.
+# The longest a token of a role may live (exp - iat). A family gets its token by exchanging
+# a one-time code its coordinator handed over (services/referral/family_codes.py), for the
+# weeks of its plan, and it ends with the case (shared/family_access.py); people and systems
+# sign in again each working day.
 ROLE_LIFETIME: dict[Role, timedelta] = {
     Role.FAMILY: timedelta(days=28),
     Role.BUREAU: timedelta(hours=12),
@@ -91,6 +93,7 @@ class Principal(BaseModel):
     role: Role
     organisation_id: str | None = None
     case_id: str | None = None
+    issued_at: datetime | None = None  # the token's `iat`: a family token issued before its case's revocation is refused
 
 
 def audience_of(service: str) -> str:
@@ -143,18 +146,25 @@ class DevelopmentKeys:
         return SigningKey.from_pem(self.path.read_bytes())
 
     def _generate(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        descriptor, candidate = tempfile.mkstemp(dir=self.path.parent, prefix=".candidate-")
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(pem)  # mkstemp made it 0600
-            with contextlib.suppress(FileExistsError):
-                os.link(candidate, self.path)
-        finally:
-            os.unlink(candidate)
+        write_once(self.path, pem)
+
+
+def write_once(path: Path, content: bytes) -> None:
+    """Write a generated secret to `path` (0600) unless a concurrent starter wrote its own
+    first: each writes a temporary file and links it into place, which succeeds for exactly
+    one; the others then read the winner's."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, candidate = tempfile.mkstemp(dir=path.parent, prefix=".candidate-")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)  # mkstemp made it 0600
+        with contextlib.suppress(FileExistsError):
+            os.link(candidate, path)
+    finally:
+        os.unlink(candidate)
 
 
 @lru_cache(maxsize=8)
@@ -276,7 +286,10 @@ async def verify_token(settings: KringSettings, token: str) -> Principal:
     if not isinstance(claims["sub"], str) or not claims["sub"]:
         raise jwt.InvalidTokenError("the token names no subject")
     try:
-        return Principal(subject=claims["sub"], role=role, organisation_id=claims.get("org"), case_id=claims.get("case"))
+        return Principal(
+            subject=claims["sub"], role=role, organisation_id=claims.get("org"), case_id=claims.get("case"),
+            issued_at=datetime.fromtimestamp(issued, UTC),
+        )  # fmt: skip
     except ValidationError as error:
         raise jwt.InvalidTokenError("a claim is not a string") from error
 
@@ -300,6 +313,12 @@ def authorised(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
             raise _unauthenticated("the token is invalid or expired") from None
         if principal.role not in admitted:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"the role {principal.role} may not do this")
+        if principal.role is Role.FAMILY:
+            # shared.family_access: a service admitting family tokens knows when each case's
+            # family access was revoked; one that does not know refuses them all.
+            access = getattr(request.app.state, "family_access", None)
+            if access is None or not await access.admits(principal):
+                raise _unauthenticated("the family's access to this case has ended")
         return principal
 
     return caller

@@ -25,6 +25,7 @@ PERSONAL_FIELDS: frozenset[str] = frozenset(
         "situation", "narrative", "message_text",
         # secrets
         "password", "token", "authorization", "secret",
+        "family_access_token", "one_time_code", "secret_hash", "pseudonym_key",
     }
 )  # fmt: skip
 

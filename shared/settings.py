@@ -13,6 +13,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 REPOSITORY = Path(__file__).resolve().parents[1]
 # The services that sign tokens (referral hands a family its token); they need a private key.
 SIGNING_SERVICES = frozenset({"referral"})
+# The services that publish on the partner exchange: funders get per-funder pseudonyms keyed
+# by the deployment's secret (shared.pseudonym), never the case id.
+PSEUDONYMISING_SERVICES = frozenset({"followup"})
 DEVELOPMENT_ONLY = ("dev_key_dir",)
 
 
@@ -55,6 +58,9 @@ class KringSettings(BaseSettings):
         default_factory=list, description="production: https:// JWKS with the keys that verify tokens, comma-separated"
     )
     signing_key_file: Path | None = Field(default=None, description="production: PEM EC P-256 private key of a service that signs")
+    pseudonym_key_file: Path | None = Field(
+        default=None, description="production, followup: at least 32 secret bytes keying funders' pseudonyms of cases"
+    )
     dev_key_dir: Path = Field(default=REPOSITORY / ".data" / "dev-keys", description="development only: the generated key pair")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     prefetch: int = Field(default=32, gt=0, description="unacked messages per consumer")
@@ -109,6 +115,11 @@ class KringSettings(BaseSettings):
                 return f"KRING_SIGNING_KEY_FILE is not set: the {self.service_name} service signs tokens"
             if not self.signing_key_file.is_file():
                 return f"KRING_SIGNING_KEY_FILE names no readable file: the {self.service_name} service signs tokens"
+        if self.service_name in PSEUDONYMISING_SERVICES:
+            if self.pseudonym_key_file is None:
+                return "KRING_PSEUDONYM_KEY_FILE is not set: funders get pseudonyms of cases keyed by the deployment's secret"
+            if not self.pseudonym_key_file.is_file() or self.pseudonym_key_file.stat().st_size < 32:
+                return "KRING_PSEUDONYM_KEY_FILE names no readable file of at least 32 bytes"
         return None
 
     @model_validator(mode="before")

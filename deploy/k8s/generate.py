@@ -6,7 +6,9 @@ Each service: a Deployment (2 replicas, liveness /health/live, readiness /health
 graceful SIGTERM), a Service, and a KEDA ScaledObject scaling on the depth of the
 service's busiest queue. Configuration from the `kring` ConfigMap and Secret; tokens are
 verified with the public keys at KRING_JWKS_URLS, and the services that sign (referral:
-family tokens) get their private key from the `kring-signing-key` Secret as a file.
+family tokens) get their private key from the `kring-signing-key` Secret as a file, and the
+service that publishes to funders (followup) the key of their pseudonyms from the
+`kring-pseudonym-key` Secret.
 Prometheus metrics on port 9464 of every pod, reachable from the monitoring namespace only
 (monitoring.yaml: a NetworkPolicy).
 """
@@ -31,6 +33,7 @@ METRICS_PORT = 9464  # KRING_METRICS_PORT (deploy/prometheus/scrape.example.yml)
 MONITORING_NAMESPACE = "monitoring"
 SIGNING_SERVICES = {"referral"}  # as shared/settings.py SIGNING_SERVICES
 SIGNING_KEY_DIR = "/var/run/secrets/kring"
+PSEUDONYMISING_SERVICES = {"followup"}  # as shared/settings.py PSEUDONYMISING_SERVICES
 # The identity provider's keys (people and systems sign in there) and the JWKS of Kring's
 # own signing key (python -m shared.auth --jwks-of signing-key.pem), both over https.
 JWKS_URLS = "https://login.kring.example/.well-known/jwks.json,https://keys.kring.example/kring-referral/jwks.json"
@@ -57,6 +60,10 @@ def service_manifests(service: str) -> list[dict[str, Any]]:
         container["env"].append({"name": "KRING_SIGNING_KEY_FILE", "value": f"{SIGNING_KEY_DIR}/signing-key.pem"})
         container["volumeMounts"] = [{"name": "signing-key", "mountPath": SIGNING_KEY_DIR, "readOnly": True}]
         volumes.append({"name": "signing-key", "secret": {"secretName": "kring-signing-key", "defaultMode": 0o440}})
+    if service in PSEUDONYMISING_SERVICES:
+        container["env"].append({"name": "KRING_PSEUDONYM_KEY_FILE", "value": f"{SIGNING_KEY_DIR}/pseudonym.key"})
+        container["volumeMounts"] = [{"name": "pseudonym-key", "mountPath": SIGNING_KEY_DIR, "readOnly": True}]
+        volumes.append({"name": "pseudonym-key", "secret": {"secretName": "kring-pseudonym-key", "defaultMode": 0o440}})
     # The key file is root's; its group (fsGroup, added to the service user's groups) may read it.
     pod_security = {"securityContext": {"fsGroup": 10001}} if volumes else {}
     deployment = {

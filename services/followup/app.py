@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contract.events import FollowUpCompleted, FollowUpDue, OutcomeRecorded
 from shared.memory import MemoryStorage
+from shared.pseudonym import pseudonyms
 from shared.runtime import KringService
 from shared.settings import KringSettings
 from shared.standards import StandardsSettings
@@ -22,7 +23,8 @@ SERVICE = "followup"
 DESCRIPTION = (
     "The three-month follow-up check, outcomes, and what funders see: OutcomeRecorded on the "
     "partner exchange (routing key outcome.recorded.<funder>.<province>.<municipality|none>), "
-    "no personal data; reports per funder, province and period."
+    "under the funder's own pseudonym of the case, never the case id, codes and counts only; "
+    "reports per funder, province and period."
 )
 
 
@@ -58,6 +60,6 @@ def create_app(
     service.every(sweep_seconds, tracking.fire_due)
     service.gauge("kring_followup_checks_overdue", "Follow-up checks due and not done weeks after their date", tracking.late)
     service.documents(FollowUpDue, FollowUpCompleted, OutcomeRecorded)
-    app = service.http_app(routes.router(tracking, partner_log, service.publisher, clock))
+    app = service.http_app(routes.router(tracking, partner_log, service.publisher, clock, pseudonyms(settings)))
     app.state.tracking = tracking
     return app

@@ -48,6 +48,7 @@ from shared.contract.vocabulary import (
 from shared.domain import Change
 from shared.errors import NotFound, RuleViolation
 from shared.standards import Standard, Targets
+from shared.pseudonym import Pseudonyms
 
 DEFAULT_INTERVAL_DAYS = 90
 CHECK_COUNTED = "the-check"  # the key of the check's own counts in FollowUp.counted
@@ -252,9 +253,10 @@ def late(current: FollowUp, now: datetime) -> bool:
     return current.stage is Stage.DUE and current.due_at is not None and now - current.due_at > timedelta(days=LATE_AFTER_DAYS)
 
 
-def complete(current: FollowUp | None, check: Check, now: datetime) -> Change[FollowUp] | None:
+def complete(current: FollowUp | None, check: Check, now: datetime, pseudonyms: Pseudonyms) -> Change[FollowUp] | None:
     """Record the check once it is due. The same check again changes nothing: a coordinator
-    whose answer was lost (a 503 after the write took effect) may simply send it again."""
+    whose answer was lost (a 503 after the write took effect) may simply send it again.
+    The funder learns the outcome under its own pseudonym of the case, never the case id."""
     if current is None:
         raise NotFound("no such case")
     if current.stage is Stage.COMPLETED and current.check == check:
@@ -267,7 +269,7 @@ def complete(current: FollowUp | None, check: Check, now: datetime) -> Change[Fo
     )  # fmt: skip
     facts = current.facts
     outcome = OutcomeRecorded(
-        case_id=current.case_id, funder_id=facts.funder_id,
+        pseudonym=pseudonyms.of(current.case_id, facts.funder_id), funder_id=facts.funder_id,
         region=Region(province=facts.province, municipality=facts.municipality), period=facts.period,
         concern_categories=facts.concern_categories, meeting_count=current.meetings,
         execution_status=check.execution_status, ratings=check.ratings, child_outcomes=check.child_outcomes,

@@ -20,6 +20,7 @@ from shared.domain import Change
 from shared.errors import NotFound
 from shared.logging import get_logger
 from shared.messaging.publisher import EventPublisher, Unroutable
+from shared.pseudonym import Pseudonyms
 from shared.store import AggregateStore
 
 from . import domain, partner, report_html
@@ -54,7 +55,8 @@ def may_see(caller: Principal, followup: FollowUp) -> bool:
 
 
 def router(
-    tracking: Tracking, partner_log: AggregateStore[partner.SentOutcome], publisher: EventPublisher, clock: Callable[[], datetime]
+    tracking: Tracking, partner_log: AggregateStore[partner.SentOutcome], publisher: EventPublisher, clock: Callable[[], datetime],
+    pseudonyms: Pseudonyms,
 ) -> APIRouter:
     api = APIRouter()
     followups = tracking.followups
@@ -80,7 +82,7 @@ def router(
     async def record_check(case_id: str, check: domain.Check, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> FollowUp:
         """The three-month check: execution, ratings by group, outcomes per child."""
         now = clock()
-        return await change(case_id, caller, lambda f: domain.complete(f, check, now))
+        return await change(case_id, caller, lambda f: domain.complete(f, check, now, pseudonyms))
 
     @api.get("/checks/late", response_model=list[LateCheck], tags=["follow-up"])
     async def late(caller: Principal = Depends(authorised(Role.OPS))) -> list[LateCheck]:
@@ -127,7 +129,7 @@ def router(
         """Publish a funder's outcome history again into its own (new) queue
         `<prefix>.partner.<funder_id>`."""
         try:
-            count = await partner.replay(partner_log, publisher, body.funder_id)
+            count = await partner.replay(partner_log, publisher, body.funder_id, pseudonyms)
         except Unroutable:
             raise NotFound(f"no partner queue for funder {body.funder_id}") from None
         return {"replayed": count}

@@ -6,6 +6,7 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from shared.contract.events import NoPlanReached, PlanAccepted, PlanPresented, PlanRevisionRequested, SecondMeetingNeeded
+from shared.family_access import family_access
 from shared.memory import MemoryStorage
 from shared.runtime import KringService
 from shared.settings import KringSettings
@@ -26,4 +27,6 @@ def create_app(
     plans = service.aggregate_store("plans", CasePlan, clock=clock)
     handlers.register(service, plans)
     service.documents(PlanPresented, PlanAccepted, PlanRevisionRequested, SecondMeetingNeeded, NoPlanReached)
-    return service.http_app(routes.router(plans, clock))
+    app = service.http_app(routes.router(plans, clock))
+    app.state.family_access = family_access(service)  # the family reads its plan until its access is revoked
+    return app

@@ -6,16 +6,18 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from shared.contract.events import ConsentRecorded, ReferralAccepted, ReferralReceived, ReferralRejected, ReferralWithdrawn
+from shared.family_access import family_access
 from shared.memory import MemoryStorage
 from shared.runtime import KringService
 from shared.settings import KringSettings
 from shared.store import utc_now
 
-from . import handlers, routes
+from . import family_codes, handlers, routes
 from .domain import Referral, reference_of
 from .storage import REFERRALS
 
 SERVICE = "referral"
+FAMILY_CODES = "family_codes"  # one-time codes for family access, by their key; secrets only as hashes
 DESCRIPTION = (
     "Intake of referrals from bureaus (AMQP command referral.submit on the intake exchange, "
     "answered on the replies exchange) and from referrers and families (HTTP), consent and "
@@ -29,6 +31,14 @@ def create_app(
     settings = settings or KringSettings(service_name=SERVICE)
     service = KringService(settings, description=DESCRIPTION, storage=storage)
     referrals = service.aggregate_store(REFERRALS, Referral, clock=clock, alternate_key=reference_of)
+    codes = service.aggregate_store(FAMILY_CODES, family_codes.FamilyCode, clock=clock)
     handlers.register(service, referrals, clock)
     service.documents(ReferralReceived, ConsentRecorded, ReferralWithdrawn, ReferralAccepted, ReferralRejected)
-    return service.http_app(routes.router(referrals, settings, clock))
+    app = service.http_app(routes.router(referrals, codes, settings, clock))
+
+    async def withdrawn_at(case_id: str) -> datetime | None:  # known here before the event is back
+        referral = await referrals.get(case_id)
+        return referral.withdrawn_at if referral else None
+
+    app.state.family_access = family_access(service, withdrawn_at)
+    return app

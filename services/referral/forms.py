@@ -147,8 +147,8 @@ def render_form(values: Values | None = None, errors: dict[str, list[str]] | Non
     )
 
 
-def render_thanks(case_id: str, family_token: str) -> str:
-    return _templates.get_template("thanks.html").render(case_id=case_id, family_token=family_token)
+def render_thanks(case_id: str) -> str:
+    return _templates.get_template("thanks.html").render(case_id=case_id)
 
 
 def render_refused() -> str:

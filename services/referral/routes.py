@@ -6,14 +6,17 @@ Who may do what:
 - anyone (one rate limit per address for all these routes, shared by the replicas):
   self-referral as family member or the family itself, JSON or the HTML form (CSRF
   double-submit cookie), with the family's facts only (who pays and the statutory context
-  are derived); the answer carries a family access token for that one case. The case
-  waits for intake: it takes no coordinator's place and the other services hear nothing
-  of it until ops accepts it (POST /cases/{id}/intake);
-- family (token for its case): read its case (with the bottom-line requirements), give or
-  withdraw consent;
-- coordinator: the same for the cases assigned to them, and the contact person;
-- ops: read any case's non-personal summary, withdraw; accept a self-referral's intake,
-  and before that read its contact person to phone the family.
+  are derived); the answer gives no access to the case: whoever sent the form may not be
+  the family. The case waits for intake: it takes no coordinator's place and the other
+  services hear nothing of it until ops accepts it (POST /cases/{id}/intake);
+- anyone with a one-time code (same rate limit): exchange it once for a family token
+  (POST /family-access, services/referral/family_codes.py);
+- family (token for its case, until the case is withdrawn: shared.family_access): read its
+  case (with the bottom-line requirements), give or withdraw consent;
+- coordinator: the same for the cases assigned to them, the contact person, and a one-time
+  code for the family (POST /cases/{id}/family-access) to hand over at the first call;
+- ops: read any case's non-personal summary, withdraw, a one-time code; accept a
+  self-referral's intake, and before that read its contact person to phone the family.
 """
 
 from collections.abc import Callable
@@ -26,7 +29,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.access import change_owned, read_owned
-from shared.auth import Principal, Role, authorised, issue_token
+from shared.auth import ROLE_LIFETIME, Principal, Role, authorised, issue_token
 from shared.contract.vocabulary import (
     AgeBand,
     ConcernCategory,
@@ -41,12 +44,12 @@ from shared.contract.vocabulary import (
     WithdrawalReason,
 )
 from shared.domain import Change
-from shared.errors import Forbidden
+from shared.errors import Forbidden, RuleViolation
 from shared.http import CACHEABLE, field_errors, page, public_rate_limit
 from shared.settings import KringSettings
 from shared.store import AggregateStore, Result
 
-from . import domain, forms
+from . import domain, family_codes, forms
 from .domain import Referral
 from .storage import open_referral
 
@@ -66,7 +69,26 @@ class ReferralSubmission(domain.NewReferralRequest):
 class CaseCreated(BaseModel):
     case_id: str
     resubmission: bool = False
-    family_access_token: str | None = Field(default=None, description="lets the family read its own case and plan")
+
+
+class FamilyCodeIssued(BaseModel):
+    """A one-time code for the family, to hand over in person or by phone: never by e-mail
+    or in a letter to an address that was not verified."""
+
+    case_id: str
+    code: str = Field(description="e.g. K7QM-4XRT-9PWC: single use, typed in by the family at POST /family-access")
+    expires_at: AwareDatetime
+
+
+class CodeExchange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=40)
+
+
+class FamilyAccessGranted(BaseModel):
+    case_id: str
+    family_access_token: str = Field(description="lets the family read its own case and plan, until it expires or the case ends")
+    expires_at: AwareDatetime
 
 
 class ConsentView(BaseModel):
@@ -160,7 +182,10 @@ def may_see(caller: Principal, referral: domain.Referral) -> bool:
     return False
 
 
-def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: Callable[[], datetime]) -> APIRouter:
+def router(
+    referrals: AggregateStore[Referral], codes: AggregateStore[family_codes.FamilyCode], settings: KringSettings,
+    clock: Callable[[], datetime],
+) -> APIRouter:  # fmt: skip
     api = APIRouter()
     public = [Depends(public_rate_limit)]
     secure_cookie = not settings.development
@@ -203,8 +228,9 @@ def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: 
         )  # fmt: skip
 
     async def open_self_referral(request: domain.PublicReferralRequest, channel: str) -> CaseCreated:
-        created = await open_case(request.as_referral(), channel=channel, role="family", organisation=None, reference=None, anonymous=True)
-        return created.model_copy(update={"family_access_token": family_token(created.case_id)})
+        # No token for whoever sent it (perhaps a neighbour): the family gets its access from
+        # the coordinator or the intake worker who spoke to it (a one-time code).
+        return await open_case(request.as_referral(), channel=channel, role="family", organisation=None, reference=None, anonymous=True)
 
     @api.post("/self-referrals", status_code=201, response_model=CaseCreated, tags=["referrals"], dependencies=public)
     async def self_referral(request: domain.PublicReferralRequest) -> CaseCreated:
@@ -239,8 +265,7 @@ def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: 
         except pydantic.ValidationError as error:
             return page(forms.render_form(values, forms.errors_by_input(field_errors(error.errors())), csrf_token=cookie), 422)
         created = await open_self_referral(request, "form")
-        assert created.family_access_token is not None
-        return page(forms.render_thanks(created.case_id, created.family_access_token), 201)
+        return page(forms.render_thanks(created.case_id), 201)
 
     @api.post("/cases/{case_id}/intake", response_model=CaseView, tags=["cases"])
     async def accept_intake(case_id: str, caller: Principal = Depends(authorised(Role.OPS))) -> CaseView:
@@ -281,11 +306,44 @@ def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: 
         now = clock()
         return await change(case_id, caller, lambda r: domain.withdraw(r, withdrawal.reason, now=now, role=caller.role))
 
-    @api.post("/cases/{case_id}/family-access", response_model=CaseCreated, tags=["cases"])
-    async def family_access(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS))) -> CaseCreated:
-        """A token for the family's contact person to read its own case and plan."""
-        await read_owned(referrals, case_id, caller, may_see)
-        return CaseCreated(case_id=case_id, family_access_token=family_token(case_id))
+    @api.post("/cases/{case_id}/family-access", response_model=FamilyCodeIssued, status_code=201, tags=["family access"])
+    async def family_access_code(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS))) -> FamilyCodeIssued:
+        """A one-time code for the family's contact person, for the case's coordinator (or ops,
+        e.g. the intake worker on the phone) to hand over at the first call. It is shown once:
+        only its hash is kept."""
+        referral = await read_owned(referrals, case_id, caller, may_see)
+        if not referral.active:
+            raise RuleViolation("the case was withdrawn: the family's access has ended")
+        for _ in range(20):  # a live code holding the drawn key: draw again
+            code_id, secret = family_codes.new_code()
+            now = clock()
+            code = family_codes.record(case_id, secret, now=now, role=caller.role)
+            try:
+                await codes.mutate(code_id, lambda current: family_codes.issued(current, code, now))
+            except family_codes.CodeKeyTaken:
+                continue
+            return FamilyCodeIssued(case_id=case_id, code=family_codes.formatted(code_id, secret), expires_at=code.expires_at)
+        raise RuleViolation("no free code could be drawn: try again")
+
+    @api.post("/family-access", response_model=FamilyAccessGranted, tags=["family access"], dependencies=public)
+    async def exchange_family_code(body: CodeExchange) -> FamilyAccessGranted:
+        """The family exchanges its one-time code, once, for its access token."""
+        typed = family_codes.parsed(body.code)
+        if typed is None:
+            raise Forbidden(family_codes.REFUSED)
+        code_id, secret = typed
+        now = clock()
+        mutation = await codes.mutate(code_id, lambda current: family_codes.exchanged(current, secret, now))
+        used = mutation.state
+        if used is None or used.used_at != now:
+            raise Forbidden(family_codes.REFUSED)
+        referral = await referrals.get(used.case_id)
+        if referral is None or not referral.active:
+            raise Forbidden(family_codes.REFUSED)
+        token = family_token(used.case_id)
+        return FamilyAccessGranted(
+            case_id=used.case_id, family_access_token=token, expires_at=now + ROLE_LIFETIME[Role.FAMILY]
+        )  # fmt: skip
 
     return api
 

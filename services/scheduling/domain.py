@@ -38,6 +38,8 @@ from shared.contract.vocabulary import (
     CancellationReason,
     ConsentState,
     CoordinatorPreferences,
+    CulturalBackground,
+    Gender,
     Identifier,
     LanguageCode,
     Province,
@@ -72,8 +74,8 @@ class CoordinatorProfile(Strict):
 
     provinces: list[Province] = Field(min_length=1)
     languages: list[LanguageCode] = Field(min_length=1)
-    gender: str | None = Field(default=None, max_length=40)
-    cultures: list[str] = Field(default=[], max_length=5)
+    gender: Gender | None = None
+    cultures: list[CulturalBackground] = Field(default=[], max_length=5)
     max_cases: PositiveInt = Field(le=30)
     tied_organisations: list[Identifier] = Field(default=[], description="organisations they work or worked for")
     unavailable: list[Unavailable] = []
@@ -283,8 +285,8 @@ def preference_matches(coordinator: Coordinator, preferences: CoordinatorPrefere
     return sum(
         (
             preferences.language is not None and preferences.language in profile.languages,
-            preferences.gender is not None and profile.gender is not None and preferences.gender.lower() == profile.gender.lower(),
-            preferences.culture is not None and preferences.culture.lower() in (c.lower() for c in profile.cultures),
+            preferences.gender is not None and preferences.gender == profile.gender,
+            preferences.culture is not None and preferences.culture in profile.cultures,
         )
     )
 

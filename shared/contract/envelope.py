@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from shared.errors import InvalidInput
 
-from .events import Event
+from .events import Channel, Event
 
 HEADER_PREFIX = "cloudEvents_"
 CONTENT_TYPE = "application/json"
@@ -63,15 +63,20 @@ class Envelope(BaseModel, Generic[E]):
         cause: "Envelope[Any] | None" = None,
         time: datetime | None = None,
     ) -> "Envelope[E]":
-        """A new envelope for `data`, caused by `cause` (same correlation) if given."""
+        """A new envelope for `data`, caused by `cause` (same correlation) if given.
+
+        A partner event (for funders) correlates by its own subject, the funder's pseudonym,
+        and names no cause: the internal correlation id is the case id, the cause an internal
+        message, and neither may reach a funder."""
+        internal = type(data).channel is not Channel.PARTNER
         return Envelope[type(data)](  # type: ignore[misc]
             id=str(uuid.uuid4()),
             source=source,
             type=data.type_name(),
             time=time or datetime.now(UTC),
             subject=data.cloudevents_subject(),
-            correlation_id=cause.correlation_id if cause else data.cloudevents_subject(),
-            causation_id=cause.id if cause else None,
+            correlation_id=cause.correlation_id if cause and internal else data.cloudevents_subject(),
+            causation_id=cause.id if cause and internal else None,
             data=data,
         )
 

@@ -7,7 +7,10 @@ envelope around it lives in `shared.contract.envelope`. Rules:
   (tests/unit/test_contract.py compares against the checked-in JSON Schemas);
 - readers are tolerant (unknown fields are ignored) so producers can add fields first;
 - no personal data: a pseudonymous case id, codes, counts and age bands only
-  (tests/unit/test_contract.py checks every field name against the personal-data list).
+  (tests/unit/test_contract.py checks every field name against the personal-data list, and
+  that every string is a closed code, an identifier or a date: tests/unit/test_code_lists.py);
+- funders (the partner exchange) never get the case id every service shares: a partner event
+  names a case by the funder's own pseudonym (`PartnerEvent`, shared.pseudonym).
 """
 
 from datetime import date
@@ -28,6 +31,7 @@ from .vocabulary import (
     CoordinatorPreferences,
     ExecutionStatus,
     Identifier,
+    Pseudonym,
     LanguageCode,
     Ratings,
     ReferrerType,
@@ -416,22 +420,53 @@ class FollowUpCompleted(CaseEvent):
     new_conference_requested: bool = False
 
 
-class OutcomeRecorded(CaseEvent):
-    """What a funder learns about one case. Published on the partner exchange only."""
+class PartnerEvent(Event):
+    """An event for funders, about one case under the funder's own pseudonym of it (never the
+    case id: shared.pseudonym). The pseudonym is the CloudEvents subject and correlation id;
+    a partner event names no cause (its causing event is internal)."""
 
-    name: ClassVar[str] = "outcome.recorded"
     channel: ClassVar[Channel] = Channel.PARTNER
 
-    funder_id: Identifier
-    region: Region
-    period: str = Field(pattern=r"^[0-9]{4}-Q[1-4]$")
-    concern_categories: list[ConcernCategory]
-    meeting_count: NonNegativeInt
-    execution_status: ExecutionStatus
-    ratings: Ratings = Ratings()
-    child_outcomes: list[ChildOutcome] = []
-    conference_number: ConferenceNumber = 1
-    subject: Subject = Field(default=Subject.CHILD, description="whom the conference was about: a code, never who")
+    pseudonym: Pseudonym = Field(
+        description="this funder's own pseudonym of the case, the same for every event of it: the funder relates its own "
+        "updates of a case, and cannot link them to another funder's or to the case id"
+    )
+
+    def cloudevents_subject(self) -> str:
+        return self.pseudonym
+
+
+class OutcomeRecorded(PartnerEvent):
+    """What a funder learns about one case, under its own pseudonym of the case. Published on
+    the partner exchange only. Version 2: version 1 carried the shared case id (retired, see
+    shared.contract.compat.RETIRED and docs/funders.md)."""
+
+    name: ClassVar[str] = "outcome.recorded"
+    version: ClassVar[int] = 2
+
+    # Each field with why the funder needs it (docs/funders.md has the same table).
+    funder_id: Identifier = Field(description="who pays for the case: routes the event to that funder's queue only")
+    region: Region = Field(
+        description="province and CBS municipality code: a funder (a municipality, a province) accounts per area"
+    )
+    period: str = Field(
+        pattern=r"^[0-9]{4}-Q[1-4]$", description="the quarter the case was referred in: reports and budgets are per quarter"
+    )
+    concern_categories: list[ConcernCategory] = Field(
+        description="coded concerns only (no description): what the conferences were for, for policy per concern"
+    )
+    meeting_count: NonNegativeInt = Field(description="1 or 2 conferences: the cost of the case and the share of plans in one meeting")
+    execution_status: ExecutionStatus = Field(description="how far the plan was carried out at the three-month check")
+    ratings: Ratings = Field(default=Ratings(), description="average ratings (1-10) per group, no single person's score")
+    child_outcomes: list[ChildOutcome] = Field(
+        default=[], description="coded outcomes (placement prevented, ...): the effect a funder pays for"
+    )
+    conference_number: ConferenceNumber = Field(
+        default=1, description="1 for the first conference, 2+ for a follow-up conference: reports count them apart"
+    )
+    subject: Subject = Field(
+        default=Subject.CHILD, description="whom the conference was about (child, adult, household): a code, never who"
+    )
 
     @classmethod
     def binding_key(cls) -> str:
@@ -496,6 +531,7 @@ __all__ = [cls.__name__ for cls in CATALOGUE] + [
     "Channel",
     "Event",
     "IntakeReply",
+    "PartnerEvent",
     "RejectedField",
     "event_type",
 ]

@@ -5,6 +5,7 @@
 
 A checked-in schema is the published contract of that event version. Writing refuses a
 breaking change to it (see shared.contract.compat): publish a new event version instead.
+A retired version's schema (compat.RETIRED) stays checked in, untouched.
 """
 
 import argparse
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .compat import breaking_changes
+from .compat import RETIRED, breaking_changes, unexcused
 from .events import CATALOGUE, Event
 
 SCHEMA_DIR = Path(__file__).parent / "jsonschema"
@@ -48,11 +49,15 @@ def problems() -> tuple[list[str], list[str]]:
         if old is None:
             stale.append(f"{filename}: not checked in")
             continue
-        breaking += [f"{filename}: {change}" for change in breaking_changes(old, schema)]
+        breaking += [f"{filename}: {change}" for change in unexcused(filename, breaking_changes(old, schema))]
         if render(old) != render(schema):
             stale.append(f"{filename}: differs from the models")
-    for filename in published.keys() - generated().keys():
+    for filename in sorted(published.keys() - generated().keys() - RETIRED.keys()):
         breaking.append(f"{filename}: published schema has no model any more")
+    for filename in sorted(RETIRED.keys() & generated().keys()):
+        breaking.append(f"{filename}: retired (shared.contract.compat.RETIRED) but a model produces it again")
+    for filename in sorted(RETIRED.keys() - published.keys()):
+        stale.append(f"{filename}: retired, but its published schema is no longer checked in (keep it as the record)")
     return breaking, stale
 
 

@@ -14,6 +14,8 @@ Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-
 CaseId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$")]
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]  # ISO 639-1/-3
 MunicipalityCode = Annotated[str, StringConstraints(pattern=r"^GM[0-9]{4}$")]  # CBS code
+# A funder's own pseudonym of a case (shared.pseudonym): HMAC-SHA256 of case id and funder id.
+Pseudonym = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class Province(StrEnum):
@@ -135,14 +137,47 @@ class ChildOutcome(StrEnum):
     UNKNOWN = "unknown"
 
 
+class Gender(StrEnum):
+    """A coordinator's gender as they state it, and the one a family may ask for."""
+
+    FEMALE = "female"
+    MALE = "male"
+    NON_BINARY = "non_binary"
+
+
+class CulturalBackground(StrEnum):
+    """The cultural background a family may ask its coordinator to share (and a coordinator
+    may state): broad communities only, a closed list so that nothing a family wrote travels.
+    Anything else is `other` (the family can say more to the coordinator in person)."""
+
+    DUTCH = "dutch"
+    MOROCCAN = "moroccan"
+    TURKISH = "turkish"
+    SURINAMESE = "surinamese"
+    CARIBBEAN_DUTCH = "caribbean_dutch"  # Aruba, Curaçao, Sint Maarten, Caribbean Netherlands
+    MOLUCCAN = "moluccan"
+    INDONESIAN = "indonesian"
+    CAPE_VERDEAN = "cape_verdean"
+    POLISH = "polish"
+    EASTERN_EUROPEAN = "eastern_european"
+    SYRIAN = "syrian"
+    ERITREAN = "eritrean"
+    SOMALI = "somali"
+    AFGHAN = "afghan"
+    CHINESE = "chinese"
+    GHANAIAN = "ghanaian"
+    ROMA_SINTI = "roma_sinti"
+    OTHER = "other"
+
+
 class CoordinatorPreferences(BaseModel):
-    """What a family asked for in its coordinator; every part is optional."""
+    """What a family asked for in its coordinator; every part is optional and coded."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     language: LanguageCode | None = None
-    gender: str | None = Field(default=None, max_length=40)
-    culture: str | None = Field(default=None, max_length=80)
+    gender: Gender | None = None
+    culture: CulturalBackground | None = None
 
 
 class RoleCounts(BaseModel):

@@ -85,9 +85,14 @@ async def make_real_cases(system: System, rabbitmq_url: str) -> list[RealCase]:
             body = demo.request_body(replace(s, via_bureau=False, statutory=False, consent_upfront=False))
             referred = await http.post(f"{system.urls['referral']}/self-referrals", json=body)
             assert referred.status_code == 201, referred.text
-            case_id, family = referred.json()["case_id"], referred.json()["family_access_token"]
+            case_id = referred.json()["case_id"]
             intake = await http.post(f"{system.urls['referral']}/cases/{case_id}/intake", headers=ops)
             assert intake.status_code == 200, intake.text
+            code = await http.post(f"{system.urls['referral']}/cases/{case_id}/family-access", headers=ops)
+            assert code.status_code == 201, code.text
+            granted = await http.post(f"{system.urls['referral']}/family-access", json={"code": code.json()["code"]})
+            assert granted.status_code == 200, granted.text
+            family = granted.json()["family_access_token"]
             consent = await http.post(f"{system.urls['referral']}/cases/{case_id}/consent", json={"given_by": ["parent_with_responsibility"]},
                                       headers={"authorization": f"Bearer {family}"})  # fmt: skip
             assert consent.status_code == 200, consent.text

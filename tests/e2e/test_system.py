@@ -43,6 +43,17 @@ def check_every_case(made: list, cases: int) -> None:  # type: ignore[type-arg]
     assert sum(s.outcome == "outcome recorded" for s in made) >= cases * 0.6
 
 
+def assert_no_case_id(made: list, partner_messages: list[bytes]) -> set[str]:  # type: ignore[type-arg]
+    """Issue 23: funders get their own pseudonym of a case, never the case id every service
+    shares: not in a partner message's body, CloudEvents headers, correlation id or message id."""
+    case_ids = {s.case_id for s in made if s.case_id}
+    outcomes = sum(s.outcome == "outcome recorded" for s in made)
+    assert case_ids and len(partner_messages) >= outcomes > 0, (len(case_ids), len(partner_messages), outcomes)
+    linked = values_found_in(case_ids, [m.decode() for m in partner_messages])
+    assert linked == set(), f"case ids in partner messages: {len(linked)} of {len(case_ids)}"
+    return case_ids
+
+
 async def drained(settings: KringSettings) -> bool:
     """Every outbox and every queue of the namespace empty."""
     import asyncio
@@ -56,7 +67,10 @@ def test_cases_travel_from_referral_to_outcome_through_four_processes(system: Sy
     import asyncio
 
     demo = load_demo()
-    made = asyncio.run(demo.run(CASES, 2026, system.urls, rabbitmq_url, timeout=240, quiet=True, prefix=system.prefix))
+    partner_messages: list[bytes] = []
+    made = asyncio.run(
+        demo.run(CASES, 2026, system.urls, rabbitmq_url, timeout=240, quiet=True, prefix=system.prefix, partner_messages=partner_messages)
+    )
     check_every_case(made, CASES)
     # what operations saw meanwhile: every process counted the messages it handled, none dead-lettered
     import httpx
@@ -68,6 +82,7 @@ def test_cases_travel_from_referral_to_outcome_through_four_processes(system: Sy
         assert [line for line in lines if line.startswith("kring_dlq_messages")] and all(
             line.endswith(" 0.0") for line in lines if line.startswith("kring_dlq_messages")
         ), service
+    assert_no_case_id(made, partner_messages)
 
 
 def test_nothing_is_lost_or_doubled_when_every_service_is_killed_mid_run(system: System, rabbitmq_url: str) -> None:
@@ -78,6 +93,7 @@ def test_nothing_is_lost_or_doubled_when_every_service_is_killed_mid_run(system:
     demo = load_demo()
     stats: dict[str, int] = {}
     kills = []
+    partner_messages: list[bytes] = []
 
     async def chaos() -> None:
         for service in ("scheduling", "plans", "referral", "followup"):
@@ -89,16 +105,21 @@ def test_nothing_is_lost_or_doubled_when_every_service_is_killed_mid_run(system:
 
     async def run() -> list:  # type: ignore[type-arg]
         faults = asyncio.create_task(chaos())
-        made = await demo.run(30, 99, system.urls, rabbitmq_url, timeout=STEP_TIMEOUT, quiet=True, prefix=system.prefix, stats=stats)
+        made = await demo.run(
+            30, 99, system.urls, rabbitmq_url, timeout=STEP_TIMEOUT, quiet=True, prefix=system.prefix, stats=stats,
+            partner_messages=partner_messages,
+        )  # fmt: skip
         await faults
         return made
 
     made = asyncio.run(run())
     assert kills == ["scheduling", "plans", "referral", "followup"]
     check_every_case(made, 30)
+    case_ids = assert_no_case_id(made, partner_messages)
     print(f"\nfault run: 30 cases, {len(kills)} kill -9 + restart, lost 0, duplicated effects 0, "
           f"requests refused while a service was down {stats['refused']}, events republished after a kill "
-          f"{stats['republished']}, requests that had taken effect before a kill {stats['retried_after_crash']}")
+          f"{stats['republished']}, requests that had taken effect before a kill {stats['retried_after_crash']}; "
+          f"{len(case_ids)} case ids searched in {len(partner_messages)} partner messages: 0 found")
     assert stats["refused"] > 0, "the kills hit live traffic"
 
 
@@ -176,13 +197,15 @@ def test_nothing_is_lost_or_doubled_across_broker_and_database_restarts_with_two
     assert len(partner_messages) >= 18 and log_lines > 1000, (len(partner_messages), log_lines)
     leaks = values_found_in(personal, [*logs, *(m.decode() for m in partner_messages)])
     assert leaks == set(), f"personal data in logs or partner messages: {len(leaks)} of the values"
+    case_ids = assert_no_case_id(made, partner_messages)
     kinds = Counter(fault.split(" (")[0].replace("-1 killed", " killed") for fault in faults)
     outages = [fault for fault in faults if "down)" in fault]
     print(f"\nfault run: {FAULT_CASES} cases, two replicas per service; "
           f"{dict(kinds)}; outages: {outages}; lost 0, duplicated effects 0, "
           f"outbox left 0, dead letters 0; drained {drain_seconds:.1f} s after the last fault; "
           f"requests refused while down {stats['refused']}, answered 429 and sent again {stats['throttled']}, events republished {stats['republished']}; "
-          f"{len(personal)} personal values searched in {log_lines} log lines and {len(partner_messages)} partner messages: 0 found")
+          f"{len(personal)} personal values searched in {log_lines} log lines and {len(partner_messages)} partner messages: 0 found; "
+          f"{len(case_ids)} case ids searched in the partner messages: 0 found")
 
 
 def personal_values(request: dict) -> list[str]:  # type: ignore[type-arg]

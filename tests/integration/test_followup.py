@@ -33,6 +33,7 @@ from shared.contract.vocabulary import (
     WithdrawalReason,
 )
 from shared.privacy import is_personal
+from shared.pseudonym import pseudonyms
 from tests.support.clock import ManualClock
 from tests.support.harness import Harness
 from tests.support.samples import referral_received
@@ -141,6 +142,13 @@ async def test_moved_date_check_and_outcome_for_the_funder_without_personal_data
     assert body["child_outcomes"] == ["placement_prevented", "none"] and body["period"] == "2026-Q4"
     assert_no_personal_fields(body)
     assert all(not is_personal(str(k)) for k in (outcome.headers or {}))
+    # issue 23: the funder's own pseudonym of the case, nowhere the case id every service shares
+    pseudonym = pseudonyms(kring.settings("followup")).of(case_id, "prov-nh")
+    assert body["pseudonym"] == pseudonym and "case_id" not in body
+    headers = {key: value.decode() if isinstance(value, bytes) else str(value) for key, value in (outcome.headers or {}).items()}
+    assert headers["cloudEvents_subject"] == headers["cloudEvents_correlationid"] == pseudonym
+    assert "cloudEvents_causationid" not in headers and outcome.correlation_id == pseudonym
+    assert case_id not in outcome.body.decode() and case_id not in str(headers) and case_id not in str(outcome.info())
     assert await kring.drain(other_region.name) == [], "another region's queue gets nothing"
     kinds = [m.routing_key for m in await kring.drain(events.name)]
     assert kinds == ["followup.due", "followup.completed"]
@@ -280,7 +288,8 @@ async def test_a_late_funder_gets_its_history_replayed_and_late_checks_show(krin
         clock.advance(days=15)
         late = (await http.get("/checks/late")).json()
     [message] = await kring.drain(late_queue.name)
-    assert json.loads(message.body)["case_id"] == case_ids[0]
+    assert json.loads(message.body)["pseudonym"] == pseudonyms(kring.settings("followup")).of(case_ids[0], "gm-utrecht")
+    assert case_ids[0] not in message.body.decode() and case_ids[0] not in str(message.headers)
     assert [entry["case_id"] for entry in late] == [case_ids[1]]
 
 

@@ -79,7 +79,7 @@ async def test_replay_publishes_a_funders_history_into_its_queue(kring: Harness)
     service = app.state.kring
     await kring.start(service)
     outcome = OutcomeRecorded(
-        case_id="case-replay0001", funder_id="gm-ops", region=Region(province="UT"), period="2026-Q4",
+        pseudonym="0f" * 32, funder_id="gm-ops", region=Region(province="UT"), period="2026-Q4",
         concern_categories=["housing"], meeting_count=1, execution_status=ExecutionStatus.FULLY_CARRIED_OUT,
     )  # fmt: skip
     envelope = Envelope.wrap(outcome, source="kring/followup")

@@ -22,7 +22,7 @@ from services.scheduling.app import create_app as create_scheduling
 from shared.auth import Role
 from shared.runtime import server_config
 from tests.support.harness import Harness
-from tests.support.referrals import form_token, form_values, self_referral
+from tests.support.referrals import family_token, form_token, form_values, self_referral
 from tests.support.tokens import production_settings
 from tests.support.waiting import eventually
 
@@ -122,7 +122,7 @@ async def test_an_anonymous_self_referral_takes_no_place_and_tells_nobody_until_
 
     async with kring.http(referral) as http:
         created = (await http.post("/self-referrals", json=self_referral(region={"province": "UT"}))).json()
-        family = {"authorization": f"Bearer {created['family_access_token']}"}
+        family = {"authorization": f"Bearer {await family_token(http, created['case_id'], {'authorization': f'Bearer {ops}'})}"}
         case_path = f"/cases/{created['case_id']}"
         consented = await http.post(f"{case_path}/consent", json={"given_by": ["parent_with_responsibility"]}, headers=family)
         assert consented.status_code == 200 and consented.json()["intake_accepted"] is False
@@ -160,7 +160,7 @@ async def test_only_ops_accepts_intake(kring: Harness) -> None:
     app = await started(kring)
     async with kring.http(app) as http:
         created = (await http.post("/self-referrals", json=self_referral())).json()
-    family = created["family_access_token"]
+        family = await family_token(http, created["case_id"], {"authorization": f"Bearer {kring.token(Role.OPS, subject='intake-1')}"})
     for token in (family, kring.token(Role.COORDINATOR, subject="c1"), kring.token(Role.BUREAU, organisation_id="bjz-utrecht")):
         async with kring.http(app, token) as http:
             assert (await http.post(f"/cases/{created['case_id']}/intake")).status_code == 403

@@ -14,6 +14,7 @@ from shared.auth import Role
 from shared.contract.envelope import Envelope
 from shared.contract.events import OutcomeRecorded
 from shared.contract.vocabulary import ExecutionStatus, Region
+from shared.pseudonym import Pseudonyms, pseudonyms
 from tests.support.harness import Harness
 from tests.support.waiting import eventually
 
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 def outcome(case_id: str, funder_id: str) -> OutcomeRecorded:
     return OutcomeRecorded(
-        case_id=case_id, funder_id=funder_id, region=Region(province="UT"), period="2026-Q4",
+        pseudonym=Pseudonyms(b"r" * 32).of(case_id, funder_id), funder_id=funder_id, region=Region(province="UT"), period="2026-Q4",
         concern_categories=["housing"], meeting_count=1, execution_status=ExecutionStatus.FULLY_CARRIED_OUT,
     )  # fmt: skip
 
@@ -83,3 +84,38 @@ async def test_the_funder_reads_its_replay_and_only_its_own_queue(kring: Harness
         with pytest.raises(ChannelAccessRefused):
             other = await channel.get_queue(kring.topology.partner_queue_name("gm-b"), ensure=False)
             await other.get(fail=False)
+
+
+async def test_an_outcome_kept_before_v2_is_replayed_under_the_pseudonym_without_the_case_id(kring: Harness) -> None:
+    """Issue 23: the partner log still holds outcomes sent as v1 (with the shared case id);
+    a replay sends them as v2, under the funder's pseudonym, with the original event id."""
+    from services.followup import partner
+    from shared.domain import Change
+
+    app = kring.app(create_app, "followup")
+    await kring.start(app.state.kring)
+    case_id = "case-legacy0001"
+    legacy = {
+        "channel": "partner", "routing_key": "outcome.recorded.gm-a.UT.none",
+        "envelope": {
+            "id": "legacy-event-1", "source": "kring/followup", "type": partner.LEGACY_TYPE, "time": "2026-01-05T09:00:00+00:00",
+            "subject": case_id, "specversion": "1.0", "correlation_id": case_id, "causation_id": "internal-cause-1",
+            "data": {
+                "case_id": case_id, "funder_id": "gm-a", "region": {"province": "UT", "municipality": None}, "period": "2026-Q1",
+                "concern_categories": ["housing"], "meeting_count": 1, "execution_status": "fully_carried_out",
+                "ratings": {}, "child_outcomes": [],
+            },
+        },
+    }  # fmt: skip
+    log = app.state.kring.stores["partner_log"]
+    await log.mutate("legacy-event-1", lambda _: Change(partner.SentOutcome(funder_id="gm-a", entry=legacy)))
+    queue_a = await kring.funder_queue("gm-a", binding_key="outcome.recorded.nobody-a.#")
+    assert await ops.replay_partner(kring.settings("ops"), "gm-a") == 1
+    (message,) = await kring.drain(queue_a.name)
+    expected = pseudonyms(kring.settings("followup")).of(case_id, "gm-a")
+    headers = {key: (value.decode() if isinstance(value, bytes) else str(value)) for key, value in message.headers.items()}
+    assert message.message_id == "legacy-event-1" and headers["cloudEvents_type"] == OutcomeRecorded.type_name()
+    assert headers["cloudEvents_subject"] == headers["cloudEvents_correlationid"] == expected
+    assert "cloudEvents_causationid" not in headers and message.correlation_id == expected
+    assert json.loads(message.body)["pseudonym"] == expected
+    assert case_id not in message.body.decode() and case_id not in str(headers) and "internal-cause-1" not in str(headers)

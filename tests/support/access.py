@@ -17,7 +17,8 @@ POLICY: dict[tuple[str, str, str], set[Role] | None] = {
     ("referral", "POST", "/cases/{case_id}/intake"): {O},
     ("referral", "POST", "/cases/{case_id}/consent"): ON_THE_CASE,
     ("referral", "POST", "/cases/{case_id}/withdrawal"): ON_THE_CASE,
-    ("referral", "POST", "/cases/{case_id}/family-access"): {C, O},
+    ("referral", "POST", "/cases/{case_id}/family-access"): {C, O},  # a one-time code, for the case's coordinator
+    ("referral", "POST", "/family-access"): PUBLIC,  # the family exchanges its one-time code
     ("scheduling", "PUT", "/coordinators/{coordinator_id}"): {O},
     ("scheduling", "GET", "/coordinators"): {O},
     ("scheduling", "GET", "/cases"): {C, O},

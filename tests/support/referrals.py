@@ -69,3 +69,14 @@ def form_values(**overrides: Any) -> dict[str, Any]:
         "concern_categories": ["parenting"], "description": "Ik maak me zorgen.",
     }  # fmt: skip
     return values | overrides
+
+
+async def family_token(http: Any, case_id: str, giver: dict[str, str]) -> str:
+    """A family token the way a family gets one (issue 23): the coordinator or ops (`giver`:
+    their authorization header) asks referral for a one-time code, the family exchanges it.
+    `http`: an httpx client of the referral service."""
+    code = await http.post(f"/cases/{case_id}/family-access", headers=giver)
+    assert code.status_code == 201, code.text
+    granted = await http.post("/family-access", json={"code": code.json()["code"]})
+    assert granted.status_code == 200, granted.text
+    return str(granted.json()["family_access_token"])

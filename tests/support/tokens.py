@@ -1,6 +1,7 @@
 """Tokens issue_token would never make: claims signed as given, by the development key (a
 well-kept key with a forged body) or by another key, to prove the services refuse them."""
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,13 @@ def unsigned(body: dict[str, Any]) -> str:
 
 def production_settings(folder: Path) -> dict[str, Any]:
     """Settings production may start on (`insecurity()` is None): a published key set (never
-    fetched unless a token comes) and a fresh signing key file in `folder`."""
+    fetched unless a token comes), a fresh signing key file and a fresh pseudonym key file in `folder`."""
     pem = folder / "signing.pem"
     private_key = ec.generate_private_key(ec.SECP256R1())
     pem.write_bytes(private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return {"environment": "production", "jwks_urls": ["https://issuer.example/jwks.json"], "signing_key_file": pem}
+    pseudonym_key = folder / "pseudonym.key"
+    pseudonym_key.write_bytes(os.urandom(32))
+    return {
+        "environment": "production", "jwks_urls": ["https://issuer.example/jwks.json"], "signing_key_file": pem,
+        "pseudonym_key_file": pseudonym_key,
+    }  # fmt: skip

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import re
 from pathlib import Path
 from types import ModuleType
@@ -54,7 +55,7 @@ def test_broker_definitions_are_up_to_date() -> None:
 
 
 def test_every_kubernetes_service_is_configured_to_start_in_production(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from shared.settings import SIGNING_SERVICES, KringSettings
+    from shared.settings import PSEUDONYMISING_SERVICES, SIGNING_SERVICES, KringSettings
 
     _, config_map, _ = yaml.safe_load_all((DEPLOY / "k8s" / "kring.yaml").read_text())
     for service in SERVICES:
@@ -67,11 +68,18 @@ def test_every_kubernetes_service_is_configured_to_start_in_production(tmp_path:
             (tmp_path / "signing-key.pem").write_text("")
             values["KRING_SIGNING_KEY_FILE"] = str(tmp_path / "signing-key.pem")
         assert ("KRING_SIGNING_KEY_FILE" in values) == (service in SIGNING_SERVICES)
+        if "KRING_PSEUDONYM_KEY_FILE" in values:  # likewise mounted from its Secret
+            mounted = [mount["mountPath"] for mount in container["volumeMounts"]]
+            assert any(values["KRING_PSEUDONYM_KEY_FILE"].startswith(f"{path}/") for path in mounted)
+            (tmp_path / "pseudonym.key").write_bytes(os.urandom(32))
+            values["KRING_PSEUDONYM_KEY_FILE"] = str(tmp_path / "pseudonym.key")
+        assert ("KRING_PSEUDONYM_KEY_FILE" in values) == (service in PSEUDONYMISING_SERVICES)
         for name, value in values.items():
             monkeypatch.setenv(name, value)
         settings = KringSettings(service_name=service)
         assert settings.environment == "production" and settings.insecurity() is None, (service, settings.insecurity())
         monkeypatch.delenv("KRING_SIGNING_KEY_FILE", raising=False)
+        monkeypatch.delenv("KRING_PSEUDONYM_KEY_FILE", raising=False)
 
 
 def test_each_service_may_publish_exactly_the_events_it_produces() -> None:

@@ -72,7 +72,7 @@ def test_undecodable_messages_raise_invalid_message(headers, body, content_type,
 
 def test_outcome_routing_key_carries_funder_and_region() -> None:
     outcome = OutcomeRecorded(
-        case_id="case-0123456789abcdef",
+        pseudonym="ab" * 32,
         funder_id="gemeente-amsterdam",
         region={"province": "NH", "municipality": "GM0363"},
         period="2026-Q4",
@@ -83,3 +83,17 @@ def test_outcome_routing_key_carries_funder_and_region() -> None:
     assert outcome.routing_key() == "outcome.recorded.gemeente-amsterdam.NH.GM0363"
     assert OutcomeRecorded.funder_binding_key("gemeente-amsterdam", "NH") == "outcome.recorded.gemeente-amsterdam.NH.#"
     assert Envelope.wrap(outcome, source="kring/followup").channel == "partner"
+
+
+def test_a_partner_event_correlates_by_the_pseudonym_and_names_no_internal_cause() -> None:
+    cause = Envelope.wrap(referral_received(), source="kring/referral")
+    outcome = OutcomeRecorded(
+        pseudonym="cd" * 32, funder_id="gm-a", region={"province": "NH"}, period="2026-Q4",
+        concern_categories=["housing"], meeting_count=1, execution_status="in_progress_partly",
+    )  # fmt: skip
+    envelope = Envelope.wrap(outcome, source="kring/followup", cause=cause)
+    assert envelope.subject == envelope.correlation_id == "cd" * 32 and envelope.causation_id is None
+    headers = amqp_headers(envelope.model_dump(mode="json"))
+    assert cause.subject not in str(headers) and cause.id not in str(headers)
+    internal = Envelope.wrap(referral_received(), source="kring/referral", cause=cause)
+    assert (internal.correlation_id, internal.causation_id) == (cause.correlation_id, cause.id)

@@ -14,7 +14,10 @@ from shared.contract.vocabulary import ChildOutcome, ConcernCategory, ExecutionS
 from shared.domain import Change
 from shared.errors import NotFound
 from shared.privacy import is_personal
+from shared.pseudonym import Pseudonyms
 from tests.support.samples import referral_received
+
+PSEUDONYMS = Pseudonyms(b"k" * 32)
 
 ACCEPTED = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
 NINETY_DAYS = timedelta(days=90)
@@ -114,21 +117,21 @@ def check(**update: object) -> Check:
 
 
 def recorded(followup: FollowUp, the_check: Check, at: datetime = ACCEPTED + NINETY_DAYS) -> Change[FollowUp]:
-    change = domain.complete(followup, the_check, at)
+    change = domain.complete(followup, the_check, at, PSEUDONYMS)
     assert change is not None
     return change
 
 
 def test_the_check_is_recorded_only_once_it_is_due() -> None:
     with pytest.raises(RuleViolation):
-        domain.complete(scheduled(), check(), ACCEPTED)
+        domain.complete(scheduled(), check(), ACCEPTED, PSEUDONYMS)
     completed = recorded(due(), check())
     assert completed.state.stage is Stage.COMPLETED
     assert completed.state.check == check()
     # the same check again (its answer was lost) changes nothing; a different one is refused
-    assert domain.complete(completed.state, check(), ACCEPTED + NINETY_DAYS + timedelta(minutes=1)) is None
+    assert domain.complete(completed.state, check(), ACCEPTED + NINETY_DAYS + timedelta(minutes=1), PSEUDONYMS) is None
     with pytest.raises(RuleViolation):
-        domain.complete(completed.state, check(execution_status=ExecutionStatus.NOT_CARRIED_OUT), ACCEPTED + NINETY_DAYS)
+        domain.complete(completed.state, check(execution_status=ExecutionStatus.NOT_CARRIED_OUT), ACCEPTED + NINETY_DAYS, PSEUDONYMS)
 
 
 def test_completion_emits_the_check_and_the_funders_outcome() -> None:
@@ -139,6 +142,9 @@ def test_completion_emits_the_check_and_the_funders_outcome() -> None:
     assert outcome.funder_id == followup.facts.funder_id
     assert outcome.period == "2026-Q3"  # the quarter the case was referred in (40 days before acceptance)
     assert outcome.meeting_count == 1
+    # the funder's own pseudonym of the case, never the case id
+    assert outcome.pseudonym == PSEUDONYMS.of(followup.case_id, followup.facts.funder_id) != followup.case_id
+    assert followup.case_id not in outcome.model_dump_json()
 
 
 def test_the_outcome_carries_no_personal_field() -> None:
@@ -196,3 +202,30 @@ def test_the_report_adds_up_to_a_hand_computed_expectation() -> None:
 def test_an_empty_report_has_no_figures_rather_than_zero_division() -> None:
     result = domain.report([], "prov-nh", None, None)
     assert result.referrals == 0 and result.share_within_60_days is None and result.rating_children is None
+
+
+def test_two_funders_pseudonyms_of_one_case_differ_and_each_keeps_its_own() -> None:
+    """Issue 23: a funder relates its own updates of a case (the same pseudonym every time),
+    two funders cannot link theirs (different pseudonyms), and neither sees the case id."""
+    from services.followup import partner
+
+    followup = due()
+    for_b = followup.model_copy(update={"facts": followup.facts.model_copy(update={"funder_id": "gm-b"})})
+    outcome_a = recorded(followup, check()).events[1]
+    outcome_b = recorded(for_b, check()).events[1]
+    assert isinstance(outcome_a, OutcomeRecorded) and isinstance(outcome_b, OutcomeRecorded)
+    assert outcome_a.pseudonym != outcome_b.pseudonym
+    assert followup.case_id not in outcome_a.model_dump_json() + outcome_b.model_dump_json()
+    # A second event of the case for the same funder: an outcome kept as v1, replayed now.
+    legacy = {
+        "channel": "partner", "routing_key": "x",
+        "envelope": {
+            "id": "e-1", "source": "kring/followup", "type": partner.LEGACY_TYPE, "time": "2026-01-05T09:00:00+00:00",
+            "subject": followup.case_id, "specversion": "1.0", "correlation_id": followup.case_id, "causation_id": "c-1",
+            "data": {**outcome_a.model_dump(mode="json", exclude={"pseudonym"}), "case_id": followup.case_id},
+        },
+    }  # fmt: skip
+    replayed = partner.as_published_now(legacy, PSEUDONYMS)
+    assert replayed["envelope"]["data"]["pseudonym"] == outcome_a.pseudonym == replayed["envelope"]["subject"]
+    assert replayed["envelope"]["id"] == "e-1" and replayed["envelope"]["causation_id"] is None
+    assert followup.case_id not in str(replayed)

@@ -8,14 +8,18 @@ from typing import Any
 import pytest
 
 from services.referral.app import create_app
-from shared.auth import Role
+from shared.auth import Role, issue_token
 from shared.contract.events import CoordinatorAssigned
 from shared.contract.vocabulary import Region
 from tests.support.inmemory import InMemoryService
-from tests.support.referrals import PERSONAL_VALUES, referral_request, self_referral, submit_referral
+from tests.support.referrals import PERSONAL_VALUES, family_token, referral_request, self_referral, submit_referral
 
 pytestmark = pytest.mark.anyio
 BUREAU = "bjz-utrecht"
+
+
+def referral_token(referral: InMemoryService, role: Role, subject: str) -> str:
+    return issue_token(referral.settings, subject=subject, role=role)
 
 
 @pytest.fixture
@@ -65,8 +69,8 @@ async def test_only_the_assigned_coordinator_reads_the_contact_person(referral: 
         assert contact.status_code == 200 and contact.json()["contact"]["name"] == self_referral()["contact"]["name"]
     async with referral.http(Role.COORDINATOR, subject="coord-2") as http:
         assert (await http.get(f"/cases/{case_id}/contact")).status_code == 403
-    family = response.json()["family_access_token"]
     async with referral.http() as http:
+        family = await family_token(http, case_id, {"authorization": f"Bearer {referral_token(referral, Role.COORDINATOR, 'coord-1')}"})
         own = await http.get(f"/cases/{case_id}", headers={"authorization": f"Bearer {family}"})
         assert own.status_code == 200 and "contact" not in own.json()
 

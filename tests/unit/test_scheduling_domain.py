@@ -48,7 +48,7 @@ def test_ranking_prefers_stated_preferences_then_the_lowest_relative_caseload() 
     c = case(coordinator_preferences=CoordinatorPreferences(gender="female"))
     busy_match = coordinator("busy", gender="female", max_cases=4, active=["a", "b"])
     idle = coordinator("idle")
-    idle_match = coordinator("idle-match", gender="Female", max_cases=10, active=["a"])
+    idle_match = coordinator("idle-match", gender="female", max_cases=10, active=["a"])
     ranked, reason = domain.ranked([idle, busy_match, idle_match], c, TODAY)
     assert [r.coordinator_id for r in ranked] == ["idle-match", "busy", "idle"] and reason == ""
     assert domain.ranked([coordinator("x", languages=("tr",))], c, TODAY) == (
@@ -56,6 +56,14 @@ def test_ranking_prefers_stated_preferences_then_the_lowest_relative_caseload() 
         "de enige coördinator in de regio spreekt de taal van de familie (nl) niet / "
         "the region's only coordinator does not speak the family's language (nl)",
     )
+
+
+def test_a_shared_cultural_background_is_matched_by_its_code() -> None:
+    c = case(coordinator_preferences=CoordinatorPreferences(culture="moroccan"))
+    other = coordinator("other", cultures=["turkish"])
+    shared = coordinator("shared", cultures=["dutch", "moroccan"], max_cases=2, active=["a"])
+    ranked, _ = domain.ranked([other, shared], c, TODAY)
+    assert [r.coordinator_id for r in ranked] == ["shared", "other"]
 
 
 @given(st.integers(min_value=1, max_value=5), st.lists(st.text(alphabet="abc", min_size=1, max_size=3).map(lambda s: f"case-000{s}"), max_size=12))
