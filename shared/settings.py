@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 REPOSITORY = Path(__file__).resolve().parents[1]
 # The services that sign tokens (referral hands a family its token); they need a private key.
 SIGNING_SERVICES = frozenset({"referral"})
-DEVELOPMENT_ONLY = ("dev_key_dir",)
+DEVELOPMENT_ONLY = ("dev_key_dir", "clock_offset_file")
 
 
 class KringSettings(BaseSettings):
@@ -56,6 +56,18 @@ class KringSettings(BaseSettings):
     )
     signing_key_file: Path | None = Field(default=None, description="production: PEM EC P-256 private key of a service that signs")
     dev_key_dir: Path = Field(default=REPOSITORY / ".data" / "dev-keys", description="development only: the generated key pair")
+    retention_days: float = Field(
+        default=365.0,
+        gt=0,
+        description="how long a case's personal data is kept after the case ended (withdrawn, no plan, "
+        "follow-up done); then it is erased from every service (referral decides, PersonalDataErased)",
+    )
+    retention_sweep_seconds: float = Field(default=3600.0, gt=0, description="how often referral looks for cases past retention")
+    clock_offset_file: Path | None = Field(
+        default=None,
+        description="development only: a file holding a number of seconds the services' clock runs ahead "
+        "(tests move time past the retention period)",
+    )
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     prefetch: int = Field(default=32, gt=0, description="unacked messages per consumer")
     relay_sweep_seconds: float = Field(default=5.0, gt=0, description="outbox crash-recovery sweep")

@@ -22,7 +22,7 @@ def create_app(
     settings: KringSettings | None = None, *, clock: Callable[[], datetime] = utc_now, storage: MemoryStorage | None = None
 ) -> FastAPI:
     settings = settings or KringSettings(service_name=SERVICE)
-    service = KringService(settings, description=DESCRIPTION, storage=storage)
+    service = KringService(settings, description=DESCRIPTION, storage=storage, clock=clock)
     plans = service.aggregate_store("plans", CasePlan, clock=clock)
     handlers.register(service, plans)
     service.documents(PlanPresented, PlanAccepted, PlanRevisionRequested, SecondMeetingNeeded, NoPlanReached)

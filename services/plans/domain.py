@@ -101,6 +101,7 @@ class CasePlan(BaseModel):
     requirements: list[Requirement] = []
     meetings: list[Meeting] = []
     cancelled_meetings: list[int] = Field(default=[], description="meetings cancelled before plans saw them scheduled")
+    personal_data_erased_at: AwareDatetime | None = Field(default=None, description="the texts are gone; the plan is closed")
 
     @property
     def current(self) -> Meeting | None:
@@ -169,6 +170,23 @@ def conference_cancelled(plan: CasePlan | None, case_id: str, number: int) -> Ch
     return Change(plan.model_copy(update={"meetings": meetings}))
 
 
+def personal_data_erased(plan: CasePlan | None, at: datetime) -> Change[CasePlan] | None:
+    """Referral erased the case's personal data: every text goes (requirements, the central
+    question, the agreements, a justification); ids, dates, statuses and codes stay. After
+    this nobody changes the plan. Once only."""
+    if plan is None or plan.personal_data_erased_at is not None:
+        return None
+    requirements = [r.model_copy(update={"text": ""}) for r in plan.requirements]
+    meetings = [m.model_copy(update={"plan": None, "justification": None}) for m in plan.meetings]
+    return Change(plan.model_copy(update={"requirements": requirements, "meetings": meetings, "personal_data_erased_at": at}))
+
+
+def _not_erased(plan: CasePlan) -> CasePlan:
+    if plan.personal_data_erased_at is not None:
+        raise RuleViolation("the case's personal data was erased")
+    return plan
+
+
 # --- what people do ---------------------------------------------------------------------------
 
 
@@ -176,7 +194,7 @@ def add_requirement(plan: CasePlan | None, case_id: str, new: NewRequirement, pr
     """A requirement already set with the same text is not set twice (None: no change): a
     professional's resend after a lost answer would otherwise add one the plan never
     answers, and the plan could not pass review."""
-    plan = _case(plan, case_id)
+    plan = _not_erased(_case(plan, case_id))
     if any(existing.text.casefold() == new.text.casefold() for existing in plan.requirements):
         return None
     if plan.conference_started(now.date()):
@@ -239,6 +257,8 @@ def present(plan: CasePlan | None, now: datetime) -> Change[CasePlan]:
 
 
 def review(plan: CasePlan | None, professional: str, justification: str | None, now: datetime) -> Change[CasePlan]:
+    if plan is not None:
+        _not_erased(plan)
     if plan is None or plan.current is None or plan.current.status is not MeetingStatus.PRESENTED:
         raise RuleViolation("there is no presented plan waiting for review")
     if plan.professional_id not in (None, professional):
@@ -283,6 +303,7 @@ def _end_meeting(
 def _meeting_after_conference(plan: CasePlan | None) -> Meeting:
     if plan is None or plan.current is None:
         raise NotFound("no conference for this case yet")
+    _not_erased(plan)
     if plan.current.status not in (MeetingStatus.HELD, MeetingStatus.REVISION_REQUESTED, MeetingStatus.PRESENTED):
         raise RuleViolation(f"meeting {plan.current.number} is {plan.current.status}")
     return plan.current
