@@ -4,7 +4,6 @@ is erased from every collection of every service's database after the retention 
 
 import asyncio
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from shared.auth import Role
 from shared.contract.vocabulary import ErasureRequestReason
 from tests.support.referrals import referral_request
 from tests.support.scan import values_found_in
+from tests.e2e.conftest import running
 from tests.support.system import System, load_demo
 
 pytestmark = [pytest.mark.integration]
@@ -34,21 +34,14 @@ token = load_demo().token
 def private_system(rabbitmq_url: str, mongodb_url: str, tmp_path: Path) -> Iterator[System]:
     """The four services with a retention period of 30 days, swept every second, on a clock
     the test moves (KRING_CLOCK_OFFSET_FILE, development only)."""
-    running = System(rabbitmq_url, mongodb_url, tmp_path)
-    running.clock_file = tmp_path / "clock-offset"  # type: ignore[attr-defined]
-    running.clock_file.write_text("0")  # type: ignore[attr-defined]
-    running.environment |= {
-        "KRING_RETENTION_DAYS": str(RETENTION_DAYS), "KRING_RETENTION_SWEEP_SECONDS": "1",
-        "KRING_CLOCK_OFFSET_FILE": str(running.clock_file),  # type: ignore[attr-defined]
+    system = System(rabbitmq_url, mongodb_url, tmp_path)
+    clock_offset = tmp_path / "clock-offset"
+    clock_offset.write_text("0")
+    system.environment |= {
+        "KRING_RETENTION_DAYS": str(RETENTION_DAYS), "KRING_RETENTION_SWEEP_SECONDS": "1", "KRING_CLOCK_OFFSET_FILE": str(clock_offset),
     }  # fmt: skip
-    try:
-        for service in SERVICES:
-            running.start(service)
-        yield running
-    finally:
-        running.stop()
-        if os.environ.get("KRING_KEEP_DATA") != "1":
-            running.remove_everything()
+    with running(system) as started:
+        yield started
 
 
 def personal(tag: str) -> dict[str, str]:
@@ -165,7 +158,8 @@ def test_after_the_retention_period_no_personal_value_of_a_case_is_left_anywhere
 
     time.sleep(3)  # a few sweeps inside the period: nothing is erased
     assert case.call("referral", "GET", f"/cases/{case.case_id}", case.ops).status_code == 200
-    private_system.clock_file.write_text(str(timedelta(days=RETENTION_DAYS, hours=1).total_seconds()))  # type: ignore[attr-defined]
+    ahead = timedelta(days=RETENTION_DAYS, hours=1)  # every process's clock, past the period
+    Path(private_system.environment["KRING_CLOCK_OFFSET_FILE"]).write_text(str(ahead.total_seconds()))
 
     until("no personal value left in any collection", lambda: values_found_in(values.values(), everything(private_system)) == set(), timeout=90)
     assert case.call("referral", "GET", f"/cases/{case.case_id}", case.ops).status_code == 404

@@ -3,7 +3,7 @@ every service erases its part on PersonalDataErased), and the audit log (one ent
 access, without values, written before the answer)."""
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from shared.auth import Role
 from shared.contract.events import CoordinatorAssigned, FollowUpCompleted, NoPlanReached, PersonalDataErased
 from shared.contract.vocabulary import CoordinatorPreferences, ErasureReason, ExecutionStatus, Region
 from shared.memory import MemoryStorage
+from shared.store import utc_now
 from tests.support.clock import ManualClock
 from tests.support.inmemory import InMemoryService
 from tests.support.referrals import PERSONAL_VALUES, referral_request
@@ -192,3 +193,17 @@ async def test_plans_erases_every_text_and_refuses_changes_afterwards() -> None:
         assert values_found_in([REQUIREMENT, "Oma Fatima"], everything(plans.storage)) == set()
         again = await plans.http_settled("POST", f"/cases/{received.case_id}/requirements", Role.PROFESSIONAL, subject="gv-1", json=requirement)
         assert again.status_code == 409
+
+
+def test_the_movable_clock_is_for_development_only(tmp_path: Any) -> None:
+    from shared.runtime import service_clock
+    from shared.settings import KringSettings
+    from tests.support.tokens import production_settings
+
+    offset = tmp_path / "offset"
+    offset.write_text(str(timedelta(days=31).total_seconds()))
+    development = KringSettings(service_name="referral", environment="development", clock_offset_file=offset)
+    assert service_clock(development)() - datetime.now(UTC) > timedelta(days=30)
+    production = KringSettings(service_name="referral", clock_offset_file=offset, **production_settings(tmp_path))
+    assert "KRING_CLOCK_OFFSET_FILE" in (production.insecurity() or "")
+    assert service_clock(KringSettings(service_name="referral")) is utc_now
