@@ -257,6 +257,13 @@ class Referral(BaseModel):
     )
     intake_accepted_at: AwareDatetime | None = None
 
+    @model_validator(mode="after")
+    def _ended_by_an_earlier_withdrawal(self) -> Self:
+        """A case withdrawn before cases had a lifecycle ended then: its retention runs from it."""
+        if self.lifecycle is Lifecycle.OPEN and self.withdrawn_at is not None:
+            self.lifecycle, self.ended_at = Lifecycle.ENDED, self.withdrawn_at
+        return self
+
     @property
     def consent_state(self) -> ConsentState:
         return self.consent[-1].state

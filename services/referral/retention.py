@@ -12,7 +12,7 @@ publishing leaves the event in the outbox, published on restart.
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from shared.contract.vocabulary import ErasureReason
+from shared.contract.vocabulary import ErasureReason, WithdrawalReason
 from shared.logging import get_logger
 from shared.store import AggregateStore, Result
 
@@ -21,8 +21,8 @@ from .domain import Lifecycle, Referral
 
 log = get_logger("kring.referral")
 
-# What the sweep queries (a state path): indexed on MongoDB.
-QUERIED = (("lifecycle",),)
+# What the sweep queries (state paths): indexed on MongoDB.
+QUERIED = (("lifecycle",), ("withdrawal_reason",))
 
 
 class Retention:
@@ -35,7 +35,10 @@ class Retention:
         """Erase every ended case past the retention period; how many were erased."""
         now = self.clock()
         erased = 0
-        for case_id, referral in await self.referrals.find({"lifecycle": Lifecycle.ENDED.value}):
+        ended = dict(await self.referrals.find({"lifecycle": Lifecycle.ENDED.value}))
+        # withdrawn before cases had a lifecycle (the state says so once read: domain.Referral)
+        ended |= dict(await self.referrals.find({"withdrawal_reason": {"$in": [reason.value for reason in WithdrawalReason]}}))
+        for case_id, referral in sorted(ended.items()):
             if not domain.past_retention(referral, now, self.period):
                 continue
             mutation = await self.referrals.mutate(

@@ -207,3 +207,15 @@ def test_the_movable_clock_is_for_development_only(tmp_path: Any) -> None:
     production = KringSettings(service_name="referral", clock_offset_file=offset, **production_settings(tmp_path))
     assert "KRING_CLOCK_OFFSET_FILE" in (production.insecurity() or "")
     assert service_clock(KringSettings(service_name="referral")) is utc_now
+
+
+async def test_a_case_withdrawn_before_cases_had_a_lifecycle_is_erased_after_the_period_too(referral: InMemoryService) -> None:
+    clock: ManualClock = referral.clock  # type: ignore[attr-defined]
+    case_id = await referred(referral)
+    await referral.http_settled("POST", f"/cases/{case_id}/withdrawal", Role.BUREAU, organisation_id=BUREAU, json={"reason": "consent_withdrawn"})
+    stored = referral.storage.collections["referrals"][case_id]["state"]
+    for field in ("lifecycle", "ended_at", "erasure", "referrer_organisation_id"):  # as the previous version stored it
+        stored.pop(field)
+    clock.advance(days=RETENTION_DAYS + 1)
+    assert await referral.app.state.retention.sweep() == 1
+    assert values_found_in(PERSONAL_VALUES, everything(referral.storage)) == set()
