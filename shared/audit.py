@@ -185,15 +185,14 @@ class AuditLog:
         return entry
 
     async def entries(self, *, case_id: str | None = None, subject: str | None = None, limit: int = 1000) -> list[AuditEntry]:
-        """Oldest first."""
+        """The newest `limit` entries, oldest first."""
         where = {name: value for name, value in (("case_id", case_id), ("subject", subject)) if value is not None}
         if self.memory is not None:
-            found = [d for d in self.memory if all(d.get(k) == v for k, v in where.items())]
+            found = sorted((d for d in self.memory if all(d.get(k) == v for k, v in where.items())), key=lambda d: d["at"])[-limit:]
         else:
-            assert self.collection is not None
-            found = await self.collection.find(where).to_list()
-        found.sort(key=lambda d: d["at"])
-        return [AuditEntry.model_validate({**d, "id": d["_id"]}) for d in found[-limit:]]
+            assert self.collection is not None  # the newest `limit`, by the (case_id|subject, at) index
+            found = (await self.collection.find(where).sort([("at", -1), ("_id", -1)]).limit(limit).to_list())[::-1]
+        return [AuditEntry.model_validate({**d, "id": d["_id"]}) for d in found]
 
 
 # --- who may read it -------------------------------------------------------------------
