@@ -219,3 +219,23 @@ async def test_a_case_withdrawn_before_cases_had_a_lifecycle_is_erased_after_the
     clock.advance(days=RETENTION_DAYS + 1)
     assert await referral.app.state.retention.sweep() == 1
     assert values_found_in(PERSONAL_VALUES, everything(referral.storage)) == set()
+
+
+async def test_followup_erases_the_check_and_the_funder_figures_stay() -> None:
+    from services.followup.app import create_app as create_followup
+    from tests.unit.test_followup_service import START, accepted_case, report
+
+    clock = ManualClock(START)
+    async with InMemoryService(lambda settings, **o: create_followup(settings, clock=clock, **o), "followup") as followup:
+        followup.clock = clock  # type: ignore[attr-defined]
+        case_id = await accepted_case(followup)
+        clock.advance(days=91)
+        await followup.app.state.tracking.fire_due()
+        await followup.settle()
+        check = {"execution_status": "in_progress_partly", "ratings_by_children": [7], "ratings_by_family": [6, 9], "child_outcomes": ["placement_prevented"]}
+        assert (await followup.http_settled("POST", f"/cases/{case_id}/check", Role.COORDINATOR, "coord-1", json=check)).status_code == 200
+        figures = await report(followup)
+        await followup.publish(PersonalDataErased(case_id=case_id, erased_at=clock(), reason=ErasureReason.RETENTION))
+        kept = followup.storage.collections["followups"][case_id]["state"]
+        assert kept["check"] is None and kept["personal_data_erased_at"] is not None
+        assert await report(followup) == figures, "the figures are counted from codes and counts, which stay"
