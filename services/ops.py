@@ -9,6 +9,13 @@
                                               put messages back on QUEUE, to be consumed again
     kring-ops replay --funder ID              publish a funder's outcome history into its own
                                               queue (PREFIX.partner.ID), no other
+    kring-ops audit --case ID [--subject S]   every service's audit entries of a case (or of a
+                                              subject): who, what, when, allowed or refused, why
+    kring-ops erase --case ID --reason CODE [--reference REF]
+                                              erase a case's personal data now, in every service
+                                              (CODE: data_subject_request, consent_withdrawn,
+                                              unlawful_processing, legal_obligation, duplicate);
+                                              a running case is closed; audited as kring-ops erase
 
 QUEUE is a subscriber queue (e.g. kring.scheduling.referral.received); its DLQ is
 QUEUE.dlq. Servers and namespace come from RABBITMQ_URL, MONGODB_URL, KRING_AMQP_PREFIX;
@@ -19,6 +26,7 @@ Message bodies may hold personal data (a bureau's command): `--body` shows them,
 
 import argparse
 import asyncio
+import getpass
 import importlib
 import sys
 from collections.abc import Iterator
@@ -37,8 +45,12 @@ from shared.messaging.publisher import (
     REASON_HEADER,
     PublishFailed,
 )
+from shared.audit import AuditEntry, Outcome
+from shared.contract.vocabulary import ErasureReason, ErasureRequestReason
+from shared.errors import KringError
 from shared.runtime import KringService
 from shared.settings import KringSettings
+from shared.store import utc_now
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,45 @@ async def replay_partner(settings: KringSettings, funder_id: str) -> int:
         await followup.mongo.close()
 
 
+async def audit_entries(settings: KringSettings, *, case_id: str | None = None, subject: str | None = None) -> list[AuditEntry]:
+    """Every service's audit entries of `case_id` (or `subject`), oldest first."""
+    entries: list[AuditEntry] = []
+    for service in wired_services(settings):
+        try:
+            entries += await service.audit.entries(case_id=case_id, subject=subject, limit=100_000)
+        finally:
+            await service.mongo.close()
+    return sorted(entries, key=lambda entry: entry.at)
+
+
+async def erase_case(
+    settings: KringSettings, case_id: str, reason: ErasureRequestReason, *, reference: str | None = None, operator: str | None = None
+) -> Any:
+    """Erase the case's personal data on request, as POST /cases/{id}/erasure does: one write
+    of the referral aggregate, whose PersonalDataErased event the running referral service's
+    relay publishes (within KRING_RELAY_SWEEP_SECONDS); every service erases its part. The
+    command is audited in referral's log under the operator's login name."""
+    from services.referral import domain
+    from services.referral.storage import REFERRALS
+
+    referral = next(service for service in wired_services(settings) if service.name == "referral")
+    operator = operator or f"os-{getpass.getuser()}"
+    now = utc_now()
+    try:
+        try:
+            mutation = await referral.stores[REFERRALS].mutate(
+                case_id,
+                lambda r: domain.erase(r, now=now, reason=ErasureReason.REQUEST, role="ops", request_reason=reason, reference=reference),
+            )
+        except KringError as error:
+            await referral.audit.record_operation("kring-ops erase", subject=operator, case_id=case_id, outcome=Outcome.REFUSED, reason=type(error).__name__)
+            raise
+        await referral.audit.record_operation("kring-ops erase", subject=operator, case_id=case_id)
+        return mutation.state
+    finally:
+        await referral.mongo.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kring-ops", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -197,6 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     again.add_argument("--message-id")
     replay = commands.add_parser("replay", help="publish a funder's outcome history into its queue")
     replay.add_argument("--funder", required=True)
+    audit = commands.add_parser("audit", help="who accessed a case: every service's audit entries")
+    audit.add_argument("--case", dest="case_id")
+    audit.add_argument("--subject")
+    erase = commands.add_parser("erase", help="erase a case's personal data now, in every service")
+    erase.add_argument("--case", dest="case_id", required=True)
+    erase.add_argument("--reason", required=True, choices=[reason.value for reason in ErasureRequestReason])
+    erase.add_argument("--reference", help="the request's number, e.g. in the privacy desk's system (no personal data)")
     args = parser.parse_args(argv)
     settings = KringSettings(service_name="ops")
 
@@ -211,6 +269,21 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "replay":
         count = asyncio.run(replay_partner(settings, args.funder))
         print(f"{count} outcome(s) of {args.funder} published into its partner queue")
+    elif args.command == "audit":
+        if not (args.case_id or args.subject):
+            parser.error("audit needs --case or --subject")
+        for entry in asyncio.run(audit_entries(settings, case_id=args.case_id, subject=args.subject)):
+            why = f" {entry.reason}" + (f" ({entry.detail})" if entry.detail else "") if entry.reason else ""
+            print(f"{entry.at.isoformat()} {entry.service:10} {entry.role or '-':12} {entry.subject or '-':24} "
+                  f"{entry.organisation_id or '-':16} {entry.operation:44} {entry.case_id or '-'} {entry.outcome}{why}")  # fmt: skip
+    elif args.command == "erase":
+        try:
+            state = asyncio.run(erase_case(settings, args.case_id, ErasureRequestReason(args.reason), reference=args.reference))
+        except KringError as error:
+            print(f"not erased: {error}", file=sys.stderr)
+            return 1
+        print(f"{args.case_id}: personal data erased at {state.erasure.erased_at.isoformat()} ({state.erasure.request_reason}); "
+              "every service erases its part as PersonalDataErased reaches it")  # fmt: skip
     elif args.action == "list":
         holding = [s for s in asyncio.run(queue_states(settings)) if s.dead_letters > 0]
         for state in holding:

@@ -1,5 +1,8 @@
 """Ownership: the one place a route checks that the caller may read or change an aggregate.
 
+Every call is noted for the audit log (shared.audit): the request that made it leaves one
+entry, allowed or refused, without any code in the route.
+
 Each service states its rule as `may(caller, state) -> bool` (a coordinator: own cases only;
 a family: its own case; …). The check of a change runs inside the store's decision, on the
 state the change is decided on, so an aggregate that changes hands meanwhile is refused.
@@ -10,6 +13,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
+from shared.audit import note_access
 from shared.auth import Principal, Role
 from shared.domain import Change
 from shared.errors import Forbidden, NotFound
@@ -43,6 +47,7 @@ def funder_slice(caller: Principal, funder_id: str | None) -> str | None:
 
 
 async def read_owned(store: AggregateStore[S], key: str, caller: Principal, may: Rule[S], *, refusal: str = NOT_YOURS) -> S:
+    note_access(key)  # audited, allowed or refused (shared.audit)
     return _checked(await store.get(key), caller, may, refusal)
 
 
@@ -56,6 +61,7 @@ async def change_owned(
     refusal: str = NOT_YOURS,
 ) -> S:
     """Apply `decide` to an aggregate the caller may change; its state afterwards."""
+    note_access(key)
     mutation = await store.mutate(key, lambda state: decide(_checked(state, caller, may, refusal)))
     assert mutation.state is not None  # _checked refused a missing aggregate
     return mutation.state

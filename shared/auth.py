@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .audit import note_caller, note_refusal
 from .errors import InvalidInput, TransientFault
 from .settings import KringSettings
 
@@ -311,7 +312,9 @@ def authorised(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
             principal = await verify_token(request.app.state.settings, token.strip())
         except jwt.InvalidTokenError:
             raise _unauthenticated("the token is invalid or expired") from None
+        note_caller(principal)  # the audit log says who (shared.audit)
         if principal.role not in admitted:
+            note_refusal("role_not_admitted", f"the role {principal.role} may not do this")
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"the role {principal.role} may not do this")
         if principal.role is Role.FAMILY:
             # shared.family_access: a service admitting family tokens knows when each case's

@@ -6,8 +6,10 @@ the family's access was revoked, learnt from events it consumes anyway, and refu
 token for that case issued (`iat`) before that time (shared.auth.authorised asks
 `app.state.family_access`; a service admitting family tokens without it refuses them all).
 
-Revoking events: REVOKING below. Adding one (issue 23's erasure, `PersonalDataErased`) is one
-line: the event type in REVOKING. A service that already handles that event for its own
+Revoking events: REVOKING below; adding one is one line. The erasure of a case's personal
+data (`PersonalDataErased`) revokes too, but each service that takes family tokens (referral,
+plans) already records the erasure in its own state, so it passes that as `own_record`
+instead of a second subscriber to the same event. A service that already handles that event for its own
 reasons (one queue per service and event) calls `FamilyAccess.revoked_by(envelope)` from its
 handler and passes the event in `handled_elsewhere`, instead of the subscriber made here.
 
@@ -32,7 +34,6 @@ COLLECTION = "family_access"
 # Events after which a case's family tokens no longer work.
 REVOKING: tuple[type[CaseEvent], ...] = (
     ReferralWithdrawn,
-    # PersonalDataErased,  # issue 23, erasure (helper C): the lead adds it here at the merge
 )
 
 

@@ -39,6 +39,7 @@ from pymongo.errors import PyMongoError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
+from .audit import audit_router, close_access, entry_for, note_refusal, open_access
 from .errors import Forbidden, InvalidInput, NotFound, RuleViolation, TransientFault
 from .logging import get_logger
 from .mongo import database_unavailable
@@ -98,6 +99,7 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
     app.add_exception_handler(TransientFault, _unavailable)
     app.add_exception_handler(PyMongoError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(AuditTrail, service=service)
     app.add_middleware(RequestLimits, max_body_bytes=settings.http_max_body_bytes)
     # Outermost: the answers of RequestLimits (413, 415) carry the headers too.
     app.add_middleware(SecurityHeaders, production=not settings.development)
@@ -111,6 +113,7 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
         FastAPIInstrumentor.instrument_app(
             app, tracer_provider=service.tracer_provider, excluded_urls="/health/.*", server_request_hook=redact_http
         )
+    app.include_router(audit_router(service.audit))
     return app
 
 
@@ -134,10 +137,14 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
 
 
 REFUSALS = {NotFound: status.HTTP_404_NOT_FOUND, Forbidden: status.HTTP_403_FORBIDDEN, RuleViolation: status.HTTP_409_CONFLICT}
+REFUSAL_CODES = {NotFound: "not_found", Forbidden: "forbidden", RuleViolation: "rule_violation"}
 
 
 def _refusal(status_code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def answer(request: Request, error: Exception) -> JSONResponse:
+        # For the audit log: Kring's refusals are fixed sentences written in the code.
+        code = next(code for kind, code in REFUSAL_CODES.items() if isinstance(error, kind))
+        note_refusal(code, str(error) if isinstance(error, Forbidden) else None)
         return JSONResponse({"detail": str(error)}, status_code)
 
     return answer
@@ -173,6 +180,60 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     # Starlette answers this outside every middleware: the headers are added here.
     production = not request.app.state.settings.development
     return JSONResponse({"error": "internal error"}, status.HTTP_500_INTERNAL_SERVER_ERROR, headers=security_headers(production))
+
+
+class AuditTrail:
+    """ASGI middleware: every request that touched or named a case, or was refused (401,
+    403), leaves one entry in the service's audit log (shared.audit), written before the
+    answer starts. If it cannot be written, the answer is 503 instead: nothing is answered
+    that is not accounted for."""
+
+    def __init__(self, app: ASGIApp, *, service: "KringService") -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        access, token = open_access()
+        withheld = False
+        answered = False
+
+        async def audited(message: Message) -> None:
+            nonlocal withheld, answered
+            if message["type"] == "http.response.start":
+                answered = True
+                if not await self._recorded(scope, access, message["status"]):
+                    withheld = True
+                    response = _try_again()
+                    await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+                    await send({"type": "http.response.body", "body": response.body, "more_body": False})
+                    return
+            elif withheld:
+                return  # the original answer's body stays here
+            await send(message)
+
+        try:
+            await self.app(scope, receive, audited)
+        except Exception:
+            if not answered:  # a bug (500, answered outside): still say who tried what
+                await self._recorded(scope, access, status.HTTP_500_INTERNAL_SERVER_ERROR)
+            raise
+        finally:
+            close_access(token)
+
+    async def _recorded(self, scope: Scope, access: Any, status_code: int) -> bool:
+        log_ = self.service.audit
+        entry = entry_for(self.service.name, dict(scope), access, status_code, log_.clock())
+        if entry is None:
+            return True
+        try:
+            await log_.record(entry)
+        except Exception as error:
+            log.error("audit write failed: answer withheld", operation=entry.operation, case_id=entry.case_id, error=type(error).__name__)
+            return False
+        return True
 
 
 class RequestLimits:

@@ -93,6 +93,8 @@ class MemoryStore(AggregateStore[S]):
         document.update(version=write.version, state=copy.deepcopy(write.state), updated_at=write.at)
         if write.alternate_key is not None:
             document["alternate_key"] = write.alternate_key
+        elif self.alternate_key is not None:
+            document.pop("alternate_key", None)
         if write.applied:
             document["applied"] = [*document["applied"], write.applied][-self.MAX_APPLIED :]
         document["outbox"] = [*document["outbox"], *copy.deepcopy(write.outbox)]
@@ -139,6 +141,7 @@ class MemoryStorage:
 
     def __init__(self) -> None:
         self.collections: dict[str, dict[str, dict[str, Any]]] = {}
+        self.audit: list[dict[str, Any]] = []  # the audit log (shared.audit), append-only
 
     def store(self, name: str, state_type: type[BaseModel], **options: Any) -> MemoryStore[Any]:
         return MemoryStore(name, state_type, documents=self.collections.setdefault(name, {}), **options)

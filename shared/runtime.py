@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -23,6 +24,7 @@ from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.audit import AUDIT, AuditLog
 from shared.contract.events import Event
 from shared.errors import InsecureConfiguration
 from shared.http import create_http_app
@@ -68,13 +70,33 @@ def create_broker(settings: KringSettings, **options: Any) -> RabbitBroker:
     )
 
 
+def service_clock(settings: KringSettings) -> Clock:
+    """The clock a service process runs on: the real time; in development ahead by the
+    seconds written in `clock_offset_file` (an end-to-end test moves the four processes
+    past the retention period). Production refuses the setting (KringSettings.insecurity)."""
+    path = settings.clock_offset_file
+    if path is None:
+        return utc_now
+
+    def ahead() -> datetime:
+        try:
+            offset = float(path.read_text().strip() or 0)
+        except (OSError, ValueError):
+            offset = 0.0
+        return utc_now() + timedelta(seconds=offset)
+
+    return ahead
+
+
 def broker_user(rabbitmq_url: str) -> str:
     """The broker user a URL connects as (AMQP's default, guest, if it names none)."""
     return unquote(urlsplit(rabbitmq_url).username or "guest")
 
 
 class KringService:
-    def __init__(self, settings: KringSettings, *, description: str = "", storage: MemoryStorage | None = None) -> None:
+    def __init__(
+        self, settings: KringSettings, *, description: str = "", storage: MemoryStorage | None = None, clock: Clock = utc_now
+    ) -> None:
         self.settings = settings
         self.name = settings.service_name
         self.source = f"kring/{self.name}"
@@ -112,6 +134,11 @@ class KringService:
             lease_seconds=settings.relay_lease_seconds,
         )
         self.indexes: list[IndexSpec] = []
+        self.audit = (
+            AuditLog(self.name, clock, memory=storage.audit) if storage is not None else AuditLog(self.name, clock, collection=self.db[AUDIT])
+        )
+        if storage is None:
+            self.indexes += self.audit.indexes()
         self.stores: dict[str, AggregateStore[Any]] = {}
         self._periodic: list[tuple[float, Callable[[], Awaitable[Any]]]] = []
         self._tasks: list[asyncio.Task[None]] = []

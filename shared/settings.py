@@ -16,7 +16,7 @@ SIGNING_SERVICES = frozenset({"referral"})
 # The services that publish on the partner exchange: funders get per-funder pseudonyms keyed
 # by the deployment's secret (shared.pseudonym), never the case id.
 PSEUDONYMISING_SERVICES = frozenset({"followup"})
-DEVELOPMENT_ONLY = ("dev_key_dir",)
+DEVELOPMENT_ONLY = ("dev_key_dir", "clock_offset_file")
 
 
 class KringSettings(BaseSettings):
@@ -62,6 +62,18 @@ class KringSettings(BaseSettings):
         default=None, description="production, followup: at least 32 secret bytes keying funders' pseudonyms of cases"
     )
     dev_key_dir: Path = Field(default=REPOSITORY / ".data" / "dev-keys", description="development only: the generated key pair")
+    retention_days: float = Field(
+        default=365.0,
+        gt=0,
+        description="how long a case's personal data is kept after the case ended (withdrawn, no plan, "
+        "follow-up done); then it is erased from every service (referral decides, PersonalDataErased)",
+    )
+    retention_sweep_seconds: float = Field(default=3600.0, gt=0, description="how often referral looks for cases past retention")
+    clock_offset_file: Path | None = Field(
+        default=None,
+        description="development only: a file holding a number of seconds the services' clock runs ahead "
+        "(tests move time past the retention period)",
+    )
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     prefetch: int = Field(default=32, gt=0, description="unacked messages per consumer")
     relay_sweep_seconds: float = Field(default=5.0, gt=0, description="outbox crash-recovery sweep")

@@ -280,6 +280,8 @@ class MongoStore(AggregateStore[S]):
         update: dict[str, Any] = {"$set": {"version": write.version, "state": write.state, "updated_at": write.at}}
         if write.alternate_key is not None:
             update["$set"]["alternate_key"] = write.alternate_key
+        elif self.alternate_key is not None:  # the state no longer has one (erased): neither has the document
+            update["$unset"] = {"alternate_key": ""}
         pushed: dict[str, Any] = {}
         if write.applied:
             pushed["applied"] = {"$each": [write.applied], "$slice": -self.MAX_APPLIED}

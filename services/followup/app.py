@@ -51,7 +51,7 @@ def create_app(
     options = FollowupOptions()
     sweep_seconds = sweep_seconds or options.sweep_seconds
     default_interval = default_interval or timedelta(days=options.interval_days)
-    service = KringService(settings, description=DESCRIPTION, storage=storage)
+    service = KringService(settings, description=DESCRIPTION, storage=storage, clock=clock)
     followups = service.aggregate_store("followups", FollowUp, clock=clock, queried=QUERIED)
     intervals = service.aggregate_store("intervals", Interval, clock=clock)
     partner_log = service.aggregate_store(partner.PARTNER_LOG, partner.SentOutcome, clock=clock, queried=[("funder_id",)])

@@ -152,6 +152,16 @@ class FollowUp(BaseModel):
     fired_generation: int | None = None
     check: Check | None = Field(default=None, description="the check as recorded, so that an identical repeat is answered")
     counted: dict[str, "ReportSlice"] = Field(default={}, description="what this case adds to the funder report, by the event counted")
+    personal_data_erased_at: AwareDatetime | None = None
+
+
+def personal_data_erased(current: FollowUp | None, at: datetime) -> Change[FollowUp] | None:
+    """Referral erased the case's personal data: the check as the coordinator sent it (the
+    ratings, the children's outcomes) goes; what the case adds to the funder report
+    (`counted`: codes and counts) stays, so the figures do not change. Once only."""
+    if current is None or current.personal_data_erased_at is not None:
+        return None
+    return Change(current.model_copy(update={"check": None, "personal_data_erased_at": at}))
 
 
 def facts_of(event: ReferralReceived) -> Facts:

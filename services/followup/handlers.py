@@ -12,6 +12,7 @@ from shared.contract.events import (
     FirstContactMade,
     NoPlanReached,
     OutcomeRecorded,
+    PersonalDataErased,
     PlanAccepted,
     ReferralReceived,
     ReferralWithdrawn,
@@ -78,6 +79,11 @@ def register(
     @service.on(ReferralWithdrawn)
     async def on_referral_withdrawn(envelope: Envelope[ReferralWithdrawn]) -> None:
         await on_case(envelope, domain.closed)  # known: else the case, arriving later, would stay open
+
+    @service.on(PersonalDataErased)
+    async def on_personal_data_erased(envelope: Envelope[PersonalDataErased]) -> None:
+        data = envelope.data
+        await followups.mutate(envelope.subject, lambda f: domain.personal_data_erased(known(f) if data.announced else f, data.erased_at), cause=envelope)
 
     @service.on(OutcomeRecorded)
     async def on_outcome_recorded(envelope: Envelope[OutcomeRecorded]) -> None:

@@ -23,10 +23,16 @@ def create_app(
     settings: KringSettings | None = None, *, clock: Callable[[], datetime] = utc_now, storage: MemoryStorage | None = None
 ) -> FastAPI:
     settings = settings or KringSettings(service_name=SERVICE)
-    service = KringService(settings, description=DESCRIPTION, storage=storage)
+    service = KringService(settings, description=DESCRIPTION, storage=storage, clock=clock)
     plans = service.aggregate_store("plans", CasePlan, clock=clock)
     handlers.register(service, plans)
     service.documents(PlanPresented, PlanAccepted, PlanRevisionRequested, SecondMeetingNeeded, NoPlanReached)
     app = service.http_app(routes.router(plans, clock))
-    app.state.family_access = family_access(service)  # the family reads its plan until its access is revoked
+
+    async def erased_at(case_id: str) -> datetime | None:  # the plan's own record of the erasure
+        plan = await plans.get(case_id)
+        return plan.personal_data_erased_at if plan else None
+
+    # the family reads its plan until its access is revoked: withdrawal (event) or erasure (own record)
+    app.state.family_access = family_access(service, erased_at)
     return app

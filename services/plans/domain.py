@@ -139,6 +139,7 @@ class CasePlan(BaseModel):
     cancelled_followup_meetings: list[tuple[int, int]] = Field(
         default=[], description="(conference, meeting) of follow-up conferences cancelled before plans saw them scheduled"
     )
+    personal_data_erased_at: AwareDatetime | None = Field(default=None, description="the texts are gone; the plan is closed")
 
     @property
     def current(self) -> Meeting | None:
@@ -252,6 +253,23 @@ def conference_cancelled(plan: CasePlan | None, case_id: str, number: int, confe
     return Change(plan.model_copy(update={"meetings": meetings}))
 
 
+def personal_data_erased(plan: CasePlan | None, at: datetime) -> Change[CasePlan] | None:
+    """Referral erased the case's personal data: every text goes (requirements, the central
+    question, the agreements, a justification); ids, dates, statuses and codes stay. After
+    this nobody changes the plan. Once only."""
+    if plan is None or plan.personal_data_erased_at is not None:
+        return None
+    requirements = [r.model_copy(update={"text": ""}) for r in plan.requirements]
+    meetings = [m.model_copy(update={"plan": None, "justification": None}) for m in plan.meetings]
+    return Change(plan.model_copy(update={"requirements": requirements, "meetings": meetings, "personal_data_erased_at": at}))
+
+
+def _not_erased(plan: CasePlan) -> CasePlan:
+    if plan.personal_data_erased_at is not None:
+        raise RuleViolation("the case's personal data was erased")
+    return plan
+
+
 # --- what people do ---------------------------------------------------------------------------
 
 
@@ -275,6 +293,7 @@ def add_requirement(plan: CasePlan | None, new: NewRequirement, professional: st
     answers, and the plan could not pass review."""
     if plan is None or not (plan.referral_seen or plan.statutory):
         raise NotFound("the case's referral has not reached plans (yet)")
+    _not_erased(plan)
     if not plan.statutory:
         raise RuleViolation(NOT_STATUTORY)
     responsible(plan, professional)
@@ -353,6 +372,7 @@ def present(plan: CasePlan | None, now: datetime) -> Change[CasePlan]:
 def review(plan: CasePlan | None, professional: str, justification: str | None, now: datetime) -> Change[CasePlan]:
     if plan is None:
         raise NotFound("no such case")
+    _not_erased(plan)
     responsible(plan, professional)
     if plan.current is None or plan.current.status is not MeetingStatus.PRESENTED:
         raise RuleViolation("there is no presented plan waiting for review")
@@ -395,6 +415,7 @@ def _end_meeting(
 def _meeting_after_conference(plan: CasePlan | None) -> Meeting:
     if plan is None or plan.current is None:
         raise NotFound("no conference for this case yet")
+    _not_erased(plan)
     if plan.current.status not in (MeetingStatus.HELD, MeetingStatus.REVISION_REQUESTED, MeetingStatus.PRESENTED):
         raise RuleViolation(f"meeting {plan.current.number} is {plan.current.status}")
     return plan.current

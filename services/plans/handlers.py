@@ -7,8 +7,10 @@ from shared.contract.events import (
     ConferenceRescheduled,
     ConferenceScheduled,
     CoordinatorAssigned,
+    PersonalDataErased,
     ReferralReceived,
 )
+from shared.domain import Change
 from shared.errors import TransientFault
 from shared.runtime import KringService
 from shared.store import AggregateStore
@@ -72,3 +74,14 @@ def register(service: KringService, plans: AggregateStore[CasePlan]) -> None:
         await plans.mutate(
             data.case_id, lambda p: domain.conference_cancelled(p, data.case_id, data.meeting_number, data.conference_number), cause=envelope
         )
+
+    @service.on(PersonalDataErased)
+    async def on_personal_data_erased(envelope: Envelope[PersonalDataErased]) -> None:
+        data = envelope.data
+
+        def erase(plan: CasePlan | None) -> Change[CasePlan] | None:
+            if plan is None and data.announced:  # ReferralReceived, on another queue, is still to come
+                raise TransientFault(f"case {data.case_id} not known yet")
+            return domain.personal_data_erased(plan, data.erased_at)
+
+        await plans.mutate(data.case_id, erase, cause=envelope)

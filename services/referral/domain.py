@@ -5,13 +5,15 @@ text); it never leaves this service except to the assigned coordinator over HTTP
 events built here carry only codes, bands and counts.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from shared.contract.events import (
     ConsentRecorded,
+    PersonalDataErased,
     ReferralAccepted,
     ReferralReceived,
     ReferralRejected,
@@ -25,6 +27,8 @@ from shared.contract.vocabulary import (
     ConsentingParty,
     ConsentState,
     CoordinatorPreferences,
+    ErasureReason,
+    ErasureRequestReason,
     Identifier,
     LanguageCode,
     ReferrerType,
@@ -258,13 +262,36 @@ class ConsentEntry(BaseModel):
     recorded_by_role: str
 
 
+class Lifecycle(StrEnum):
+    OPEN = "open"
+    ENDED = "ended"  # withdrawn, no plan reached, or the follow-up done: the retention period runs
+    ERASED = "erased"  # the personal data is gone; codes and counts stay
+
+
+Reference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$")]
+
+
+class Erasure(BaseModel):
+    """Why and when a case's personal data was erased: codes, never a value."""
+
+    erased_at: AwareDatetime
+    reason: ErasureReason
+    request_reason: ErasureRequestReason | None = None
+    reference: Reference | None = Field(default=None, description="e.g. the number of the request in the privacy desk's system")
+    by_role: str
+
+
 class Referral(BaseModel):
     case_id: CaseId
     received_at: AwareDatetime
     channel: str = Field(description="amqp, http or form")
     source_organisation_id: Identifier | None = None
     external_reference: str | None = None
-    request: ReferralRequest
+    request: ReferralRequest | None = Field(description="the family's data as referred; None once erased")
+    referrer_organisation_id: Identifier | None = Field(default=None, description="kept after erasure: who may see the case")
+    lifecycle: Lifecycle = Lifecycle.OPEN
+    ended_at: AwareDatetime | None = None
+    erasure: Erasure | None = None
     consent: list[ConsentEntry]
     withdrawn_at: AwareDatetime | None = None
     withdrawal_reason: WithdrawalReason | None = None
@@ -274,6 +301,13 @@ class Referral(BaseModel):
         description="false for an anonymous self-referral until an intake worker has spoken to the family",
     )
     intake_accepted_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _ended_by_an_earlier_withdrawal(self) -> Self:
+        """A case withdrawn before cases had a lifecycle ended then: its retention runs from it."""
+        if self.lifecycle is Lifecycle.OPEN and self.withdrawn_at is not None:
+            self.lifecycle, self.ended_at = Lifecycle.ENDED, self.withdrawn_at
+        return self
 
     @property
     def consent_state(self) -> ConsentState:
@@ -308,6 +342,7 @@ def received(
         source_organisation_id=source_organisation_id,
         external_reference=external_reference,
         request=request,
+        referrer_organisation_id=request.referrer.organisation_id,
         consent=[consent],
         intake_accepted=not anonymous,
     )
@@ -315,7 +350,7 @@ def received(
 
 def received_event(referral: Referral) -> ReferralReceived:
     """What the other services need to know of a new referral, and nothing more."""
-    request = referral.request
+    request = kept(referral)
     return ReferralReceived(
         case_id=referral.case_id,
         received_at=referral.received_at,
@@ -432,7 +467,7 @@ def give_consent(referral: Referral | None, consent: ConsentGiven, *, now: datet
     referral = _existing(referral)
     if not referral.active:
         raise RuleViolation("the referral was withdrawn; a new referral is needed")
-    if problem := consent_problem(referral.request.children, consent):
+    if problem := consent_problem(kept(referral).children, consent):
         raise InvalidInput(problem, field="given_by")
     if referral.consent_state is ConsentState.GIVEN and set(consent.given_by) <= set(referral.consent[-1].given_by):
         return None  # nothing new
@@ -453,8 +488,73 @@ def withdraw(referral: Referral | None, reason: WithdrawalReason, *, now: dateti
         consent = [*consent, ConsentEntry(state=ConsentState.WITHDRAWN, recorded_at=now, recorded_by_role=role)]
         events.append(ConsentRecorded(case_id=referral.case_id, consent=ConsentState.WITHDRAWN, recorded_at=now))
     events.append(ReferralWithdrawn(case_id=referral.case_id, withdrawn_at=now, reason=reason))
-    updated = referral.model_copy(update={"consent": consent, "withdrawn_at": now, "withdrawal_reason": reason})
+    updated = referral.model_copy(update={"consent": consent, "withdrawn_at": now, "withdrawal_reason": reason, **_end(referral, now)})
     return Change(updated, _announced(referral, events))
+
+
+# --- the end of a case, retention and erasure --------------------------------------------
+
+ERASED = "the case's personal data was erased"
+
+
+def _end(referral: Referral, now: datetime) -> dict[str, Any]:
+    """The case ends (once: a later end does not restart the retention period)."""
+    if referral.lifecycle is not Lifecycle.OPEN:
+        return {}
+    return {"lifecycle": Lifecycle.ENDED, "ended_at": now}
+
+
+def case_ended(referral: Referral | None, at: datetime) -> Change[Referral] | None:
+    """No plan was reached, or the follow-up was done: the case is over; the retention
+    period runs from `at`. Nothing changes for a case that ended already (or is unknown)."""
+    if referral is None or referral.lifecycle is not Lifecycle.OPEN:
+        return None
+    return Change(referral.model_copy(update=_end(referral, at)))
+
+
+def past_retention(referral: Referral, now: datetime, period: timedelta) -> bool:
+    return referral.lifecycle is Lifecycle.ENDED and referral.ended_at is not None and referral.ended_at + period <= now
+
+
+def erase(
+    referral: Referral | None,
+    *,
+    now: datetime,
+    reason: ErasureReason,
+    role: str,
+    request_reason: ErasureRequestReason | None = None,
+    reference: str | None = None,
+) -> Change[Referral] | None:
+    """Erase the family's personal data: the request (contact, children, description,
+    preferences, bottom-line texts) and the bureau's own reference go; codes, dates and
+    the consent history stay. A case still running is closed first (ReferralWithdrawn,
+    reason personal_data_erased: scheduling frees the coordinator's place). Every service
+    erases its own part on PersonalDataErased. Erasing twice changes nothing."""
+    referral = _found(referral)
+    if referral.lifecycle is Lifecycle.ERASED:
+        return None
+    events: list[Any] = []
+    update: dict[str, Any] = {}
+    if referral.active and referral.lifecycle is Lifecycle.OPEN:
+        reason_code = WithdrawalReason.PERSONAL_DATA_ERASED
+        events += _announced(referral, [ReferralWithdrawn(case_id=referral.case_id, withdrawn_at=now, reason=reason_code)])
+        update = {"withdrawn_at": now, "withdrawal_reason": reason_code}
+    erasure = Erasure(erased_at=now, reason=reason, request_reason=request_reason, reference=reference, by_role=role)
+    events.append(PersonalDataErased(case_id=referral.case_id, erased_at=now, reason=reason, announced=referral.intake_accepted))
+    erased = referral.model_copy(
+        update={
+            **update, "request": None, "external_reference": None, "lifecycle": Lifecycle.ERASED,
+            "ended_at": referral.ended_at or now, "erasure": erasure,
+        }
+    )  # fmt: skip
+    return Change(erased, events)
+
+
+def kept(referral: Referral) -> ReferralRequest:
+    """The family's data, unless erased (then the case can only be looked up by operations)."""
+    if referral.request is None:
+        raise NotFound(ERASED)
+    return referral.request
 
 
 def assign_coordinator(referral: Referral | None, coordinator_id: str) -> Change[Referral] | None:
@@ -464,9 +564,17 @@ def assign_coordinator(referral: Referral | None, coordinator_id: str) -> Change
     return Change(referral.model_copy(update={"coordinator_id": coordinator_id}))
 
 
-def _existing(referral: Referral | None) -> Referral:
+def _found(referral: Referral | None) -> Referral:
     if referral is None:
         raise NotFound("no such case")
+    return referral
+
+
+def _existing(referral: Referral | None) -> Referral:
+    """A case whose data is still there: nothing more is done with an erased one."""
+    referral = _found(referral)
+    if referral.lifecycle is Lifecycle.ERASED:
+        raise RuleViolation(ERASED)
     return referral
 
 

@@ -1,5 +1,7 @@
-"""The referral service's consumers: bureaus' intake commands, and the coordinator
-assignment it must know to let that coordinator read the family's contact details."""
+"""The referral service's consumers: bureaus' intake commands, the coordinator
+assignment it must know to let that coordinator read the family's contact details, and
+the end of a case (no plan reached, the follow-up done), from which the retention period
+of the family's personal data runs (services/referral/retention.py)."""
 
 from collections.abc import Callable
 from datetime import datetime
@@ -8,7 +10,7 @@ from typing import Any
 import pydantic
 
 from shared.contract.envelope import Envelope, InvalidMessage
-from shared.contract.events import CoordinatorAssigned, ReferralRejected, RejectedField
+from shared.contract.events import CoordinatorAssigned, FollowUpCompleted, NoPlanReached, ReferralRejected, RejectedField
 from shared.logging import get_logger
 from shared.messaging.consumer import current_message, sender_organisation, subscribe_command
 from shared.runtime import KringService
@@ -103,3 +105,13 @@ def register(service: KringService, referrals: AggregateStore[Referral], clock: 
     @service.on(CoordinatorAssigned)
     async def on_coordinator_assigned(envelope: Envelope[CoordinatorAssigned]) -> None:
         await referrals.mutate(envelope.subject, lambda referral: domain.assign_coordinator(referral, envelope.data.coordinator_id), cause=envelope)
+
+    @service.on(NoPlanReached)
+    async def on_no_plan_reached(envelope: Envelope[NoPlanReached]) -> None:
+        at = envelope.data.recorded_at
+        await referrals.mutate(envelope.subject, lambda referral: domain.case_ended(referral, at), cause=envelope)
+
+    @service.on(FollowUpCompleted)
+    async def on_follow_up_completed(envelope: Envelope[FollowUpCompleted]) -> None:
+        at = envelope.data.completed_at
+        await referrals.mutate(envelope.subject, lambda referral: domain.case_ended(referral, at), cause=envelope)

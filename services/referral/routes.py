@@ -11,12 +11,15 @@ Who may do what:
   services hear nothing of it until ops accepts it (POST /cases/{id}/intake);
 - anyone with a one-time code (same rate limit): exchange it once for a family token
   (POST /family-access, services/referral/family_codes.py);
-- family (token for its case, until the case is withdrawn: shared.family_access): read its
+- family (token for its case, until the case is withdrawn or erased: shared.family_access): read its
   case (with the bottom-line requirements), give or withdraw consent;
 - coordinator: the same for the cases assigned to them, the contact person, and a one-time
   code for the family (POST /cases/{id}/family-access) to hand over at the first call;
 - ops: read any case's non-personal summary, withdraw, a one-time code; accept a
-  self-referral's intake, and before that read its contact person to phone the family.
+  self-referral's intake, and before that read its contact person to phone the family;
+  erase a case's personal data on request (POST /cases/{id}/erasure, a coded ground), in
+  every service.
+An erased case answers 404 to every read; every access to a case is in the audit log.
 """
 
 from collections.abc import Callable
@@ -36,6 +39,8 @@ from shared.contract.vocabulary import (
     ConsentingParty,
     ConsentState,
     CoordinatorPreferences,
+    ErasureReason,
+    ErasureRequestReason,
     ReferrerType,
     Region,
     StatutoryContext,
@@ -135,13 +140,31 @@ class ContactView(BaseModel):
     interpreter_needed: bool
 
 
+class ErasureRequest(BaseModel):
+    """Why operations erase a case now: a code and, if there is one, the request's number
+    (e.g. in the privacy desk's system); never a value."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: ErasureRequestReason
+    reference: domain.Reference | None = None
+
+
+class ErasureView(BaseModel):
+    case_id: str
+    erased_at: AwareDatetime
+    reason: ErasureReason
+    request_reason: ErasureRequestReason | None
+    reference: str | None
+    withdrawn_at: AwareDatetime | None
+
+
 class Withdrawal(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: WithdrawalReason
 
 
 def case_view(referral: domain.Referral) -> CaseView:
-    request = referral.request
+    request = domain.kept(referral)  # an erased case: 404
     history = [ConsentView(state=e.state, given_by=e.given_by, recorded_at=e.recorded_at) for e in referral.consent]
     return CaseView(
         case_id=referral.case_id,
@@ -168,6 +191,15 @@ def case_view(referral: domain.Referral) -> CaseView:
     )
 
 
+def erasure_view(referral: domain.Referral) -> ErasureView:
+    assert referral.erasure is not None
+    e = referral.erasure
+    return ErasureView(
+        case_id=referral.case_id, erased_at=e.erased_at, reason=e.reason, request_reason=e.request_reason,
+        reference=e.reference, withdrawn_at=referral.withdrawn_at,
+    )  # fmt: skip
+
+
 def may_see(caller: Principal, referral: domain.Referral) -> bool:
     match caller.role:
         case Role.OPS:
@@ -177,7 +209,9 @@ def may_see(caller: Principal, referral: domain.Referral) -> bool:
         case Role.COORDINATOR:
             return referral.coordinator_id == caller.subject
         case Role.BUREAU | Role.REFERRER:
-            organisations = {referral.source_organisation_id, referral.request.referrer.organisation_id}
+            organisations = {referral.source_organisation_id, referral.referrer_organisation_id}
+            if referral.request is not None:  # kept before referrer_organisation_id was
+                organisations.add(referral.request.referrer.organisation_id)
             return caller.organisation_id is not None and caller.organisation_id in organisations
     return False
 
@@ -285,7 +319,7 @@ def router(
         referral = await read_owned(referrals, case_id, caller, may_see)
         if not domain.may_read_contact(caller.role, caller.subject, referral):
             raise Forbidden("only the assigned coordinator reads the contact person (ops: before intake only)")
-        request = referral.request
+        request = domain.kept(referral)
         return ContactView(
             case_id=case_id, contact=request.contact, description=request.description,
             children=request.children, language=request.language,
@@ -306,12 +340,24 @@ def router(
         now = clock()
         return await change(case_id, caller, lambda r: domain.withdraw(r, withdrawal.reason, now=now, role=caller.role))
 
+    @api.post("/cases/{case_id}/erasure", response_model=ErasureView, tags=["privacy"])
+    async def erase(case_id: str, erasure: ErasureRequest, caller: Principal = Depends(authorised(Role.OPS))) -> ErasureView:
+        """Erase the case's personal data now, in every service (AVG art. 17), with the
+        ground as a code. A running case is closed first (the coordinator's place is freed).
+        Erasing an erased case again changes nothing and answers the first erasure."""
+        now = clock()
+        decide = lambda r: domain.erase(  # noqa: E731
+            r, now=now, reason=ErasureReason.REQUEST, role=caller.role, request_reason=erasure.reason, reference=erasure.reference
+        )
+        return erasure_view(await change_owned(referrals, case_id, caller, may_see, decide))
+
     @api.post("/cases/{case_id}/family-access", response_model=FamilyCodeIssued, status_code=201, tags=["family access"])
     async def family_access_code(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS))) -> FamilyCodeIssued:
         """A one-time code for the family's contact person, for the case's coordinator (or ops,
         e.g. the intake worker on the phone) to hand over at the first call. It is shown once:
         only its hash is kept."""
         referral = await read_owned(referrals, case_id, caller, may_see)
+        domain.kept(referral)  # none for an erased case
         if not referral.active:
             raise RuleViolation("the case was withdrawn: the family's access has ended")
         for _ in range(20):  # a live code holding the drawn key: draw again
@@ -338,7 +384,7 @@ def router(
         if used is None or used.used_at != now:
             raise Forbidden(family_codes.REFUSED)
         referral = await referrals.get(used.case_id)
-        if referral is None or not referral.active:
+        if referral is None or not referral.active or referral.erasure is not None:
             raise Forbidden(family_codes.REFUSED)
         token = family_token(used.case_id)
         return FamilyAccessGranted(

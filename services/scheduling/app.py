@@ -49,7 +49,7 @@ def create_app(
     standards: StandardsSettings | None = None,
 ) -> FastAPI:
     settings = settings or KringSettings(service_name=SERVICE)
-    service = KringService(settings, description=DESCRIPTION, storage=storage)
+    service = KringService(settings, description=DESCRIPTION, storage=storage, clock=clock)
     cases = service.aggregate_store("cases", Case, clock=clock, queried=QUERIED)
     coordinators = service.aggregate_store("coordinators", Coordinator, clock=clock)
     assignments = Assignments(cases, coordinators, clock)

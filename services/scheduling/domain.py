@@ -215,6 +215,7 @@ class Case(BaseModel):
     conference_date: date | None = None
     held_on: date | None = None
     held_days_since_referral: int | None = None
+    personal_data_erased_at: AwareDatetime | None = None
 
     @property
     def open(self) -> bool:
@@ -495,6 +496,16 @@ def withdrawn(case: Case | None, now: datetime) -> Change[Case] | None:
             )
         )  # fmt: skip
     return _ended(case, Stage.WITHDRAWN, events)
+
+
+def personal_data_erased(case: Case | None, at: datetime) -> Change[Case] | None:
+    """Referral erased the case's personal data: the family's wishes for its coordinator go;
+    dates, stage and counts (the 60-day figures) stay. A running case is closed by the
+    ReferralWithdrawn that comes with it. Once only."""
+    if case is None or case.personal_data_erased_at is not None:
+        return None
+    referral = case.referral.model_copy(update={"coordinator_preferences": CoordinatorPreferences()})
+    return Change(case.model_copy(update={"referral": referral, "personal_data_erased_at": at}))
 
 
 def plan_settled(case: Case | None, meeting: int, conference: int = 1) -> Change[Case] | None:

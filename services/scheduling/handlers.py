@@ -11,6 +11,7 @@ from shared.contract.events import (
     FollowUpCompleted,
     FollowUpDue,
     NoPlanReached,
+    PersonalDataErased,
     PlaceFreed,
     PlaceReleaseRequested,
     PlaceReserved,
@@ -52,6 +53,11 @@ def register(service: KringService, assignments: Assignments, clock: Callable[[]
     async def on_referral_withdrawn(envelope: Envelope[ReferralWithdrawn]) -> None:
         now = clock()
         await cases.mutate(envelope.subject, lambda c: domain.withdrawn(known(c), now), cause=envelope)
+
+    @service.on(PersonalDataErased)
+    async def on_personal_data_erased(envelope: Envelope[PersonalDataErased]) -> None:
+        data = envelope.data
+        await cases.mutate(envelope.subject, lambda c: domain.personal_data_erased(known(c) if data.announced else c, data.erased_at), cause=envelope)
 
     @service.on(SecondMeetingNeeded)
     async def on_second_meeting_needed(envelope: Envelope[SecondMeetingNeeded]) -> None:

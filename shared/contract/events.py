@@ -29,6 +29,7 @@ from .vocabulary import (
     ConsentingParty,
     ConsentState,
     CoordinatorPreferences,
+    ErasureReason,
     ExecutionStatus,
     Identifier,
     Pseudonym,
@@ -199,6 +200,23 @@ class ReferralWithdrawn(CaseEvent):
 
     withdrawn_at: AwareDatetime
     reason: WithdrawalReason
+
+
+class PersonalDataErased(CaseEvent):
+    """The case's personal data is erased: every service erases its own part of it (texts,
+    preferences, anything that says something about the family), keeping only codes and
+    counts (statistics, funder figures). Referral decides: after the retention period
+    following the case's end, or at once on a request by operations. Idempotent."""
+
+    name: ClassVar[str] = "referral.personal-data-erased"
+
+    erased_at: AwareDatetime
+    reason: ErasureReason
+    announced: bool = Field(
+        default=True,
+        description="false: the case never reached the other services (a self-referral erased before intake); "
+        "true: a service that does not know the case yet waits for its ReferralReceived",
+    )
 
 
 # --- scheduling -------------------------------------------------------------------
@@ -488,6 +506,7 @@ CATALOGUE: tuple[type[Event], ...] = (
     ReferralRejected,
     ConsentRecorded,
     ReferralWithdrawn,
+    PersonalDataErased,
     CoordinatorAssigned,
     ConferenceScheduled,
     ConferenceRescheduled,

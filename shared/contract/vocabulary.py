@@ -108,6 +108,24 @@ class WithdrawalReason(StrEnum):
     FAMILY_DECLINED = "family_declined"
     REFERRER_WITHDREW = "referrer_withdrew"
     OTHER = "other"
+    PERSONAL_DATA_ERASED = "personal_data_erased"  # ops erased the case on request, mid-case
+
+
+class ErasureReason(StrEnum):
+    """Why a case's personal data was erased (PersonalDataErased)."""
+
+    RETENTION = "retention"  # the retention period after the case ended has passed
+    REQUEST = "request"  # operations erased it on request (the request's own code stays in referral)
+
+
+class ErasureRequestReason(StrEnum):
+    """The ground of an erasure on request, kept with the case (a code, never a value)."""
+
+    DATA_SUBJECT_REQUEST = "data_subject_request"  # AVG art. 17: the family asked
+    CONSENT_WITHDRAWN = "consent_withdrawn"  # AVG art. 17(1)(b)
+    UNLAWFUL_PROCESSING = "unlawful_processing"  # AVG art. 17(1)(d), e.g. a referral made in error
+    LEGAL_OBLIGATION = "legal_obligation"  # AVG art. 17(1)(e), e.g. a court order
+    DUPLICATE = "duplicate"  # the same family referred twice; the other case goes on
 
 
 class CancellationReason(StrEnum):

@@ -133,6 +133,15 @@ class StoreContract:
         assert found is not None and found[0] == first and found[1].owner == "a"
         assert await store.get_by_alternate_key("bjz:2") is None
 
+    async def test_an_alternate_key_the_state_no_longer_has_is_released(self, make_store: MakeStore) -> None:
+        """An erased referral forgets the bureau's reference: the document keeps none either."""
+        store = await make_store("cards", Card, alternate_key=lambda card: card.reference)
+        key = case_id()
+        await store.mutate(key, lambda _: Change(Card(owner="a", reference="bjz:erased")))
+        await store.mutate(key, lambda card: Change(card.model_copy(update={"reference": None})))
+        assert await store.get_by_alternate_key("bjz:erased") is None
+        await store.mutate(case_id(), lambda _: Change(Card(owner="b", reference="bjz:erased")))  # free again
+
     async def test_racing_creators_of_one_alternate_key_open_one_aggregate(self, make_store: MakeStore) -> None:
         store = await make_store("cards", Card, alternate_key=lambda card: card.reference)
 

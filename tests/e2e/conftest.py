@@ -1,5 +1,6 @@
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -8,14 +9,20 @@ from services.asyncapi import SERVICES
 from tests.support.system import System
 
 
-@pytest.fixture
-def system(rabbitmq_url: str, mongodb_url: str, tmp_path: Path) -> Iterator[System]:
-    running = System(rabbitmq_url, mongodb_url, tmp_path)
+@contextmanager
+def running(system: System) -> Iterator[System]:
+    """The four services of `system` started (as its environment says), stopped and removed after."""
     try:
         for service in SERVICES:
-            running.start(service)
-        yield running
+            system.start(service)
+        yield system
     finally:
-        running.stop()
+        system.stop()
         if os.environ.get("KRING_KEEP_DATA") != "1":  # kept: to look into a failed run
-            running.remove_everything()
+            system.remove_everything()
+
+
+@pytest.fixture
+def system(rabbitmq_url: str, mongodb_url: str, tmp_path: Path) -> Iterator[System]:
+    with running(System(rabbitmq_url, mongodb_url, tmp_path)) as started:
+        yield started

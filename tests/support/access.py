@@ -19,6 +19,7 @@ POLICY: dict[tuple[str, str, str], set[Role] | None] = {
     ("referral", "POST", "/cases/{case_id}/withdrawal"): ON_THE_CASE,
     ("referral", "POST", "/cases/{case_id}/family-access"): {C, O},  # a one-time code, for the case's coordinator
     ("referral", "POST", "/family-access"): PUBLIC,  # the family exchanges its one-time code
+    ("referral", "POST", "/cases/{case_id}/erasure"): {O},  # erasure on request (AVG art. 17), by operations
     ("scheduling", "PUT", "/coordinators/{coordinator_id}"): {O},
     ("scheduling", "GET", "/coordinators"): {O},
     ("scheduling", "GET", "/cases"): {C, O},
@@ -50,6 +51,10 @@ POLICY: dict[tuple[str, str, str], set[Role] | None] = {
     ("followup", "GET", "/reports.html"): {O, F},
     ("followup", "POST", "/partner/replay"): {O},
 }
+# The audit log of every service: operations query it; a family is told who read its case.
+for _service in ("referral", "scheduling", "plans", "followup"):
+    POLICY[(_service, "GET", "/audit")] = {O}
+    POLICY[(_service, "GET", "/cases/{case_id}/access-log")] = {FAM, O}
 # Nobody outside the case ever reaches a case: the funder sees aggregates only.
 assert all(F not in roles for (_, _, path), roles in POLICY.items() if roles and "{case_id}" in path)
 

@@ -120,6 +120,7 @@ async def test_family_tokens_stop_working_when_the_case_is_withdrawn(referral: I
     referral.clock.now = datetime.now(UTC)  # type: ignore[attr-defined]  # tokens carry the real time
     token = (await exchange(referral, await code_for(referral, case_id))).json()["family_access_token"]
     family = {"authorization": f"Bearer {token}"}
+    referral.clock.now = datetime.now(UTC) + timedelta(seconds=1)  # type: ignore[attr-defined]  # the withdrawal comes after the token
     async with referral.http() as http:
         assert (await http.get(f"/cases/{case_id}", headers=family)).status_code == 200
         withdrawn = await http.post(f"/cases/{case_id}/withdrawal", json={"reason": "consent_withdrawn"}, headers=family)
