@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.access import change_owned, read_owned
+from shared.access import ANY_CASE, OWN_CASE, OWN_CASES, Ownership, Scope, change_owned, ownership, read_owned
 from shared.auth import Principal, Role, authorised, issue_token
 from shared.contract.vocabulary import (
     AgeBand,
@@ -141,6 +141,18 @@ def case_view(referral: domain.Referral) -> CaseView:
     )
 
 
+ORGANISATION_CASES = "its organisation's cases only (the token's org)"
+
+
+@ownership(
+    {
+        Role.BUREAU: ORGANISATION_CASES,
+        Role.REFERRER: ORGANISATION_CASES,
+        Role.FAMILY: OWN_CASE,
+        Role.COORDINATOR: OWN_CASES,
+        Role.OPS: ANY_CASE,
+    }
+)
 def may_see(caller: Principal, referral: domain.Referral) -> bool:
     match caller.role:
         case Role.OPS:
@@ -155,11 +167,18 @@ def may_see(caller: Principal, referral: domain.Referral) -> bool:
     return False
 
 
+# The contact person: may_see, then domain.may_read_contact (in the route).
+CONTACT = Ownership(may_see, {Role.COORDINATOR: "the coordinator assigned to the case only", Role.OPS: "before a self-referral's intake only"})
+# Checked in the route: the body's referrer.organisation_id must be the token's org.
+OWN_ORGANISATION = "for its own organisation only (referrer.organisation_id = the token's org)"
+FOR_OWN_ORGANISATION = Scope({Role.BUREAU: OWN_ORGANISATION, Role.REFERRER: OWN_ORGANISATION})
+
+
 def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: Callable[[], datetime]) -> APIRouter:
     api = APIRouter()
     public = [Depends(public_rate_limit)]
     secure_cookie = not settings.development
-    anyone_on_the_case = authorised(Role.BUREAU, Role.REFERRER, Role.FAMILY, Role.COORDINATOR, Role.OPS)
+    anyone_on_the_case = authorised(Role.BUREAU, Role.REFERRER, Role.FAMILY, Role.COORDINATOR, Role.OPS, owned=may_see)
 
     async def open_case(
         request: domain.ReferralRequest, *, channel: str, role: str, organisation: str | None, reference: str | None,
@@ -184,7 +203,7 @@ def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: 
 
     @api.post("/referrals", status_code=201, response_model=CaseCreated, tags=["referrals"])
     async def submit_referral(
-        submission: ReferralSubmission, caller: Principal = Depends(authorised(*PROFESSIONAL_ROLES))
+        submission: ReferralSubmission, caller: Principal = Depends(authorised(*PROFESSIONAL_ROLES, owned=FOR_OWN_ORGANISATION))
     ) -> CaseCreated:
         """A bureau or professional referrer refers a family."""
         if submission.referrer.organisation_id != caller.organisation_id:
@@ -219,7 +238,14 @@ def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: 
     async def self_referral_style() -> Response:
         return Response(forms.STYLESHEET, media_type="text/css", headers={"cache-control": CACHEABLE})
 
-    @api.post("/self-referral", response_class=HTMLResponse, tags=["form"], dependencies=public)
+    @api.post(
+        "/self-referral", response_class=HTMLResponse, tags=["form"], dependencies=public,
+        responses={
+            201: {"description": "thanks page with the family's link", "content": {"text/html": {}}},
+            403: {"description": "the form token (cookie kring_form and hidden field) is missing or does not match", "content": {"text/html": {}}},
+            422: {"description": "the form again, with the invalid fields marked (a file in a field: JSON InvalidRequest)", "content": {"text/html": {}}},
+        },
+    )  # fmt: skip
     async def self_referral_form_sent(http_request: Request) -> HTMLResponse:
         form = await http_request.form()
         cookie = http_request.cookies.get(forms.FORM_COOKIE)
@@ -236,7 +262,7 @@ def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: 
         return page(forms.render_thanks(created.case_id, created.family_access_token), 201)
 
     @api.post("/cases/{case_id}/intake", response_model=CaseView, tags=["cases"])
-    async def accept_intake(case_id: str, caller: Principal = Depends(authorised(Role.OPS))) -> CaseView:
+    async def accept_intake(case_id: str, caller: Principal = Depends(authorised(Role.OPS, owned=may_see))) -> CaseView:
         """An intake worker spoke to the family of a self-referral and takes it on: only now
         is the case announced to the other services (and a coordinator's place reserved)."""
         now = clock()
@@ -247,10 +273,10 @@ def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: 
         return case_view(await read_owned(referrals, case_id, caller, may_see))
 
     @api.get("/cases/{case_id}/contact", response_model=ContactView, tags=["cases"])
-    async def read_contact(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS))) -> ContactView:
+    async def read_contact(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS, owned=CONTACT))) -> ContactView:
         """The family's contact person, for the coordinator assigned to the case only; before
         a self-referral's intake, for the intake worker (ops) who phones the family."""
-        referral = await read_owned(referrals, case_id, caller, may_see)
+        referral = await read_owned(referrals, case_id, caller, CONTACT)
         if not domain.may_read_contact(caller.role, caller.subject, referral):
             raise Forbidden("only the assigned coordinator reads the contact person (ops: before intake only)")
         request = referral.request
@@ -275,7 +301,7 @@ def router(referrals: AggregateStore[Referral], settings: KringSettings, clock: 
         return await change(case_id, caller, lambda r: domain.withdraw(r, withdrawal.reason, now=now, role=caller.role))
 
     @api.post("/cases/{case_id}/family-access", response_model=CaseCreated, tags=["cases"])
-    async def family_access(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS))) -> CaseCreated:
+    async def family_access(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS, owned=may_see))) -> CaseCreated:
         """A token for the family's contact person to read its own case and plan."""
         await read_owned(referrals, case_id, caller, may_see)
         return CaseCreated(case_id=case_id, family_access_token=family_token(case_id))
