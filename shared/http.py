@@ -124,6 +124,7 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
     app.state.public_limit = PublicLimit(settings.public_rate_limit, counters, service.name)
     if settings.api_docs:
         _serve_docs(app)
+    _serve_asyncapi(app, service)
 
     @app.get("/health/live", include_in_schema=False)
     async def live() -> dict[str, str]:
@@ -496,3 +497,34 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
                     responses[code] = answer
     app.openapi_schema = document
     return document
+
+
+# --- AsyncAPI: public, like the contract it is (no secrets: the broker named is the published one)
+
+
+def _serve_asyncapi(app: FastAPI, service: "KringService") -> None:
+    """/asyncapi.json (the document), /asyncapi (the same for people: HTML without script, so
+    the API's policy holds) and /asyncapi/schemas/<file> (the JSON Schemas it links)."""
+    from .messaging.asyncapi import event_schemas, render_html
+
+    cached: dict[str, Any] = {}
+
+    def spec() -> dict[str, Any]:
+        if "document" not in cached:
+            cached["document"] = service.asyncapi()
+        return cached["document"]
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi_json() -> JSONResponse:
+        return JSONResponse(spec())
+
+    @app.get("/asyncapi", include_in_schema=False)
+    async def asyncapi_page() -> HTMLResponse:
+        return page(render_html(spec()))
+
+    @app.get("/asyncapi/schemas/{name}", include_in_schema=False)
+    async def asyncapi_schema(name: str) -> JSONResponse:
+        schemas = cached.setdefault("schemas", event_schemas(service))
+        if name not in schemas:
+            raise NotFound("no such schema")
+        return JSONResponse(schemas[name], media_type="application/schema+json")
