@@ -35,7 +35,7 @@ ASYNCAPI_VERSION = "3.0.0"
 BINDING_VERSION = "0.3.0"
 SCHEMAS = "#/components/schemas/"
 SCHEMA_URL = "/asyncapi/schemas/{type}.json"  # where each service serves an event's JSON Schema
-PARTY_CHANNELS = (Channel.REPLIES, Channel.PARTNER)
+BROKER_DELIVERY_COUNT = "x-delivery-count"
 
 CONVENTIONS = f"""Every event is one AMQP message: the body is the event's data as JSON (the payload
 below, nothing around it); its CloudEvents 1.0 context travels in application headers
@@ -65,6 +65,10 @@ def _header_schema(event_type: str | None, causation: bool) -> dict[str, Any]:
             "description": "the cloudEvents_id of the event whose handling caused this one; absent when an HTTP request, a command or a timer did",
         }
     assert set(EXTENSIONS.values()) == {"correlationid", "causationid"}
+    properties[BROKER_DELIVERY_COUNT] = {
+        "type": "integer",
+        "description": "added by RabbitMQ when a quorum queue delivers the message, not sent by Kring: earlier deliveries of it",
+    }
     return {"type": "object", "properties": properties, "required": required}
 
 
