@@ -220,17 +220,24 @@ class _Builder:
         }
 
     def receives(self, event: type[Event], queue: str, description: str | None) -> None:
-        channel = self.event_channel(event)
+        self._receive(f"receive.{event.type_name()}", self.event_channel(event), event.__name__, queue, description)
+
+    def _receive(self, key: str, channel: str, message: str, queue: str, description: str | None) -> None:
         operation: dict[str, Any] = {
             "action": "receive",
             "channel": {"$ref": f"#/channels/{channel}"},
-            "messages": [{"$ref": f"#/channels/{channel}/messages/{event.__name__}"}],
+            "messages": [{"$ref": f"#/channels/{channel}/messages/{message}"}],
             "bindings": {"amqp": {"ack": True, "bindingVersion": BINDING_VERSION}},
-            "x-kring-queue": self._queue(queue),
+            "x-kring-queue": {
+                "name": queue,
+                "internal": True,
+                "dead_letter_queue": f"{queue}.dlq",
+                "deliveries_before_dead_letter": 1 + DELIVERY_LIMIT,
+            },
         }
         if description:
             operation["description"] = description
-        self.operations[f"receive.{event.type_name()}"] = operation
+        self.operations[key] = operation
 
     def receives_command(self, binding_key: str, model: type[BaseModel], queue: str, description: str | None) -> None:
         key = f"{self.topology.intake.name}.{binding_key}"
@@ -251,24 +258,7 @@ class _Builder:
             "bindings": {"amqp": {"is": "routingKey", "exchange": _exchange(self.topology.intake.name), "bindingVersion": BINDING_VERSION}},
             "x-kring-sender": f"{BUREAU_USER_PREFIX}{{organisation}}",
         }
-        operation: dict[str, Any] = {
-            "action": "receive",
-            "channel": {"$ref": f"#/channels/{key}"},
-            "messages": [{"$ref": f"#/channels/{key}/messages/{model.__name__}"}],
-            "bindings": {"amqp": {"ack": True, "bindingVersion": BINDING_VERSION}},
-            "x-kring-queue": self._queue(queue),
-        }
-        if description:
-            operation["description"] = description
-        self.operations[f"receive.{binding_key}"] = operation
-
-    def _queue(self, queue: str) -> dict[str, Any]:
-        return {
-            "name": queue,
-            "internal": True,
-            "dead_letter_queue": f"{queue}.dlq",
-            "deliveries_before_dead_letter": 1 + DELIVERY_LIMIT,
-        }
+        self._receive(f"receive.{binding_key}", key, model.__name__, queue, description)
 
     def components(self) -> dict[str, Any]:
         return {"messages": self.messages, "schemas": self.schemas}
