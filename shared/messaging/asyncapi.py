@@ -272,8 +272,13 @@ def document(service: "KringService", *, server: str) -> dict[str, Any]:
         builder.sends(event)
     for subscriber in service.broker.subscribers:
         queue, exchange = subscriber.queue, subscriber.exchange
-        description = getattr(subscriber.specification.config, "description_", None)
+        # the subscriber's own description, else its handler's docstring (as FastStream does)
+        description = getattr(subscriber.specification.config, "description_", None) or next(
+            (call.description for call in subscriber.calls if call.description), None
+        )
         if exchange.name == topology.intake.name:
+            if queue.routing_key not in service.commands:
+                raise LookupError(f"{service.name} reads command {queue.routing_key}: name its body with service.documents_command")
             builder.receives_command(queue.routing_key, service.commands[queue.routing_key], queue.name, description)
             continue
         event = _event_for(exchange.name, queue.routing_key, topology)

@@ -6,9 +6,10 @@ bureau's invalid command is answered ReferralRejected; the example bureau client
 (examples/bureau_client.py, run as a subprocess from the documents only) submits a referral,
 gets ReferralAccepted and reads its case over HTTP; the demo carries cases to their
 outcomes; the example funder client (examples/funder_client.py) receives its
-OutcomeRecorded events and fetches its report. Every captured message is validated against
-the AsyncAPI document its sender serves at /asyncapi.json: the exchange and routing key, the
-AMQP properties, every header (none undocumented), and the body against the payload schema."""
+OutcomeRecorded events and fetches its report. Every captured message (the parties' and the
+internal events too) is validated against the AsyncAPI document its sender serves at
+/asyncapi.json: the exchange and routing key, the AMQP properties, every header (none
+undocumented), and the body against the payload schema."""
 
 import asyncio
 import json
@@ -96,7 +97,7 @@ async def run_client(script: str, env: dict[str, str], *args: str) -> tuple[int,
 
 async def scenario(system: System, rabbitmq_url: str) -> None:
     prefix = system.prefix
-    documents = {service: httpx.get(f"{system.urls[service]}/asyncapi.json").json() for service in ("referral", "followup")}
+    documents = {service: httpx.get(f"{system.urls[service]}/asyncapi.json").json() for service in system.urls}
     for service in ("referral", "followup"):
         page = httpx.get(f"{system.urls[service]}/asyncapi")
         assert page.status_code == 200 and "<script" not in page.text and "default-src 'none'" in page.headers["content-security-policy"]
@@ -106,7 +107,7 @@ async def scenario(system: System, rabbitmq_url: str) -> None:
     admin = await aio_pika.connect(rabbitmq_url)  # operations: declares and binds the parties' queues
     channel = await admin.channel()
     replies_queue, partner_queue = f"{prefix}.replies.{BUREAU}", f"{prefix}.partner.{FUNDER}"
-    probes = {f"{prefix}.probe.replies.{uuid.uuid4().hex[:6]}": f"{prefix}.replies", f"{prefix}.probe.partner.{uuid.uuid4().hex[:6]}": f"{prefix}.partner"}
+    probes = {f"{prefix}.probe.{exchange}.{uuid.uuid4().hex[:6]}": f"{prefix}.{exchange}" for exchange in ("replies", "partner", "events")}
     ours = [replies_queue, partner_queue, *probes]
     try:
         for name in ours:
@@ -153,11 +154,14 @@ async def scenario(system: System, rabbitmq_url: str) -> None:
                 captured.setdefault(text((message.headers or {}).get("cloudEvents_type")), []).append(message)
         assert {"nl.kring.referral.accepted.v1", "nl.kring.referral.rejected.v1", "nl.kring.outcome.recorded.v1"} <= captured.keys(), captured.keys()
         problems = []
-        for event_type, messages in captured.items():
-            document = documents["followup" if event_type.startswith("nl.kring.outcome.") else "referral"]
+        for event_type, messages in captured.items():  # each against the document of the service that sends it
+            senders = [document for document in documents.values() if f"send.{event_type}" in document["operations"]]
+            assert len(senders) == 1, f"{event_type}: sent according to {len(senders)} documents"
             for message in messages:
-                problems += check_against_document(message, document)
+                problems += check_against_document(message, senders[0])
         assert problems == [], problems[:10]
+        internal = {t for t in captured if not t.startswith(("nl.kring.referral.accepted", "nl.kring.referral.rejected", "nl.kring.outcome."))}
+        assert len(internal) >= 10, f"the internal events checked too: {sorted(internal)}"
         rejected = [json.loads(m.body) for m in captured["nl.kring.referral.rejected.v1"] if m.routing_key == f"referral.rejected.{BUREAU}"]
         assert rejected and rejected[0]["errors"][0]["field"].startswith("children.0.age")
         for_funder = [m for m in captured["nl.kring.outcome.recorded.v1"] if (m.routing_key or "").startswith(f"outcome.recorded.{FUNDER}.")]
