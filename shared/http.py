@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, FastAPI, HTTPException, Request, status
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from limits import RateLimitItem
@@ -39,6 +40,7 @@ from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import PyMongoError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
@@ -68,7 +70,7 @@ class InvalidRequest(BaseModel):
     """400 (the body is not JSON: `fields` empty) and 422 (every invalid field named)."""
 
     model_config = ConfigDict(extra="forbid")
-    error: str = Field(description='"invalid request", or "the body is not valid JSON"')
+    error: str = Field(description='"invalid request", or (400) "the body is not valid JSON" / "the body cannot be read"')
     fields: list[FieldProblem]
 
 
@@ -137,6 +139,7 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
 
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
     for error, status_code in REFUSALS.items():
         app.add_exception_handler(error, _refusal(status_code))
     app.add_exception_handler(InvalidInput, _invalid_input)
@@ -167,6 +170,16 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     if any(e.get("type") == "json_invalid" for e in errors):
         return _invalid("the body is not valid JSON", [], status.HTTP_400_BAD_REQUEST)
     return _invalid("invalid request", field_errors(errors), status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _http_exception(request: Request, error: Exception) -> Response:
+    """FastAPI's own 400 (a body it cannot parse) in the shape of every bad body; the other
+    HTTPExceptions (401, 403, 429 from shared.auth and the rate limit) as FastAPI answers them,
+    `{"detail": …}` (Refusal)."""
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == status.HTTP_400_BAD_REQUEST:
+        return _invalid("the body cannot be read", [], status.HTTP_400_BAD_REQUEST)
+    return await http_exception_handler(request, error)
 
 
 REFUSALS = {NotFound: status.HTTP_404_NOT_FOUND, Forbidden: status.HTTP_403_FORBIDDEN, RuleViolation: status.HTTP_409_CONFLICT}
@@ -430,7 +443,7 @@ def _errors(route: Any, method: str, operation: dict[str, Any], roles: tuple[Any
     json_body = "application/json" in operation.get("requestBody", {}).get("content", {})
     errors: dict[str, Any] = {}
     if json_body:
-        errors["400"] = _response("the body is not valid JSON (`fields` is empty)", InvalidRequest)
+        errors["400"] = _response("the body is not valid JSON, or cannot be read (`fields` is empty)", InvalidRequest)
     if roles:
         www = {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}
         errors["401"] = _response("no bearer token, or one that is invalid, expired or not for this service", Refusal, www)

@@ -61,7 +61,7 @@ def test_generated_requests_to_every_operation_never_get_a_server_error(system: 
           f"statuses {dict(sorted(statuses.items()))}; of them on {len(real_cases)} real cases "
           f"{dict(sorted(on_real_cases.items()))}; {len(failures)} server errors")
     assert statuses.total() >= len(POLICY) * 2
-    assert failures == []
+    assert failures == [], sorted(set(failures))
     assert any(200 <= status < 300 for status in on_real_cases), "no generated request got through to a real case"
     assert on_real_cases[409] > 0, "no generated request met a rule of a real case"
 
@@ -127,7 +127,8 @@ def undocumented(response: Any, documented: dict[str, Any], components: dict[str
     if answer is None:
         return f"status {response.status_code} is not documented"
     schema = answer.get("content", {}).get("application/json", {}).get("schema")
-    if schema is None or not response.headers.get("content-type", "").startswith("application/json"):
+    content_type = response.headers.get("content-type") or [""]  # schemathesis: a list per header
+    if schema is None or not (content_type if isinstance(content_type, str) else content_type[0]).startswith("application/json"):
         return None if "text/html" in answer.get("content", {}) else f"{response.status_code}: not the documented JSON"
     errors = [e.message for e in jsonschema_rs.validator_for({**schema, "components": components}).iter_errors(response.json())]
     return f"{response.status_code} body does not fit its schema: {errors[:2]}" if errors else None
