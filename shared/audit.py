@@ -211,6 +211,7 @@ class AccessRecord(BaseModel):
 def audit_router(log: AuditLog) -> "APIRouter":
     from fastapi import APIRouter, Depends, Query
 
+    from .access import ANY_CASE, OWN_CASE, Scope
     from .auth import Principal, Role, authorised
     from .errors import Forbidden
 
@@ -227,7 +228,9 @@ def audit_router(log: AuditLog) -> "APIRouter":
         return await log.entries(case_id=case_id, subject=subject, limit=limit)
 
     @api.get("/cases/{case_id}/access-log", response_model=list[AccessRecord])
-    async def access_log(case_id: str, caller: Principal = Depends(authorised(Role.FAMILY, Role.OPS))) -> list[AccessRecord]:
+    async def access_log(
+        case_id: str, caller: Principal = Depends(authorised(Role.FAMILY, Role.OPS, owned=Scope({Role.FAMILY: OWN_CASE, Role.OPS: ANY_CASE})))
+    ) -> list[AccessRecord]:
         """Who read or changed this case here, and when (Wie heeft uw gegevens ingezien): for the
         family of the case (its own reads left out) and operations."""
         if caller.role is Role.FAMILY and caller.case_id != case_id:

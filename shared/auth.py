@@ -32,12 +32,12 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -299,9 +299,22 @@ def _unauthenticated(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def authorised(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
-    """A FastAPI dependency admitting callers with one of `roles`."""
+class Scope(Protocol):
+    """What narrows a role inside a route (an ownership rule, a funder's slice): per role,
+    in words (`says`), for the route's OpenAPI description and `x-kring-ownership`."""
+
+    says: Mapping[Role, str]
+
+
+def authorised(*roles: Role, owned: Scope | None = None) -> Callable[[Request], Awaitable[Principal]]:
+    """A FastAPI dependency admitting callers with one of `roles`; `owned` is the rule the
+    route then applies (shared.access), so that its documentation is the rule's own.
+
+    The dependency carries both (`kring_roles`, `kring_scope`): shared.http's OpenAPI reads
+    them from the route, so the document names exactly the roles this check admits."""
     admitted = frozenset(roles)
+    if not admitted:
+        raise ValueError("a route admits at least one role (a public route has no authorised dependency)")
 
     async def caller(request: Request) -> Principal:
         header = request.headers.get("authorization", "")
@@ -324,6 +337,8 @@ def authorised(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
                 raise _unauthenticated("the family's access to this case has ended")
         return principal
 
+    caller.kring_roles = tuple(role for role in Role if role in admitted)  # type: ignore[attr-defined]
+    caller.kring_scope = owned  # type: ignore[attr-defined]
     return caller
 
 

@@ -29,13 +29,18 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, status
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from limits import RateLimitItem
 from limits import parse as parse_limit
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
+from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import PyMongoError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
@@ -52,6 +57,48 @@ if TYPE_CHECKING:
 log = get_logger("kring.http")
 
 BODY_CONTENT_TYPES = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")
+
+
+# --- the error bodies: the handlers below answer with these models, and the OpenAPI of
+# every route documents them (`openapi_document`), so document and answer are one object.
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="where: a dotted path into the body or the parameter's name, e.g. children.0.age; (body) for the whole body")
+    problem: str = Field(description="what is wrong, in words; never the value sent")
+
+
+class InvalidRequest(BaseModel):
+    """400 (the body is not JSON: `fields` empty) and 422 (every invalid field named)."""
+
+    model_config = ConfigDict(extra="forbid")
+    error: str = Field(description='"invalid request", or (400) "the body is not valid JSON" / "the body cannot be read"')
+    fields: list[FieldProblem]
+
+
+class Refusal(BaseModel):
+    """401 (no valid token), 403 (a role the route does not admit, or not yours), 404, 409 (not
+    allowed in the case's current state) and 429 (too many public requests)."""
+
+    model_config = ConfigDict(extra="forbid")
+    detail: str = Field(description="which rule refused, in words")
+
+
+class ErrorMessage(BaseModel):
+    """413 (body too large), 415 (content type), 503 (database or key server away: retry after
+    Retry-After seconds)."""
+
+    model_config = ConfigDict(extra="forbid")
+    error: str
+
+
+def _invalid(error: str, fields: list[dict[str, str]], status_code: int) -> JSONResponse:
+    body = InvalidRequest(error=error, fields=[FieldProblem(**field) for field in fields])
+    return JSONResponse(body.model_dump(), status_code)
+
+
+def _error(error: str, status_code: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(ErrorMessage(error=error).model_dump(), status_code, headers=headers)
 
 
 def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), *, version: str = "1.0.0") -> FastAPI:
@@ -81,6 +128,7 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
     app.state.public_limit = PublicLimit(settings.public_rate_limit, counters, service.name)
     if settings.api_docs:
         _serve_docs(app)
+    _serve_asyncapi(app, service)
 
     @app.get("/health/live", include_in_schema=False)
     async def live() -> dict[str, str]:
@@ -93,6 +141,7 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
 
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
     for error, status_code in REFUSALS.items():
         app.add_exception_handler(error, _refusal(status_code))
     app.add_exception_handler(InvalidInput, _invalid_input)
@@ -114,6 +163,7 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
             app, tracer_provider=service.tracer_provider, excluded_urls="/health/.*", server_request_hook=redact_http
         )
     app.include_router(audit_router(service.audit))
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 
 
@@ -130,10 +180,18 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     errors = list(error.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
-        return JSONResponse({"error": "the body is not valid JSON", "fields": []}, status.HTTP_400_BAD_REQUEST)
-    return JSONResponse(
-        {"error": "invalid request", "fields": field_errors(errors)}, status.HTTP_422_UNPROCESSABLE_CONTENT
-    )
+        return _invalid("the body is not valid JSON", [], status.HTTP_400_BAD_REQUEST)
+    return _invalid("invalid request", field_errors(errors), status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _http_exception(request: Request, error: Exception) -> Response:
+    """FastAPI's own 400 (a body it cannot parse) in the shape of every bad body; the other
+    HTTPExceptions (401, 403, 429 from shared.auth and the rate limit) as FastAPI answers them,
+    `{"detail": …}` (Refusal)."""
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == status.HTTP_400_BAD_REQUEST:
+        return _invalid("the body cannot be read", [], status.HTTP_400_BAD_REQUEST)
+    return await http_exception_handler(request, error)
 
 
 REFUSALS = {NotFound: status.HTTP_404_NOT_FOUND, Forbidden: status.HTTP_403_FORBIDDEN, RuleViolation: status.HTTP_409_CONFLICT}
@@ -145,7 +203,7 @@ def _refusal(status_code: int) -> Callable[[Request, Exception], Awaitable[JSONR
         # For the audit log: Kring's refusals are fixed sentences written in the code.
         code = next(code for kind, code in REFUSAL_CODES.items() if isinstance(error, kind))
         note_refusal(code, str(error) if isinstance(error, Forbidden) else None)
-        return JSONResponse({"detail": str(error)}, status_code)
+        return JSONResponse(Refusal(detail=str(error)).model_dump(), status_code)
 
     return answer
 
@@ -153,7 +211,7 @@ def _refusal(status_code: int) -> Callable[[Request, Exception], Awaitable[JSONR
 async def _invalid_input(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, InvalidInput)
     fields = [{"field": error.field or "(body)", "problem": error.problem}]
-    return JSONResponse({"error": "invalid request", "fields": fields}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    return _invalid("invalid request", fields, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 async def _unavailable(request: Request, error: Exception) -> JSONResponse:
@@ -162,9 +220,7 @@ async def _unavailable(request: Request, error: Exception) -> JSONResponse:
 
 
 def _try_again() -> JSONResponse:
-    return JSONResponse(
-        {"error": "temporarily unavailable, try again shortly"}, status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"}
-    )
+    return _error("temporarily unavailable, try again shortly", status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
 
 
 async def _database_error(request: Request, error: Exception) -> JSONResponse:
@@ -287,7 +343,7 @@ class RequestLimits:
 
 
 async def _answer(send: Send, status_code: int, error: str) -> None:
-    response = JSONResponse({"error": error}, status_code)
+    response = _error(error, status_code)
     await send({"type": "http.response.start", "status": status_code, "headers": response.raw_headers})
     await send({"type": "http.response.body", "body": response.body})
 
@@ -398,3 +454,160 @@ def _serve_docs(app: FastAPI) -> None:
         if name not in SWAGGER_ASSETS:
             raise NotFound("no such asset")
         return FileResponse(swagger_ui_path / name, media_type=SWAGGER_ASSETS[name], headers={"cache-control": CACHEABLE})
+
+
+# --- OpenAPI: who may call each route, and every error as it is really answered ----------
+
+BEARER = "bearer"
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT (ES256)",
+    "description": (
+        "A JWT signed ES256 by the identity provider (production: its JWKS; development: "
+        "`python -m shared.auth`). Claims: `iss`, `aud` naming `kring-<service>`, `sub`, `role` "
+        "(bureau, referrer, coordinator, professional, funder, ops, family), `iat`, `exp` within "
+        "the role's lifetime (family 28 days, ops 8 h, others 12 h); `org` for bureau, referrer "
+        "and funder, `case` for family. Missing or invalid: 401 with `WWW-Authenticate: Bearer`; "
+        "a role the route does not admit: 403."
+    ),
+}
+ERROR_MODELS = (FieldProblem, InvalidRequest, Refusal, ErrorMessage)
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}}
+CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def route_access(route: Any) -> tuple[tuple[Any, ...], Any, bool]:
+    """(roles the route's `authorised` dependency admits, the scope it then applies, public?),
+    read from the dependencies themselves (shared.auth.authorised marks its checks)."""
+    roles: tuple[Any, ...] = ()
+    scope = None
+    public = False
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        pending.extend(dependency.dependencies)
+        call = dependency.call
+        if call is public_rate_limit:
+            public = True
+        if getattr(call, "kring_roles", None):
+            roles, scope = call.kring_roles, call.kring_scope  # type: ignore[union-attr]
+    return roles, scope, public
+
+
+def _response(description: str, model: type[BaseModel], headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+    }
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+def _errors(route: Any, method: str, operation: dict[str, Any], roles: tuple[Any, ...], public: bool) -> dict[str, Any]:
+    """The error answers this route can really give (shared.http, shared.auth, the domain's
+    rules on a case). A route answering another (404 on a resource that is no case, a page
+    for people) declares it with FastAPI's `responses=` (`"model": Refusal`): kept as is."""
+    body = method in CHANGES
+    json_body = "application/json" in operation.get("requestBody", {}).get("content", {})
+    errors: dict[str, Any] = {}
+    if json_body:
+        errors["400"] = _response("the body is not valid JSON, or cannot be read (`fields` is empty)", InvalidRequest)
+    if roles:
+        www = {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}
+        errors["401"] = _response("no bearer token, or one that is invalid, expired or not for this service", Refusal, www)
+        errors["403"] = _response("your role may not call this route, or the case (figures) is not yours", Refusal)
+    on_a_case = "{case_id}" in route.path_format
+    if on_a_case:
+        errors["404"] = _response("no such case", Refusal)
+    if on_a_case and body:
+        errors["409"] = _response("well-formed, but not allowed in the case's current state (the rule is named)", Refusal)
+    if body:
+        errors["413"] = _response("the body is larger than KRING_HTTP_MAX_BODY_BYTES (default 262144)", ErrorMessage)
+        errors["415"] = _response(f"a body of another content type than {', '.join(BODY_CONTENT_TYPES)}", ErrorMessage)
+    if json_body or operation.get("parameters") or body:
+        errors["422"] = _response("invalid input: every invalid field named, never its value", InvalidRequest)
+    if public:
+        errors["429"] = _response("too many requests from this address to the public routes", Refusal, RETRY_AFTER)
+    errors["503"] = _response("the database (or the token key server) is away for a moment", ErrorMessage, RETRY_AFTER)
+    return errors
+
+
+def _describe_access(operation: dict[str, Any], roles: tuple[Any, ...], scope: Any, public: bool) -> None:
+    says = dict(getattr(scope, "says", {}) or {})
+    if roles:
+        operation["security"] = [{BEARER: []}]
+        operation["x-kring-roles"] = [str(role) for role in roles]
+        operation["x-kring-ownership"] = {str(role): says[role] for role in roles if role in says}
+        admitted = ", ".join(f"{role} ({says[role]})" if role in says else str(role) for role in roles)
+        line = f"**Roles:** {admitted}."
+    else:
+        operation["security"] = []
+        operation["x-kring-roles"] = []
+        operation["x-kring-public"] = True
+        line = "**Public:** no token; one rate limit per client address over all public routes of this service (429)."
+    operation["description"] = f"{line}\n\n{operation['description']}" if operation.get("description") else line
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """The service's OpenAPI: FastAPI's, with the bearer scheme, each route's roles and
+    ownership (from its `authorised` dependency) and the error answers as they are sent."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for fastapi_own in ("HTTPValidationError", "ValidationError"):  # not what Kring answers
+        schemas.pop(fastapi_own, None)
+    for model in ERROR_MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema.pop("$defs", None)  # each is a component of its own
+        schemas[model.__name__] = schema
+    components["securitySchemes"] = {BEARER: BEARER_SCHEME}
+    for context in iter_route_contexts(app.routes):  # included routers' routes too
+        if not isinstance(context.original_route, APIRoute) or not context.include_in_schema:
+            continue
+        route: Any = context  # the route as included (path with prefix, dependencies added)
+        roles, scope, public = route_access(route)
+        for method in route.methods:
+            operation = document["paths"][route.path_format][method.lower()]
+            _describe_access(operation, roles, scope, public)
+            responses = operation.setdefault("responses", {})
+            declared = {str(code) for code in route.responses}
+            for code, answer in _errors(route, method, operation, roles, public).items():
+                if code not in declared:
+                    responses[code] = answer
+    app.openapi_schema = document
+    return document
+
+
+# --- AsyncAPI: public, like the contract it is (no secrets: the broker named is the published one)
+
+
+def _serve_asyncapi(app: FastAPI, service: "KringService") -> None:
+    """/asyncapi.json (the document), /asyncapi (the same for people: HTML without script, so
+    the API's policy holds) and /asyncapi/schemas/<file> (the JSON Schemas it links)."""
+    from .messaging.asyncapi import event_schemas, render_html
+
+    cached: dict[str, Any] = {}
+
+    def spec() -> dict[str, Any]:
+        if "document" not in cached:
+            cached["document"] = service.asyncapi()
+        return cached["document"]
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi_json() -> JSONResponse:
+        return JSONResponse(spec())
+
+    @app.get("/asyncapi", include_in_schema=False)
+    async def asyncapi_page() -> HTMLResponse:
+        return page(render_html(spec()))
+
+    @app.get("/asyncapi/schemas/{name}", include_in_schema=False)
+    async def asyncapi_schema(name: str) -> JSONResponse:
+        schemas = cached.setdefault("schemas", event_schemas(service))
+        if name not in schemas:
+            raise NotFound("no such schema")
+        return JSONResponse(schemas[name], media_type="application/schema+json")

@@ -19,7 +19,6 @@ from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter, FastAPI
 from faststream.rabbit import Channel, RabbitBroker
-from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -30,6 +29,7 @@ from shared.errors import InsecureConfiguration
 from shared.http import create_http_app
 from shared.logging import get_logger
 from shared.memory import MemoryStorage
+from shared.messaging import asyncapi
 from shared.messaging.consumer import DeliveryPolicy, subscribe
 from shared.messaging.publisher import EventPublisher
 from shared.messaging.topology import Topology
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 
 S = TypeVar("S", bound=BaseModel)
 API_VERSION = "1.0.0"
+# The broker the published documents name (never the service's own URL: it holds a password).
+PUBLISHED_BROKER = "amqp://rabbitmq.kring.example:5672/"
 
 log = get_logger("kring.runtime")
 
@@ -139,6 +141,8 @@ class KringService:
         )
         if storage is None:
             self.indexes += self.audit.indexes()
+        self.published: list[type[Event]] = []  # what it documents it publishes (AsyncAPI)
+        self.commands: dict[str, type[BaseModel]] = {}
         self.stores: dict[str, AggregateStore[Any]] = {}
         self._periodic: list[tuple[float, Callable[[], Awaitable[Any]]]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -237,18 +241,15 @@ class KringService:
     def documents(self, *events: type[Event]) -> None:
         """Describe in this service's AsyncAPI document that it publishes `events`
         (they are sent through the outbox; this only registers their description)."""
-        for event in events:
-            self.broker.publisher(
-                event.binding_key(),
-                exchange=self.topology.exchange_for(event.channel),
-                schema=event,
-                title=f"{self.name}.publishes.{event.type_name()}",
-                description=(event.__doc__ or "").strip() or None,
-                persist=True,
-            )
+        self.published.extend(event for event in events if event not in self.published)
 
-    def asyncapi(self) -> AsyncAPI:
-        return AsyncAPI(self.broker, title=f"Kring {self.name} service", version=API_VERSION, description=self.description)
+    def documents_command(self, binding_key: str, model: type[BaseModel]) -> None:
+        """The body model of the commands its intake subscriber (`subscribe_command`) reads."""
+        self.commands[binding_key] = model
+
+    def asyncapi(self, server: str = PUBLISHED_BROKER) -> dict[str, Any]:
+        """This service's AsyncAPI document (shared.messaging.asyncapi), naming `server`."""
+        return asyncapi.document(self, server=server)
 
     def http_app(self, *routers: APIRouter) -> FastAPI:
         """The service's process: HTTP routes plus broker consumers, relay and health."""

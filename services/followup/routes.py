@@ -13,11 +13,12 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.access import change_owned, funder_slice, read_owned
+from shared.access import ANY_CASE, FUNDER_SLICE, OWN_CASES, change_owned, funder_slice, ownership, read_owned
 from shared.auth import Principal, Role, authorised
 from shared.contract.vocabulary import Identifier, Province
 from shared.domain import Change
 from shared.errors import NotFound
+from shared.http import Refusal
 from shared.logging import get_logger
 from shared.messaging.publisher import EventPublisher, Unroutable
 from shared.pseudonym import Pseudonyms
@@ -50,6 +51,7 @@ class LateCheck(BaseModel):
     days_overdue: int
 
 
+@ownership({Role.COORDINATOR: OWN_CASES, Role.OPS: ANY_CASE})
 def may_see(caller: Principal, followup: FollowUp) -> bool:
     return caller.role is Role.OPS or (caller.role is Role.COORDINATOR and followup.coordinator_id == caller.subject)
 
@@ -68,18 +70,18 @@ def router(
         return await change_owned(followups, case_id, caller, may_see, decide)
 
     @api.get("/cases/{case_id}", response_model=FollowUp, response_model_exclude={"counted"}, tags=["follow-up"])
-    async def read(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS))) -> FollowUp:
+    async def read(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS, owned=may_see))) -> FollowUp:
         return await own(case_id, caller)
 
     @api.put("/cases/{case_id}/due", response_model=FollowUp, response_model_exclude={"counted"}, tags=["follow-up"])
-    async def move(case_id: str, body: NewDueDate, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> FollowUp:
+    async def move(case_id: str, body: NewDueDate, caller: Principal = Depends(authorised(Role.COORDINATOR, owned=may_see))) -> FollowUp:
         """Move the check to another date, saying why."""
         followup = await change(case_id, caller, lambda f: domain.move(f, body.due_at))
         log.info("follow-up moved", case_id=case_id, by=caller.subject, reason_length=len(body.reason))
         return followup
 
     @api.post("/cases/{case_id}/check", response_model=FollowUp, response_model_exclude={"counted"}, tags=["follow-up"])
-    async def record_check(case_id: str, check: domain.Check, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> FollowUp:
+    async def record_check(case_id: str, check: domain.Check, caller: Principal = Depends(authorised(Role.COORDINATOR, owned=may_see))) -> FollowUp:
         """The three-month check: execution, ratings by group, outcomes per child."""
         now = clock()
         return await change(case_id, caller, lambda f: domain.complete(f, check, now, pseudonyms))
@@ -108,7 +110,7 @@ def router(
         return await tracking.report(funder_slice(caller, funder_id), province.value if province else None, period)
 
     period_query = Query(default=None, pattern=r"^[0-9]{4}-Q[1-4]$")
-    reader = authorised(Role.OPS, Role.FUNDER)
+    reader = authorised(Role.OPS, Role.FUNDER, owned=FUNDER_SLICE)
 
     @api.get("/reports", response_model=domain.Report, tags=["report"])
     async def report(
@@ -124,7 +126,7 @@ def router(
     ) -> HTMLResponse:  # fmt: skip
         return HTMLResponse(report_html.render(await build_report(funder_id, province, period, caller)))
 
-    @api.post("/partner/replay", tags=["partner"])
+    @api.post("/partner/replay", tags=["partner"], responses={404: {"description": "no partner queue for this funder", "model": Refusal}})
     async def replay(body: Replay, caller: Principal = Depends(authorised(Role.OPS))) -> dict[str, int]:
         """Publish a funder's outcome history again into its own (new) queue
         `<prefix>.partner.<funder_id>`."""

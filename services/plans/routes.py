@@ -10,7 +10,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.access import change_owned, read_owned
+from shared.access import OWN_CASE, OWN_CASES, change_owned, ownership, read_owned
 from shared.auth import Principal, Role, authorised
 from shared.contract.vocabulary import Identifier
 from shared.domain import Change
@@ -28,6 +28,13 @@ class Review(BaseModel):
         default=None, min_length=10, max_length=2000,
         description="accept although a requirement is not answered, and why",
     )  # fmt: skip
+
+
+class ReviewedPlan(CasePlan):
+    unmet_requirement_ids: list[str] = Field(
+        description="the requirements no agreement answers: why a revision was requested (status "
+        "revision_requested), or what an acceptance with justification accepts; empty when all are answered"
+    )
 
 
 class Outcome(BaseModel):
@@ -49,6 +56,13 @@ class ProfessionalView(BaseModel):
     professional_history: list[ProfessionalChange]
 
 
+@ownership(
+    {
+        Role.COORDINATOR: OWN_CASES,
+        Role.PROFESSIONAL: "the statutory cases it is bound to (named in the referral, or by ops)",
+        Role.FAMILY: OWN_CASE,
+    }
+)
 def may_see(caller: Principal, plan: CasePlan) -> bool:
     match caller.role:
         case Role.COORDINATOR:
@@ -60,6 +74,7 @@ def may_see(caller: Principal, plan: CasePlan) -> bool:
     return False
 
 
+@ownership({Role.PROFESSIONAL: "the statutory cases it is bound to (named in the referral, or by ops)"})
 def may_set_requirements(caller: Principal, plan: CasePlan) -> bool:
     """Any professional reaches the rule (a case that allows no requirements is refused with
     its reason); the rule admits the case's responsible professional only."""
@@ -78,14 +93,14 @@ def router(plans: AggregateStore[CasePlan], clock: Callable[[], datetime]) -> AP
 
     @api.get("/cases/{case_id}/plan", response_model=CasePlan, tags=["plan"])
     async def read_plan(
-        case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.PROFESSIONAL, Role.FAMILY))
+        case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.PROFESSIONAL, Role.FAMILY, owned=may_see))
     ) -> CasePlan:
         """The plan, with the bottom-line requirements and which agreement answers which."""
         return await read_owned(plans, case_id, caller, may_see, refusal=NOT_YOURS)
 
     @api.post("/cases/{case_id}/requirements", response_model=CasePlan, status_code=201, tags=["requirements"])
     async def add_requirement(
-        case_id: str, requirement: domain.NewRequirement, caller: Principal = Depends(authorised(Role.PROFESSIONAL))
+        case_id: str, requirement: domain.NewRequirement, caller: Principal = Depends(authorised(Role.PROFESSIONAL, owned=may_set_requirements))
     ) -> CasePlan:
         """A bottom-line requirement, before the conference, already shared with the family:
         by the case's responsible professional only (403 for anyone else), and only with a
@@ -109,30 +124,33 @@ def router(plans: AggregateStore[CasePlan], clock: Callable[[], datetime]) -> AP
         return ProfessionalView(case_id=plan.case_id, professional_id=plan.professional_id, professional_history=plan.professional_history)
 
     @api.put("/cases/{case_id}/plan", response_model=CasePlan, tags=["plan"])
-    async def record_plan(case_id: str, draft: domain.PlanDraft, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> CasePlan:
+    async def record_plan(case_id: str, draft: domain.PlanDraft, caller: Principal = Depends(authorised(Role.COORDINATOR, owned=may_see))) -> CasePlan:
         """The plan the family wrote, as the coordinator records it after the conference."""
         return await change(case_id, caller, lambda p: domain.record_plan(p, draft))
 
     @api.post("/cases/{case_id}/plan/presentation", response_model=CasePlan, tags=["plan"])
-    async def present(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> CasePlan:
+    async def present(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, owned=may_see))) -> CasePlan:
         now = clock()
         return await change(case_id, caller, lambda p: domain.present(p, now))
 
-    @api.post("/cases/{case_id}/plan/review", response_model=CasePlan, tags=["plan"])
-    async def review(case_id: str, body: Review, caller: Principal = Depends(authorised(Role.PROFESSIONAL))) -> CasePlan:
-        """By the case's responsible professional only. Accepted when every requirement is
-        answered (or with a justification); otherwise a revision is requested naming the
-        unmet requirements."""
+    @api.post("/cases/{case_id}/plan/review", response_model=ReviewedPlan, tags=["plan"])
+    async def review(case_id: str, body: Review, caller: Principal = Depends(authorised(Role.PROFESSIONAL, owned=may_see))) -> ReviewedPlan:
+        """By the case's responsible professional only. Accepted when every requirement is answered (or with a justification); otherwise a
+        revision is requested naming the unmet requirements (`unmet_requirement_ids`, as in
+        PlanRevisionRequested)."""
         now = clock()
-        return await change(case_id, caller, lambda p: domain.review(p, caller.subject, body.justification, now))
+        plan = await change(case_id, caller, lambda p: domain.review(p, caller.subject, body.justification, now))
+        meeting = plan.current
+        assert meeting is not None and meeting.plan is not None  # domain.review refused otherwise
+        return ReviewedPlan(**plan.model_dump(), unmet_requirement_ids=domain.unmet(plan, meeting.plan))
 
     @api.post("/cases/{case_id}/second-meeting", response_model=CasePlan, tags=["outcome"])
-    async def second_meeting(case_id: str, body: Outcome, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> CasePlan:
+    async def second_meeting(case_id: str, body: Outcome, caller: Principal = Depends(authorised(Role.COORDINATOR, owned=may_see))) -> CasePlan:
         now = clock()
         return await change(case_id, caller, lambda p: domain.second_meeting(p, body.reason_category, now))
 
     @api.post("/cases/{case_id}/no-plan", response_model=CasePlan, tags=["outcome"])
-    async def no_plan(case_id: str, body: Outcome, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> CasePlan:
+    async def no_plan(case_id: str, body: Outcome, caller: Principal = Depends(authorised(Role.COORDINATOR, owned=may_see))) -> CasePlan:
         now = clock()
         return await change(case_id, caller, lambda p: domain.no_plan(p, body.reason_category, now))
 

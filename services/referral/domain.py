@@ -152,7 +152,8 @@ class ReferralRequest(FamilyFacts):
     referrer: Referrer
     funder_id: Identifier | None = Field(
         default=None,
-        description="who pays; a family need not know: then the municipality (Youth Act), else the province",
+        description="who pays: required from a professional referrer (bureaus: always); only a family (family_member, "
+        "self) may leave it out, then the municipality (Youth Act) pays, else the province",
     )
     statutory_context: StatutoryContext = StatutoryContext.NONE
     bottom_line_requirements: list[Annotated[Text, StringConstraints(max_length=1000)]] = Field(

@@ -47,12 +47,14 @@ def rejected_fields(error: pydantic.ValidationError) -> list[RejectedField]:
 
 
 def register(service: KringService, referrals: AggregateStore[Referral], clock: Callable[[], datetime]) -> None:
+    service.documents_command(SUBMIT, domain.SubmitReferral)
+
     @subscribe_command(
         service.broker,
         service.topology,
         service.name,
         SUBMIT,
-        description="A bureau submits a referral (JSON body: docs/asyncapi/submit-referral.schema.json), "
+        description="A bureau submits a referral (JSON body: /asyncapi/schemas/referral.submit.json), "
         "published as its own broker user bureau-<organisation> with that AMQP user_id: the sender's "
         "organisation is taken from it, and a body naming another source_organisation_id is rejected. "
         "Answered on the replies exchange with referral.accepted.<organisation> or "

@@ -31,7 +31,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.access import change_owned, read_owned
+from shared.access import ANY_CASE, OWN_CASE, OWN_CASES, Ownership, Scope, change_owned, ownership, read_owned
 from shared.auth import ROLE_LIFETIME, Principal, Role, authorised, issue_token
 from shared.contract.vocabulary import (
     AgeBand,
@@ -50,7 +50,7 @@ from shared.contract.vocabulary import (
 )
 from shared.domain import Change
 from shared.errors import Forbidden, RuleViolation
-from shared.http import CACHEABLE, field_errors, page, public_rate_limit
+from shared.http import CACHEABLE, Refusal, field_errors, page, public_rate_limit
 from shared.settings import KringSettings
 from shared.store import AggregateStore, Result
 
@@ -200,6 +200,18 @@ def erasure_view(referral: domain.Referral) -> ErasureView:
     )  # fmt: skip
 
 
+ORGANISATION_CASES = "its organisation's cases only (the token's org)"
+
+
+@ownership(
+    {
+        Role.BUREAU: ORGANISATION_CASES,
+        Role.REFERRER: ORGANISATION_CASES,
+        Role.FAMILY: OWN_CASE,
+        Role.COORDINATOR: OWN_CASES,
+        Role.OPS: ANY_CASE,
+    }
+)
 def may_see(caller: Principal, referral: domain.Referral) -> bool:
     match caller.role:
         case Role.OPS:
@@ -216,6 +228,13 @@ def may_see(caller: Principal, referral: domain.Referral) -> bool:
     return False
 
 
+# The contact person: may_see, then domain.may_read_contact (in the route).
+CONTACT = Ownership(may_see, {Role.COORDINATOR: "the coordinator assigned to the case only", Role.OPS: "before a self-referral's intake only"})
+# Checked in the route: the body's referrer.organisation_id must be the token's org.
+OWN_ORGANISATION = "for its own organisation only (referrer.organisation_id = the token's org)"
+FOR_OWN_ORGANISATION = Scope({Role.BUREAU: OWN_ORGANISATION, Role.REFERRER: OWN_ORGANISATION})
+
+
 def router(
     referrals: AggregateStore[Referral], codes: AggregateStore[family_codes.FamilyCode], settings: KringSettings,
     clock: Callable[[], datetime],
@@ -223,7 +242,7 @@ def router(
     api = APIRouter()
     public = [Depends(public_rate_limit)]
     secure_cookie = not settings.development
-    anyone_on_the_case = authorised(Role.BUREAU, Role.REFERRER, Role.FAMILY, Role.COORDINATOR, Role.OPS)
+    anyone_on_the_case = authorised(Role.BUREAU, Role.REFERRER, Role.FAMILY, Role.COORDINATOR, Role.OPS, owned=may_see)
 
     async def open_case(
         request: domain.ReferralRequest, *, channel: str, role: str, organisation: str | None, reference: str | None,
@@ -248,7 +267,7 @@ def router(
 
     @api.post("/referrals", status_code=201, response_model=CaseCreated, tags=["referrals"])
     async def submit_referral(
-        submission: ReferralSubmission, caller: Principal = Depends(authorised(*PROFESSIONAL_ROLES))
+        submission: ReferralSubmission, caller: Principal = Depends(authorised(*PROFESSIONAL_ROLES, owned=FOR_OWN_ORGANISATION))
     ) -> CaseCreated:
         """A bureau or professional referrer refers a family. Sending an external_reference
         again answers the same case if the referral is identical, and 409 naming the changed
@@ -286,7 +305,14 @@ def router(
     async def self_referral_style() -> Response:
         return Response(forms.STYLESHEET, media_type="text/css", headers={"cache-control": CACHEABLE})
 
-    @api.post("/self-referral", response_class=HTMLResponse, tags=["form"], dependencies=public)
+    @api.post(
+        "/self-referral", response_class=HTMLResponse, tags=["form"], dependencies=public,
+        responses={
+            201: {"description": "thanks page with the family's link", "content": {"text/html": {}}},
+            403: {"description": "the form token (cookie kring_form and hidden field) is missing or does not match", "content": {"text/html": {}}},
+            422: {"description": "the form again, with the invalid fields marked (a file in a field: JSON InvalidRequest)", "content": {"text/html": {}}},
+        },
+    )  # fmt: skip
     async def self_referral_form_sent(http_request: Request) -> HTMLResponse:
         form = await http_request.form()
         cookie = http_request.cookies.get(forms.FORM_COOKIE)
@@ -302,7 +328,7 @@ def router(
         return page(forms.render_thanks(created.case_id), 201)
 
     @api.post("/cases/{case_id}/intake", response_model=CaseView, tags=["cases"])
-    async def accept_intake(case_id: str, caller: Principal = Depends(authorised(Role.OPS))) -> CaseView:
+    async def accept_intake(case_id: str, caller: Principal = Depends(authorised(Role.OPS, owned=may_see))) -> CaseView:
         """An intake worker spoke to the family of a self-referral and takes it on: only now
         is the case announced to the other services (and a coordinator's place reserved)."""
         now = clock()
@@ -313,10 +339,10 @@ def router(
         return case_view(await read_owned(referrals, case_id, caller, may_see))
 
     @api.get("/cases/{case_id}/contact", response_model=ContactView, tags=["cases"])
-    async def read_contact(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS))) -> ContactView:
+    async def read_contact(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS, owned=CONTACT))) -> ContactView:
         """The family's contact person, for the coordinator assigned to the case only; before
         a self-referral's intake, for the intake worker (ops) who phones the family."""
-        referral = await read_owned(referrals, case_id, caller, may_see)
+        referral = await read_owned(referrals, case_id, caller, CONTACT)
         if not domain.may_read_contact(caller.role, caller.subject, referral):
             raise Forbidden("only the assigned coordinator reads the contact person (ops: before intake only)")
         request = domain.kept(referral)
@@ -341,7 +367,7 @@ def router(
         return await change(case_id, caller, lambda r: domain.withdraw(r, withdrawal.reason, now=now, role=caller.role))
 
     @api.post("/cases/{case_id}/erasure", response_model=ErasureView, tags=["privacy"])
-    async def erase(case_id: str, erasure: ErasureRequest, caller: Principal = Depends(authorised(Role.OPS))) -> ErasureView:
+    async def erase(case_id: str, erasure: ErasureRequest, caller: Principal = Depends(authorised(Role.OPS, owned=may_see))) -> ErasureView:
         """Erase the case's personal data now, in every service (AVG art. 17), with the
         ground as a code. A running case is closed first (the coordinator's place is freed).
         Erasing an erased case again changes nothing and answers the first erasure."""
@@ -352,7 +378,7 @@ def router(
         return erasure_view(await change_owned(referrals, case_id, caller, may_see, decide))
 
     @api.post("/cases/{case_id}/family-access", response_model=FamilyCodeIssued, status_code=201, tags=["family access"])
-    async def family_access_code(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS))) -> FamilyCodeIssued:
+    async def family_access_code(case_id: str, caller: Principal = Depends(authorised(Role.COORDINATOR, Role.OPS, owned=may_see))) -> FamilyCodeIssued:
         """A one-time code for the family's contact person, for the case's coordinator (or ops,
         e.g. the intake worker on the phone) to hand over at the first call. It is shown once:
         only its hash is kept."""
@@ -371,7 +397,10 @@ def router(
             return FamilyCodeIssued(case_id=case_id, code=family_codes.formatted(code_id, secret), expires_at=code.expires_at)
         raise RuleViolation("no free code could be drawn: try again")
 
-    @api.post("/family-access", response_model=FamilyAccessGranted, tags=["family access"], dependencies=public)
+    @api.post(
+        "/family-access", response_model=FamilyAccessGranted, tags=["family access"], dependencies=public,
+        responses={403: {"model": Refusal, "description": "the code is wrong, used, expired or tried too often, or the case ended"}},
+    )  # fmt: skip
     async def exchange_family_code(body: CodeExchange) -> FamilyAccessGranted:
         """The family exchanges its one-time code, once, for its access token."""
         typed = family_codes.parsed(body.code)

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.access import change_owned, funder_slice, read_owned
+from shared.access import ANY_CASE, FUNDER_SLICE, OWN_CASES, change_owned, funder_slice, ownership, read_owned
 from shared.auth import Principal, Role, authorised
 from shared.contract.vocabulary import CancellationReason, Identifier, Province
 from shared.domain import Change
@@ -74,6 +74,7 @@ class AtRisk(BaseModel):
     reason: str
 
 
+@ownership({Role.COORDINATOR: OWN_CASES, Role.OPS: ANY_CASE})
 def may_see(caller: Principal, case: Case) -> bool:
     return caller.role is Role.OPS or (caller.role is Role.COORDINATOR and case.coordinator_id == caller.subject)
 
@@ -83,7 +84,8 @@ def router(assignments: Assignments, clock: Callable[[], datetime], standards: S
     api = APIRouter()
     cases, coordinators = assignments.cases, assignments.coordinators
     ops = authorised(Role.OPS)
-    coordinator_or_ops = authorised(Role.COORDINATOR, Role.OPS)
+    coordinator_or_ops = authorised(Role.COORDINATOR, Role.OPS, owned=may_see)
+    coordinator = authorised(Role.COORDINATOR, owned=may_see)
 
     async def change(case_id: str, caller: Principal, decide: Callable[[Case], Change[Case] | None]) -> Case:
         return await change_owned(cases, case_id, caller, may_see, decide)
@@ -155,7 +157,7 @@ def router(assignments: Assignments, clock: Callable[[], datetime], standards: S
     async def sixty_days(
         funder_id: Identifier | None = Query(default=None),
         province: Province | None = Query(default=None),
-        caller: Principal = Depends(authorised(Role.OPS, Role.FUNDER)),
+        caller: Principal = Depends(authorised(Role.OPS, Role.FUNDER, owned=FUNDER_SLICE)),
     ) -> domain.SixtyDays:
         """Share of first conferences held within 60 days of referral (reference: 65%)."""
         funder_id = funder_slice(caller, funder_id)
@@ -171,18 +173,18 @@ def router(assignments: Assignments, clock: Callable[[], datetime], standards: S
         return await read_owned(cases, case_id, caller, may_see)
 
     @api.put("/cases/{case_id}/preparation", response_model=Case, tags=["preparation"])
-    async def prepare(case_id: str, preparation: domain.Preparation, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> Case:
+    async def prepare(case_id: str, preparation: domain.Preparation, caller: Principal = Depends(coordinator)) -> Case:
         """The network map and arrangements, in counts by role."""
         return await change(case_id, caller, lambda c: domain.prepare(c, preparation))
 
     @api.put("/cases/{case_id}/conference", response_model=Case, tags=["preparation"])
-    async def set_date(case_id: str, body: ConferenceDate, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> Case:
+    async def set_date(case_id: str, body: ConferenceDate, caller: Principal = Depends(coordinator)) -> Case:
         """Set or move the conference date (ConferenceScheduled / ConferenceRescheduled)."""
         today = clock().date()
         return await change(case_id, caller, lambda c: domain.schedule(c, body.conference_date, today))
 
     @api.post("/cases/{case_id}/held", response_model=Case, tags=["conference"])
-    async def record_held(case_id: str, attendance: domain.Attendance, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> Case:
+    async def record_held(case_id: str, attendance: domain.Attendance, caller: Principal = Depends(coordinator)) -> Case:
         """The conference took place: attendance by role, and whether every parent with
         parental responsibility was there."""
         if attendance.attended.total == 0:
@@ -191,7 +193,7 @@ def router(assignments: Assignments, clock: Callable[[], datetime], standards: S
         return await change(case_id, caller, lambda c: domain.held(c, attendance, today))
 
     @api.post("/cases/{case_id}/first-contact", response_model=Case, tags=["preparation"])
-    async def record_first_contact(case_id: str, body: FirstContact, caller: Principal = Depends(authorised(Role.COORDINATOR))) -> Case:
+    async def record_first_contact(case_id: str, body: FirstContact, caller: Principal = Depends(coordinator)) -> Case:
         """The coordinator reached the family for the first time (FirstContactMade: the
         first-contact standard). When only; the same moment again changes nothing."""
         now = clock()

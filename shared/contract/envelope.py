@@ -3,7 +3,8 @@
 On the wire the body is the event's `data` as JSON; the context attributes travel as
 application headers with the ``cloudEvents_`` prefix (CloudEvents AMQP binding) and,
 where AMQP has a matching property, in that property too (message_id = id,
-correlation_id, timestamp = time, type, app_id = source). Readers take the headers.
+correlation_id, timestamp = time, type; shared.messaging.publisher sets them). Readers take
+the headers. `causation_id` is sent only when another event caused this one.
 """
 
 import json

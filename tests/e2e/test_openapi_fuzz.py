@@ -1,7 +1,8 @@
 """Schemathesis against every service's OpenAPI, with the four services as processes on the
 real servers: requests generated from each operation's schema (valid and invalid bodies,
 odd path and query values), sent with a token of a role the access policy admits, never
-get a 5xx. KRING_SCHEMATHESIS_EXAMPLES sets the examples per operation (default 12).
+get a 5xx, and every 4xx they get is one the operation documents, with a body that fits
+the documented schema. KRING_SCHEMATHESIS_EXAMPLES sets the examples per operation (default 12).
 
 Generated ids mostly name no case, so before generating the run makes real ones: cases
 carried to their end by the demo and cases left open with a coordinator. A route with a
@@ -17,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -47,17 +49,19 @@ def test_generated_requests_to_every_operation_never_get_a_server_error(system: 
     on_real_cases: Counter[int] = Counter()
     for service in SERVICES:
         schema = schemathesis.openapi.from_url(f"{system.urls[service]}/openapi.json")
+        document = httpx.get(f"{system.urls[service]}/openapi.json").json()
         for result in schema.get_all_operations():
             operation = result.ok()
             admitted = POLICY[(service, operation.method.upper(), operation.path)]
             roles: list[Role | None] = [None] if admitted is PUBLIC else sorted(admitted)
             cases: list[RealCase | None] = [None, *real_cases] if "{case_id}" in operation.path else [None]
-            fuzz(operation, system.urls[service], roles, cases, failures, statuses, on_real_cases)
+            documented = document["paths"][operation.path][operation.method.lower()]["responses"]
+            fuzz(operation, system.urls[service], roles, cases, failures, statuses, on_real_cases, documented, document["components"])
     print(f"\nschemathesis: {statuses.total()} generated requests to {len(POLICY)} operations, "
           f"statuses {dict(sorted(statuses.items()))}; of them on {len(real_cases)} real cases "
           f"{dict(sorted(on_real_cases.items()))}; {len(failures)} server errors")
     assert statuses.total() >= len(POLICY) * 2
-    assert failures == []
+    assert failures == [], sorted(set(failures))
     assert any(200 <= status < 300 for status in on_real_cases), "no generated request got through to a real case"
     assert on_real_cases[409] > 0, "no generated request met a rule of a real case"
 
@@ -122,8 +126,22 @@ def headers_for(role: Role | None, case: RealCase | None) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
+def undocumented(response: Any, documented: dict[str, Any], components: dict[str, Any]) -> str | None:
+    """Why an error answer is not what the operation's OpenAPI says, or None."""
+    answer = documented.get(str(response.status_code))
+    if answer is None:
+        return f"status {response.status_code} is not documented"
+    schema = answer.get("content", {}).get("application/json", {}).get("schema")
+    content_type = response.headers.get("content-type") or [""]  # schemathesis: a list per header
+    if schema is None or not (content_type if isinstance(content_type, str) else content_type[0]).startswith("application/json"):
+        return None if "text/html" in answer.get("content", {}) else f"{response.status_code}: not the documented JSON"
+    errors = [e.message for e in jsonschema_rs.validator_for({**schema, "components": components}).iter_errors(response.json())]
+    return f"{response.status_code} body does not fit its schema: {errors[:2]}" if errors else None
+
+
 def fuzz(operation: Any, url: str, roles: list[Role | None], cases: list[RealCase | None],
-         failures: list[str], statuses: Counter[int], on_real_cases: Counter[int]) -> None:  # fmt: skip
+         failures: list[str], statuses: Counter[int], on_real_cases: Counter[int],
+         documented: dict[str, Any], components: dict[str, Any]) -> None:  # fmt: skip
     generated = operation.as_strategy(GenerationMode.POSITIVE) | operation.as_strategy(GenerationMode.NEGATIVE)
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
@@ -137,5 +155,7 @@ def fuzz(operation: Any, url: str, roles: list[Role | None], cases: list[RealCas
             on_real_cases[response.status_code] += 1
         if response.status_code >= 500:
             failures.append(f"{operation.label} as {role}: {response.status_code} for {case.formatted_path} {str(case.body)[:200]}")
+        elif response.status_code >= 400 and (problem := undocumented(response, documented, components)):
+            failures.append(f"{operation.label} as {role}: {problem}")
 
     call()

@@ -150,11 +150,14 @@ async def test_a_missing_requirement_is_named_revised_and_then_accepted(kring: H
 
     await plans.call("PUT", f"/cases/{case_id}/plan", json=draft(["r1"]))
     await plans.call("POST", f"/cases/{case_id}/plan/presentation")
-    assert (await plans.call("POST", f"/cases/{case_id}/plan/review", plans.professional, json={})).status_code == 200
+    revision = await plans.call("POST", f"/cases/{case_id}/plan/review", plans.professional, json={})
+    assert revision.status_code == 200, revision.text
+    assert revision.json()["meetings"][0]["status"] == "revision_requested"
+    assert revision.json()["unmet_requirement_ids"] == ["r2"], "the answer names what the revision is for"
     assert (await plans.call("PUT", f"/cases/{case_id}/plan", json=draft(["r1"], ["r2"]))).status_code == 200
     await plans.call("POST", f"/cases/{case_id}/plan/presentation")
     reviewed = await plans.call("POST", f"/cases/{case_id}/plan/review", plans.professional, json={})
-    assert reviewed.json()["meetings"][0]["status"] == "accepted"
+    assert reviewed.json()["meetings"][0]["status"] == "accepted" and reviewed.json()["unmet_requirement_ids"] == []
 
     seen = bodies(await kring.drain(events.name, settle=1.0))
     assert [key for key, _ in seen] == [
