@@ -13,12 +13,13 @@ from services.plans.app import create_app as create_plans
 from services.referral import family_codes
 from services.referral.app import create_app as create_referral
 from shared.auth import ROLE_LIFETIME, Role, issue_token
-from shared.contract.events import ReferralWithdrawn
-from shared.contract.vocabulary import WithdrawalReason
+from shared.contract.events import PersonalDataErased, ReferralWithdrawn
+from shared.contract.vocabulary import ErasureReason, WithdrawalReason
 from shared.family_access import REVOKING, Revocation, admitted
 from tests.support.clock import ManualClock
 from tests.support.inmemory import InMemoryService
 from tests.support.referrals import self_referral
+from tests.support.samples import referral_received
 
 pytestmark = pytest.mark.anyio
 
@@ -150,6 +151,25 @@ async def test_plans_refuses_a_family_token_issued_before_the_withdrawal() -> No
         assert after.status_code == 401 and "ended" in after.text
         assert unaffected.status_code != 401, "another case's family is not affected"
 
+
+
+async def test_plans_refuses_a_family_token_issued_before_the_erasure() -> None:
+    """A case that ended without a withdrawal (follow-up done) and is erased after the
+    retention period: plans' own record of the erasure ends the family's access too."""
+    async with InMemoryService(create_plans, "plans") as plans:
+        received = referral_received()
+        await plans.publish(received)
+        case_id = received.case_id
+        token = issue_token(plans.settings, subject=f"family-{case_id}", role=Role.FAMILY, audience="plans", case_id=case_id)
+        family = {"authorization": f"Bearer {token}"}
+        async with plans.http() as http:
+            assert (await http.get(f"/cases/{case_id}/plan", headers=family)).status_code != 401
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        await plans.publish(PersonalDataErased(case_id=case_id, erased_at=later, reason=ErasureReason.RETENTION), time=later)
+        await plans.settle()
+        async with plans.http() as http:
+            after = await http.get(f"/cases/{case_id}/plan", headers=family)
+        assert after.status_code == 401 and "ended" in after.text
 
 def test_revocation_rules() -> None:
     at = datetime(2026, 12, 1, tzinfo=UTC)

@@ -158,3 +158,10 @@ async def test_operations_rebinds_the_professional_with_a_reason_kept_in_the_his
     assert new.status_code == 200
     [accepted] = plans.sent("plans.plan-accepted")
     assert accepted["reviewed_by_professional"] is True
+    # the professional change is in the audit log once per request, with who and why it was
+    # refused, never the values sent
+    changes = [e for e in await plans.service.audit.entries(case_id=case_id) if e.operation == "PUT /cases/{case_id}/professional"]
+    assert [(e.subject, e.role, e.outcome, e.status) for e in changes] == [
+        ("ops-1", "ops", "refused", 422), ("ops-1", "ops", "allowed", 200),
+    ]  # fmt: skip
+    assert not [e for e in changes if "gezinsvoogd-2" in e.model_dump_json() or "caseload_transfer" in e.model_dump_json()]
