@@ -208,7 +208,9 @@ class AccessRecord(BaseModel):
     operation: str
 
 
-def audit_router(log: AuditLog) -> "APIRouter":
+def audit_router(log: AuditLog, *, family: bool) -> "APIRouter":
+    """`family`: the service takes family tokens (shared.family_access), so the family reads its
+    case's access log here; elsewhere only operations does."""
     from fastapi import APIRouter, Depends, Query
 
     from .access import ANY_CASE, OWN_CASE, Scope
@@ -216,6 +218,7 @@ def audit_router(log: AuditLog) -> "APIRouter":
     from .errors import Forbidden
 
     api = APIRouter(tags=["audit"])
+    readers = authorised(Role.FAMILY, Role.OPS, owned=Scope({Role.FAMILY: OWN_CASE, Role.OPS: ANY_CASE})) if family else authorised(Role.OPS)
 
     @api.get("/audit", response_model=list[AuditEntry])
     async def audit(
@@ -229,10 +232,11 @@ def audit_router(log: AuditLog) -> "APIRouter":
 
     @api.get("/cases/{case_id}/access-log", response_model=list[AccessRecord])
     async def access_log(
-        case_id: str, caller: Principal = Depends(authorised(Role.FAMILY, Role.OPS, owned=Scope({Role.FAMILY: OWN_CASE, Role.OPS: ANY_CASE})))
+        case_id: str, caller: Principal = Depends(readers)
     ) -> list[AccessRecord]:
         """Who read or changed this case here, and when (Wie heeft uw gegevens ingezien): for the
-        family of the case (its own reads left out) and operations."""
+        family of the case (its own reads left out; where the service takes family tokens) and
+        operations."""
         if caller.role is Role.FAMILY and caller.case_id != case_id:
             raise Forbidden("this case is not yours")
         return [

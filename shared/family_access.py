@@ -31,6 +31,8 @@ from shared.domain import Change
 from shared.store import AggregateStore
 
 COLLECTION = "family_access"
+# The services that take family tokens (the family reads its case and its plan there).
+FAMILY_SERVICES = frozenset({"referral", "plans"})
 # Events after which a case's family tokens no longer work.
 REVOKING: tuple[type[CaseEvent], ...] = (
     ReferralWithdrawn,

@@ -46,6 +46,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from .audit import audit_router, close_access, entry_for, note_refusal, open_access
 from .errors import Forbidden, InvalidInput, NotFound, RuleViolation, TransientFault
+from .family_access import FAMILY_SERVICES
 from .logging import get_logger
 from .mongo import database_unavailable
 from .observability import HttpMetrics, redact_http
@@ -162,7 +163,7 @@ def create_http_app(service: "KringService", routers: Iterable[APIRouter] = (), 
         FastAPIInstrumentor.instrument_app(
             app, tracer_provider=service.tracer_provider, excluded_urls="/health/.*", server_request_hook=redact_http
         )
-    app.include_router(audit_router(service.audit))
+    app.include_router(audit_router(service.audit, family=service.name in FAMILY_SERVICES))
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 

@@ -96,10 +96,13 @@ async def walk(demo: Any, driver: Any) -> None:
 
     coordinator_id = await driver.until("a coordinator", coordinator_of)
     coordinator = demo.token(Role.COORDINATOR, coordinator_id)
-    # The family reads its plan's bottom lines (its token from the coordinator).
+    # The family reads its plan's bottom lines (a one-time code from the coordinator, exchanged for its token).
     async def family_token() -> str | None:  # once the referral service knows the coordinator
-        response = await driver.call("referral", "POST", f"/cases/{case_id}/family-access", coordinator)
-        return response.json()["family_access_token"] if response.status_code == 200 else None
+        issued = await driver.call("referral", "POST", f"/cases/{case_id}/family-access", coordinator)
+        if issued.status_code != 201:
+            return None
+        granted = await driver.call("referral", "POST", "/family-access", None, json={"code": issued.json()["code"]})
+        return granted.json()["family_access_token"] if granted.status_code == 200 else None
 
     family_view = await plan_as(await driver.until("the family's access", family_token))
     assert [r["text"] for r in family_view["requirements"]] == REQUIREMENTS

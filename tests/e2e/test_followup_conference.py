@@ -106,7 +106,10 @@ async def run(demo: Any, driver: Any) -> None:  # noqa: PLR0915 (one story, told
     await asyncio.sleep(2)  # a duplicate would show now
     seen = Counter(kind for _, kind in driver.seen.get(case_id, []))
     assert {kind: seen[kind] for kind in expected} == dict(expected), sorted(seen.items())
-    outcomes = [json.loads(body) for body in driver.partner_bodies if json.loads(body).get("case_id") == case_id]
+    # what the funder received (the body is the first line): under its pseudonym of the case, never the case id
+    bodies = [json.loads(message.split(b"\n", 1)[0]) for message in driver.partner_bodies]
+    outcomes = [body for body in bodies if driver.by_pseudonym.get(body.get("pseudonym", "")) == case_id]
+    assert outcomes and all("case_id" not in body for body in bodies)
     assert sorted((o["conference_number"], o["subject"], o["meeting_count"]) for o in outcomes) == [(1, "child", 1), (2, "child", 1)]
     assert all("coordinator_id" not in o and "contact" not in o for o in outcomes)
     assert (await scheduling_case())["stage"] == "closed"

@@ -19,7 +19,7 @@ from services.asyncapi import SERVICES
 from services.ops import audit_entries, erase_case
 from shared.auth import Role
 from shared.contract.vocabulary import ErasureRequestReason
-from tests.support.referrals import referral_request
+from tests.support.referrals import RESPONSIBLE_PROFESSIONAL, referral_request
 from tests.support.scan import values_found_in
 from tests.e2e.conftest import running
 from tests.support.system import System, load_demo
@@ -49,7 +49,7 @@ def personal(tag: str) -> dict[str, str]:
     return {
         "name": f"Anouk Verbeek-{tag}", "phone": f"+31 6 {int(tag, 16) % 10**8:08d}", "email": f"anouk.{tag}@example.nl",
         "description": f"Moeder Anouk ({tag}) is de zorg voor de tweeling alleen niet meer aan.",
-        "culture": f"Surinaams-Hindoestaans {tag}", "bottom_line": f"De tweeling {tag} slaapt elke nacht thuis.",
+        "bottom_line": f"De tweeling {tag} slaapt elke nacht thuis.",
         "requirement": f"Opa Verbeek {tag} is er elke ochtend.", "question": f"Hoe blijft de tweeling {tag} veilig thuis?",
         "agreement": f"Tante Sandra {tag} kookt op dinsdag.", "reference": f"BJZ/{tag}",
     }  # fmt: skip
@@ -93,7 +93,7 @@ class Case:
         assert self.call("scheduling", "PUT", f"/coordinators/{coordinator}", self.ops, json=profile).status_code == 200
         body = referral_request(
             contact={"name": v["name"], "relation": "mother", "phone": v["phone"], "email": v["email"]},
-            description=v["description"], coordinator_preferences={"language": "nl", "culture": v["culture"]},
+            description=v["description"], coordinator_preferences={"language": "nl", "culture": "surinamese"},  # a code (issue 23)
             bottom_line_requirements=[v["bottom_line"]], consent={"given_by": ["parent_with_responsibility"]} if consent else None,
         )  # fmt: skip
         bureau = token(Role.BUREAU, "bjz-intake", organisation_id=BUREAU)
@@ -125,7 +125,7 @@ class Case:
         assert self.call("scheduling", "POST", f"/cases/{self.case_id}/held", me, json=attended).status_code == 200
         held = lambda: any(m["status"] == "held" for m in self.call("plans", "GET", f"/cases/{self.case_id}/plan", me).json().get("meetings", []))  # noqa: E731
         until("plans to see the conference", held)
-        agreement = {"agreement_id": "a1", "what": self.values["agreement"], "who": "other_relative", "by_when": "2027-03-01", "kind": "network_support", "answers_requirements": ["r1"]}
+        agreement = {"agreement_id": "a1", "what": self.values["agreement"], "who": "other_relative", "by_when": "2027-03-01", "kind": "network_support", "answers_requirements": ["r1", "r2"]}
         plan = {"central_question": self.values["question"], "agreements": [agreement]}
         assert self.call("plans", "PUT", f"/cases/{self.case_id}/plan", me, json=plan).status_code == 200
         assert self.call("plans", "POST", f"/cases/{self.case_id}/plan/presentation", me).status_code == 200
@@ -146,7 +146,7 @@ def report(case: Case) -> dict[str, Any]:
 def test_after_the_retention_period_no_personal_value_of_a_case_is_left_anywhere_and_the_figures_stay(private_system: System) -> None:
     values = personal(uuid.uuid4().hex[:8])
     case = Case(private_system, values)
-    professional = token(Role.PROFESSIONAL, "gezinsvoogd-ut")
+    professional = token(Role.PROFESSIONAL, RESPONSIBLE_PROFESSIONAL)  # the one the referral names
     case.refer("coord-privacy-1")
     coordinator = case.assigned()
     case.prepare(coordinator, professional)
@@ -154,7 +154,7 @@ def test_after_the_retention_period_no_personal_value_of_a_case_is_left_anywhere
     figures = report(case)
     assert (figures["referrals"], figures["plans"], figures["followups"], figures["outcomes"]) == (1, 1, 1, {"placement_prevented": 1, "none": 1})
     found = values_found_in(values.values(), everything(private_system))
-    assert {"name", "description", "culture", "requirement", "question"} <= {k for k, v in values.items() if v in found}, "the case held them"
+    assert {"name", "description", "bottom_line", "requirement", "question"} <= {k for k, v in values.items() if v in found}, "the case held them"
 
     time.sleep(3)  # a few sweeps inside the period: nothing is erased
     assert case.call("referral", "GET", f"/cases/{case.case_id}", case.ops).status_code == 200
@@ -171,13 +171,13 @@ def test_after_the_retention_period_no_personal_value_of_a_case_is_left_anywhere
 def test_erasure_on_request_mid_case_closes_it_frees_the_place_and_is_audited(private_system: System) -> None:
     values = personal(uuid.uuid4().hex[:8])
     case = Case(private_system, values)
-    professional = token(Role.PROFESSIONAL, "gezinsvoogd-ut")
+    professional = token(Role.PROFESSIONAL, RESPONSIBLE_PROFESSIONAL)  # the one the referral names
     case.refer("coord-privacy-2")
     coordinator = case.assigned()
     case.prepare(coordinator, professional)
     active = lambda: next(c for c in case.call("scheduling", "GET", "/coordinators", case.ops).json() if c["coordinator_id"] == coordinator)["active_cases"]  # noqa: E731
     assert case.case_id in active()
-    assert {"name", "culture", "requirement"} <= {k for k, v in values.items() if v in values_found_in(values.values(), everything(private_system))}
+    assert {"name", "bottom_line", "requirement"} <= {k for k, v in values.items() if v in values_found_in(values.values(), everything(private_system))}
 
     body = {"reason": "data_subject_request", "reference": "AVG-2026-0042"}
     erased = case.call("referral", "POST", f"/cases/{case.case_id}/erasure", case.ops, json=body)

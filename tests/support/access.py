@@ -51,10 +51,11 @@ POLICY: dict[tuple[str, str, str], set[Role] | None] = {
     ("followup", "GET", "/reports.html"): {O, F},
     ("followup", "POST", "/partner/replay"): {O},
 }
-# The audit log of every service: operations query it; a family is told who read its case.
+# The audit log of every service: operations query it; a family is told who read its case
+# where it takes family tokens (referral, plans).
 for _service in ("referral", "scheduling", "plans", "followup"):
     POLICY[(_service, "GET", "/audit")] = {O}
-    POLICY[(_service, "GET", "/cases/{case_id}/access-log")] = {FAM, O}
+    POLICY[(_service, "GET", "/cases/{case_id}/access-log")] = {FAM, O} if _service in ("referral", "plans") else {O}
 # Nobody outside the case ever reaches a case: the funder sees aggregates only.
 assert all(F not in roles for (_, _, path), roles in POLICY.items() if roles and "{case_id}" in path)
 
