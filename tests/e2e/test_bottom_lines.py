@@ -97,14 +97,11 @@ async def walk(demo: Any, driver: Any) -> None:
     coordinator_id = await driver.until("a coordinator", coordinator_of)
     coordinator = demo.token(Role.COORDINATOR, coordinator_id)
     # The family reads its plan's bottom lines (a one-time code from the coordinator, exchanged for its token).
-    async def family_token() -> str | None:  # once the referral service knows the coordinator
-        issued = await driver.call("referral", "POST", f"/cases/{case_id}/family-access", coordinator)
-        if issued.status_code != 201:
-            return None
-        granted = await driver.call("referral", "POST", "/family-access", None, json={"code": issued.json()["code"]})
-        return granted.json()["family_access_token"] if granted.status_code == 200 else None
+    async def referral_knows_the_coordinator() -> bool:
+        return (await driver.call("referral", "GET", f"/cases/{case_id}", coordinator)).status_code == 200
 
-    family_view = await plan_as(await driver.until("the family's access", family_token))
+    await driver.until("referral to know the coordinator", referral_knows_the_coordinator)
+    family_view = await plan_as(await driver.family_access(case_id, coordinator))
     assert [r["text"] for r in family_view["requirements"]] == REQUIREMENTS
 
     scenario = demo.Scenario(
