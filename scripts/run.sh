@@ -9,9 +9,9 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-declare -A port=([referral]=8081 [scheduling]=8082 [plans]=8083 [followup]=8084)
+declare -A port=([referral]=8081 [scheduling]=8082 [plans]=8083 [followup]=8084 [portal]=8080)
 # A second run beside a first would drive a second demo into the same databases.
-for service in referral scheduling plans followup; do
+for service in referral scheduling plans followup portal; do
     if (exec 3<>"/dev/tcp/127.0.0.1/${port[$service]}") 2>/dev/null; then
         echo "[run] port ${port[$service]} ($service) is taken: is Kring already running? Stop it first." >&2
         exit 1
@@ -47,9 +47,16 @@ for service in referral scheduling plans followup; do
         "$venv/bin/python" -m "services.$service" >"$logs/$service.log" 2>&1 &
     pids+=($!)
 done
+# The people's portal (services/portal) in front of them: it calls their APIs, never their databases.
+KRING_HTTP_HOST=127.0.0.1 KRING_HTTP_PORT="${port[portal]}" KRING_PORTAL_PUBLIC_URL="http://127.0.0.1:${port[portal]}" \
+    KRING_PORTAL_REFERRAL_URL="http://127.0.0.1:${port[referral]}" KRING_PORTAL_PLANS_URL="http://127.0.0.1:${port[plans]}" \
+    "$venv/bin/python" -m services.portal >"$logs/portal.log" 2>&1 &
+pids+=($!)
 
-for service in referral scheduling plans followup; do
-    url="http://127.0.0.1:${port[$service]}/health/ready"
+for service in referral scheduling plans followup portal; do
+    health=ready
+    [ "$service" = portal ] && health=live
+    url="http://127.0.0.1:${port[$service]}/health/$health"
     for _ in $(seq 150); do
         curl -fsS "$url" >/dev/null 2>&1 && break
         sleep 0.2
@@ -59,8 +66,9 @@ for service in referral scheduling plans followup; do
         tail -20 "$logs/$service.log" >&2
         exit 1
     fi
-    echo "[run] $service ready on ${url%/health/ready} (log: $logs/$service.log)" >&2
+    echo "[run] $service ready on ${url%/health/$health} (log: $logs/$service.log)" >&2
 done
+echo "[run] the portal for people: http://127.0.0.1:${port[portal]} (families enter the one-time code their coordinator gives them)" >&2
 
 [ "${1:-}" = "--check" ] && exit 0
 keep=false

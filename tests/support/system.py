@@ -74,11 +74,28 @@ class System:
             env={**self.environment, "KRING_HTTP_PORT": str(port), "KRING_METRICS_PORT": metrics_port, "RABBITMQ_URL": broker},
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
+        self._wait_until_answering(f"http://127.0.0.1:{port}/health/ready", name)
+        return name
+
+    def start_portal(self) -> str:
+        """The people's portal (services/portal) in front of these services; its address."""
+        port = free_port()
+        log = (self.logs / "portal.log").open("a")
+        self.processes["portal"] = subprocess.Popen(
+            [sys.executable, "-m", "services.portal"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            env={**self.environment, "KRING_HTTP_PORT": str(port), "KRING_PORTAL_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                 "KRING_PORTAL_REFERRAL_URL": self.urls["referral"], "KRING_PORTAL_PLANS_URL": self.urls["plans"]},
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        self._wait_until_answering(f"{url}/health/live", "portal")
+        return url
+
+    def _wait_until_answering(self, health: str, name: str) -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
-                    return name
+                if httpx.get(health, timeout=2).status_code == 200:
+                    return
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, (self.logs / f"{name}.log").read_text()[-2000:]
