@@ -46,6 +46,16 @@ fail_with_log() {
     exit 1
 }
 
+# Debian's Chromium for the portal's browser tests (Playwright's own browser download fails here).
+install_chromium() {
+    [ -x /usr/bin/chromium ] && return 0
+    say "installing chromium (Debian package, for the browser tests; output in $logs/install.log)"
+    {
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+    } >>"$logs/install.log" 2>&1 || fail_with_log "$logs/install.log" "could not install chromium"
+}
+
 start_rabbitmq() {
     if ! command -v rabbitmq-server >/dev/null 2>&1; then
         say "installing rabbitmq-server (Debian package; output in $logs/install.log)"
@@ -172,6 +182,7 @@ case "${1:-start}" in
         start_time=$SECONDS
         start_rabbitmq
         start_mongo_local
+        install_chromium
         say "servers ready in $((SECONDS - start_time))s"
         ;;
     *) say "usage: $0 [start|stop|--print-env]"; exit 2 ;;
