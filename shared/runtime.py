@@ -43,7 +43,7 @@ from shared.observability import (
 )
 from shared.mongo import DatabaseTime, IndexSpec, create_client, ensure_indexes, ping
 from shared.outbox import OutboxRelay
-from shared.settings import KringSettings
+from shared.settings import KringSettings, ProcessSettings
 from shared.store import AggregateStore, Clock, MongoStore, utc_now
 
 if TYPE_CHECKING:
@@ -271,7 +271,7 @@ def dump_tasks() -> None:
     sys.stderr.flush()
 
 
-def server_config(app: FastAPI, settings: KringSettings, **options: Any) -> "uvicorn.Config":
+def server_config(app: FastAPI, settings: ProcessSettings, **options: Any) -> "uvicorn.Config":
     """How uvicorn serves the app. X-Forwarded-For is believed only from `trusted_proxies`
     (uvicorn's own default believes it from 127.0.0.1: anyone beside a local proxy, or
     the proxy passing the header on, would choose their own address for the rate limit)."""
@@ -285,8 +285,8 @@ def server_config(app: FastAPI, settings: KringSettings, **options: Any) -> "uvi
     )  # fmt: skip
 
 
-def run(app: FastAPI, settings: KringSettings) -> None:
-    """Serve the service (broker consumers + HTTP) until SIGINT/SIGTERM; refuse, with one
+def run(app: FastAPI, settings: ProcessSettings) -> None:
+    """Serve the process (a service's broker consumers + HTTP, or the portal) until SIGINT/SIGTERM; refuse, with one
     line on stderr and exit status 2, to serve with settings production may not run on."""
     import uvicorn
 

@@ -19,11 +19,36 @@ PSEUDONYMISING_SERVICES = frozenset({"followup"})
 DEVELOPMENT_ONLY = ("dev_key_dir", "clock_offset_file")
 
 
-class KringSettings(BaseSettings):
+class ProcessSettings(BaseSettings):
+    """What every Kring process has, the four services and the portal: its name, production or
+    development, where it listens, whom it believes about client addresses, its log level."""
+
     model_config = SettingsConfigDict(env_prefix="KRING_", extra="ignore")
 
     service_name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
-    environment: Literal["production", "development"] = "production"
+    environment: Literal["production", "development"] = Field(
+        default="production", description="development: tokens signed with a key generated into dev_key_dir"
+    )
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    trusted_proxies: list[str] = Field(
+        default=[],
+        description="addresses of the reverse proxies whose X-Forwarded-For is believed; empty: none, the peer is the client",
+    )
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    dev_key_dir: Path = Field(default=REPOSITORY / ".data" / "dev-keys", description="development only: the generated keys")
+
+    @property
+    def development(self) -> bool:
+        """Development mode (KRING_ENVIRONMENT=development); anything else is production."""
+        return self.environment == "development"
+
+    def insecurity(self) -> str | None:
+        """Why this configuration may not run in production (None: it may, or it is development)."""
+        return None
+
+
+class KringSettings(ProcessSettings):
     rabbitmq_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/",
         validation_alias=AliasChoices("RABBITMQ_URL", "KRING_RABBITMQ_URL"),
@@ -36,22 +61,13 @@ class KringSettings(BaseSettings):
     mongodb_database_prefix: str = Field(default="kring", pattern=r"^[a-z][a-z0-9_]*$")
     mongodb_timeout_ms: int = Field(default=5_000, gt=0)
     amqp_prefix: str = Field(default="kring", pattern=r"^[a-z][a-z0-9_-]*$")
-    http_host: str = "0.0.0.0"
-    http_port: int = Field(default=8080, ge=0, le=65535)
     http_max_body_bytes: int = Field(default=256 * 1024, gt=0, description="larger requests get 413")
     public_rate_limit: str = Field(
         default="30/minute",
         description="per client address, for all public routes of a service together, shared by its replicas (limits syntax)",
     )
-    trusted_proxies: list[str] = Field(
-        default=[],
-        description="addresses of the reverse proxies whose X-Forwarded-For is believed; empty: none, the peer is the client",
-    )
     api_docs: bool = Field(
         default=False, description="serve /docs and /openapi.json; default on in development, off in production"
-    )
-    environment: Literal["production", "development"] = Field(
-        default="production", description="development: tokens signed with a key generated into dev_key_dir"
     )
     token_issuer: str = Field(default="kring", min_length=1, description="the `iss` every token must carry")
     jwks_urls: Annotated[list[str], NoDecode] = Field(
@@ -61,7 +77,6 @@ class KringSettings(BaseSettings):
     pseudonym_key_file: Path | None = Field(
         default=None, description="production, followup: at least 32 secret bytes keying funders' pseudonyms of cases"
     )
-    dev_key_dir: Path = Field(default=REPOSITORY / ".data" / "dev-keys", description="development only: the generated key pair")
     retention_days: float = Field(
         default=365.0,
         gt=0,
@@ -74,7 +89,6 @@ class KringSettings(BaseSettings):
         description="development only: a file holding a number of seconds the services' clock runs ahead "
         "(tests move time past the retention period)",
     )
-    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     prefetch: int = Field(default=32, gt=0, description="unacked messages per consumer")
     relay_sweep_seconds: float = Field(default=5.0, gt=0, description="outbox crash-recovery sweep")
     relay_lease_seconds: float = Field(default=30.0, gt=0, description="outbox claim lifetime")
@@ -107,13 +121,7 @@ class KringSettings(BaseSettings):
             return [url.strip() for url in value.split(",") if url.strip()]
         return value
 
-    @property
-    def development(self) -> bool:
-        """Development mode (KRING_ENVIRONMENT=development); anything else is production."""
-        return self.environment == "development"
-
     def insecurity(self) -> str | None:
-        """Why this configuration may not run in production (None: it may, or it is development)."""
         if self.development:
             return None
         if used := [name for name in DEVELOPMENT_ONLY if name in self.model_fields_set]:

@@ -1,10 +1,11 @@
-import uvicorn
+"""python -m services.portal: serve the portal until SIGINT/SIGTERM."""
 
 from shared.logging import configure_logging
+from shared.runtime import run
 
 from .app import create_app
 from .settings import PortalSettings
 
 settings = PortalSettings()
-configure_logging("portal", settings.log_level)
-uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, access_log=False)
+configure_logging(settings.service_name, settings.log_level)
+run(create_app(settings), settings)
