@@ -24,7 +24,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or KringSettings(service_name=SERVICE)
     service = KringService(settings, description=DESCRIPTION, storage=storage, clock=clock)
-    plans = service.aggregate_store("plans", CasePlan, clock=clock)
+    plans = service.aggregate_store("plans", CasePlan, clock=clock, queried=routes.QUERIED)
     handlers.register(service, plans)
     service.documents(PlanPresented, PlanAccepted, PlanRevisionRequested, SecondMeetingNeeded, NoPlanReached)
     app = service.http_app(routes.router(plans, clock))

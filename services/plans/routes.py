@@ -5,7 +5,7 @@ reads it. Operations rebinds the responsible professional, with a reason, withou
 the plan."""
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +20,7 @@ from . import domain
 from .domain import CasePlan, ProfessionalChange, ReassignmentReason
 
 NOT_YOURS = "this plan is not yours to see"
+QUERIED = [("coordinator_id",), ("professional_id",)]  # the case lists
 
 
 class Review(BaseModel):
@@ -46,6 +47,16 @@ class ProfessionalAssignment(BaseModel):
     model_config = ConfigDict(extra="forbid")
     professional_id: Identifier = Field(description="the professional with statutory responsibility (an id, no name)")
     reason: ReassignmentReason
+
+
+class CaseSummary(BaseModel):
+    """A line of the caller's case list: where the plan stands, without its texts."""
+
+    case_id: str
+    statutory: bool
+    status: domain.MeetingStatus | None = Field(description="the current meeting's; none before a conference is scheduled")
+    conference_date: date | None
+    requirements: int = Field(description="how many bottom-line requirements are set")
 
 
 class ProfessionalView(BaseModel):
@@ -90,6 +101,19 @@ def router(plans: AggregateStore[CasePlan], clock: Callable[[], datetime]) -> AP
 
     async def change(case_id: str, caller: Principal, decide: Callable[[CasePlan], Change[CasePlan]]) -> CasePlan:
         return await change_owned(plans, case_id, caller, may_see, decide, refusal=NOT_YOURS)
+
+    @api.get("/cases", response_model=list[CaseSummary], tags=["plan"])
+    async def list_cases(caller: Principal = Depends(authorised(Role.COORDINATOR, Role.PROFESSIONAL, owned=may_see))) -> list[CaseSummary]:
+        """The caller's own cases: a coordinator's, or the statutory cases a professional is bound to."""
+        field = "coordinator_id" if caller.role is Role.COORDINATOR else "professional_id"
+        return [
+            CaseSummary(
+                case_id=plan.case_id, statutory=plan.statutory, requirements=len(plan.requirements),
+                status=plan.current.status if plan.current else None, conference_date=plan.current.conference_date if plan.current else None,
+            )  # fmt: skip
+            for _, plan in await plans.find({field: caller.subject})
+            if may_see(caller, plan) and plan.personal_data_erased_at is None
+        ]
 
     @api.get("/cases/{case_id}/plan", response_model=CasePlan, tags=["plan"])
     async def read_plan(

@@ -310,3 +310,24 @@ async def test_operations_rebinds_the_responsible_professional_and_the_reason_is
     ]
     free_text = await plans.call("PUT", f"/cases/{case_id}/professional", ops, json={"professional_id": "gezinsvoogd-3", "reason": "Jan is ziek"})
     assert free_text.status_code == 422, "a reason is a code: no story about people"
+
+
+async def test_each_sees_only_its_own_cases_in_the_case_list(kring: Harness) -> None:
+    plans, _ = await started(kring)
+    statutory, day = await plans.open_case(StatutoryContext.SUPERVISION_ORDER)
+    voluntary, _ = await plans.open_case()
+    await plans.call("POST", f"/cases/{statutory}/requirements", plans.professional, json={"text": "Veilig thuis", "shared_with_family_at": plans.clock().isoformat()})
+
+    async def listed(token: str) -> dict[str, dict[str, Any]]:
+        response = await plans.call("GET", "/cases", token)
+        assert response.status_code == 200, response.text
+        return {line["case_id"]: line for line in response.json()}
+
+    mine = await listed(plans.coordinator)
+    assert {statutory, voluntary} <= set(mine)
+    assert mine[statutory] == {"case_id": statutory, "statutory": True, "status": "planned", "conference_date": day.isoformat(), "requirements": 1}
+    assert set(await listed(plans.professional)) == {statutory}  # bound to the statutory case only
+    assert await listed(plans.kring.token(Role.COORDINATOR, subject="coord-2")) == {}
+    assert await listed(plans.kring.token(Role.PROFESSIONAL, subject="someone-else")) == {}
+    for refused in (plans.kring.token(Role.FAMILY, case_id=statutory), plans.kring.token(Role.OPS), plans.kring.token(Role.FUNDER, organisation_id="prov-utrecht")):
+        assert (await plans.call("GET", "/cases", refused)).status_code == 403

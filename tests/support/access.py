@@ -34,6 +34,7 @@ POLICY: dict[tuple[str, str, str], set[Role] | None] = {
     ("scheduling", "POST", "/cases/{case_id}/first-contact"): {C},
     ("scheduling", "POST", "/cases/{case_id}/cancellation"): {C, O},
     ("scheduling", "POST", "/cases/{case_id}/reassignment"): {O},
+    ("plans", "GET", "/cases"): {C, P},
     ("plans", "GET", "/cases/{case_id}/plan"): {C, P, FAM},
     ("plans", "PUT", "/cases/{case_id}/plan"): {C},
     ("plans", "POST", "/cases/{case_id}/requirements"): {P},
