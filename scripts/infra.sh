@@ -4,17 +4,20 @@
 #     permissions imported (deploy/rabbitmq/definitions.development.json; guest stays, for
 #     the test harness's own administration only);
 #   - the local MongoDB-protocol server: mongo-java-server with its H2 backend
-#     (deploy/mongo-local), built with Maven into .data/ on first use.
+#     (deploy/mongo-local), built with Maven into .data/ on first use;
+#   - the development OpenID Connect issuer staff sign in at (deploy/oidc-local: navikt's
+#     mock-oauth2-server with the demo people's login page), built the same way;
+#   - Debian's chromium for the browser tests.
 # Production and `docker compose up` use MongoDB 7; see docs/PERFORMANCE.md for why this one here.
 # Servers already answering are left alone. Anything that does not come up stops the script
 # with its log and a non-zero status.
 #
 #   scripts/infra.sh [start]      install/start both
-#   scripts/infra.sh --print-env  print the environment to export (RABBITMQ_URL, MONGODB_URL)
-#   scripts/infra.sh stop         stop both
+#   scripts/infra.sh --print-env  print the environment to export (RABBITMQ_URL, MONGODB_URL, KRING_OIDC_ISSUER)
+#   scripts/infra.sh stop         stop them
 #
 # Settings: KRING_DATA_DIR (.data), KRING_MONGO_PORT (27017), KRING_MONGO_HEAP (2g),
-# KRING_MONGO_FSYNC=1 (force every write to the disk before acknowledging it).
+# KRING_MONGO_FSYNC=1 (force every write to the disk before acknowledging it), KRING_OIDC_PORT (8090).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,8 +26,12 @@ mongo_port="${KRING_MONGO_PORT:-27017}"
 mongo_heap="${KRING_MONGO_HEAP:-2g}"
 rabbit_url="amqp://guest:guest@127.0.0.1:5672/"
 mongo_url="mongodb://127.0.0.1:${mongo_port}/"
+oidc_port="${KRING_OIDC_PORT:-8090}"
+# The issuer names itself after the address it is called at: always 127.0.0.1, never localhost.
+oidc_issuer="http://127.0.0.1:${oidc_port}/kring"
 logs="$data/logs"
 jar="$data/mongo-local/mongo-local.jar"
+oidc_jar="$data/oidc-local/oidc-local.jar"
 
 say() { echo "[infra] $*" >&2; }
 fail() { say "$*"; exit 1; }
@@ -33,6 +40,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 print_env() {
     echo "export RABBITMQ_URL=${rabbit_url}"
     echo "export MONGODB_URL=${mongo_url}"
+    echo "export KRING_OIDC_ISSUER=${oidc_issuer}"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -100,26 +108,27 @@ wait_port() {
     return 1
 }
 
-# The jar is rebuilt whenever deploy/mongo-local changes.
+# A jar of deploy/<name> is rebuilt whenever its pom.xml or sources change.
 sources_digest() {
-    (cd "$repo/deploy/mongo-local" && find pom.xml src -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1
+    (cd "$repo/deploy/$1" && find pom.xml $(ls -d src 2>/dev/null) -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1
 }
 
-build_mongo_local() {
-    local digest
-    digest="$(sources_digest)"
-    if [ -f "$jar" ] && [ "$(cat "$data/mongo-local/sources.sha256" 2>/dev/null)" = "$digest" ]; then
+# build_jar NAME WHAT: deploy/NAME built with Maven into .data/NAME/NAME.jar (first use only).
+build_jar() {
+    local name="$1" what="$2" digest
+    digest="$(sources_digest "$name")"
+    if [ -f "$data/$name/$name.jar" ] && [ "$(cat "$data/$name/sources.sha256" 2>/dev/null)" = "$digest" ]; then
         return 0
     fi
-    command -v java >/dev/null || fail "Java 17 is needed for the local MongoDB-protocol server"
-    command -v mvn >/dev/null || fail "Maven is needed to build the local MongoDB-protocol server"
-    say "building the local MongoDB-protocol server with Maven (first run only, under a minute; output in $logs/mongo-local-build.log)"
-    mkdir -p "$data/mongo-local"
-    mvn -B -q -f "$repo/deploy/mongo-local/pom.xml" package \
-        -Dkring.build.directory="$data/mongo-local/build" >"$logs/mongo-local-build.log" 2>&1 \
-        || fail_with_log "$logs/mongo-local-build.log" "the Maven build of deploy/mongo-local failed"
-    cp "$data/mongo-local/build/mongo-local.jar" "$jar"
-    echo "$digest" >"$data/mongo-local/sources.sha256"
+    command -v java >/dev/null || fail "Java 17 is needed for $what"
+    command -v mvn >/dev/null || fail "Maven is needed to build $what"
+    say "building $what with Maven (first run only, under a minute; output in $logs/$name-build.log)"
+    mkdir -p "$data/$name"
+    mvn -B -q -f "$repo/deploy/$name/pom.xml" package \
+        -Dkring.build.directory="$data/$name/build" >"$logs/$name-build.log" 2>&1 \
+        || fail_with_log "$logs/$name-build.log" "the Maven build of deploy/$name failed"
+    cp "$data/$name/build/$name.jar" "$data/$name/$name.jar"
+    echo "$digest" >"$data/$name/sources.sha256"
 }
 
 start_mongo_local() {
@@ -127,7 +136,7 @@ start_mongo_local() {
         say "MongoDB-protocol server already listening on $mongo_port (left as it is; scripts/infra.sh stop restarts it)"
         return 0
     fi
-    build_mongo_local
+    build_jar mongo-local "the local MongoDB-protocol server"
     mkdir -p "$data/mongo"
     local fsync=()
     [ "${KRING_MONGO_FSYNC:-0}" = 1 ] && fsync=(--fsync)
@@ -164,7 +173,38 @@ stop_mongo_local() {
     say "local MongoDB-protocol server stopped"
 }
 
+# The development issuer: a new signing key at every start (the services fetch it again when
+# they meet a key they do not know). Its login page and settings: deploy/oidc-local.
+start_oidc_local() {
+    if port_open "$oidc_port"; then
+        say "OpenID Connect issuer already listening on $oidc_port (left as it is)"
+        return 0
+    fi
+    build_jar oidc-local "the development OpenID Connect issuer"
+    say "starting the development OpenID Connect issuer at $oidc_issuer (log $logs/oidc-local.log)"
+    # its config names the login page relative to deploy/oidc-local: here with the full path
+    local config
+    config="$(sed "s|\"./login.html\"|\"$repo/deploy/oidc-local/login.html\"|" "$repo/deploy/oidc-local/config.json")"
+    SERVER_HOSTNAME=127.0.0.1 SERVER_PORT="$oidc_port" JSON_CONFIG="$config" \
+        nohup setsid java -Xms64m -Xmx256m -XX:+ExitOnOutOfMemoryError -jar "$oidc_jar" >>"$logs/oidc-local.log" 2>&1 9>&- &
+    local _
+    for _ in $(seq 150); do
+        curl -fsS "$oidc_issuer/.well-known/openid-configuration" >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    fail_with_log "$logs/oidc-local.log" "the development OpenID Connect issuer did not come up on $oidc_port"
+}
+
+stop_oidc_local() {
+    local pid
+    pid="$(pgrep -f -- "oidc-local\.jar" | head -1)"
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid"
+    say "development OpenID Connect issuer stopped"
+}
+
 stop_all() {
+    stop_oidc_local
     stop_mongo_local
     if command -v rabbitmqctl >/dev/null && as_root rabbitmqctl -q status >/dev/null 2>&1; then
         as_root rabbitmqctl -q stop >&2 && say "RabbitMQ stopped"
@@ -182,6 +222,7 @@ case "${1:-start}" in
         start_time=$SECONDS
         start_rabbitmq
         start_mongo_local
+        start_oidc_local
         install_chromium
         say "servers ready in $((SECONDS - start_time))s"
         ;;

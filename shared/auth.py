@@ -12,6 +12,10 @@ longer than its role allows (ROLE_LIFETIME) is refused. Routes declare who may c
 Missing or invalid token → 401 with `WWW-Authenticate: Bearer`; a valid token of a role
 the route does not admit → 403.
 
+People sign in at an OpenID Connect issuer (KRING_OIDC_ISSUER; the portal): its access tokens,
+`iss` that issuer, are verified with the keys its discovery document names, by the same rules,
+and never carry the family role.
+
 Keys: in production (the default) services verify with the public keys of the JWKS at
 KRING_JWKS_URLS, and a service that signs (referral: family tokens) signs with the PEM
 private key at KRING_SIGNING_KEY_FILE; no service holds a secret that can mint any token.
@@ -32,6 +36,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -39,6 +44,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -210,6 +216,40 @@ def _jwks(urls: tuple[str, ...]) -> JwksKeys:
     return JwksKeys(urls)
 
 
+class IssuerKeys:
+    """The keys of the OpenID Connect issuer people sign in at (KRING_OIDC_ISSUER): the JWKS its
+    discovery document names, looked up once, in a worker thread."""
+
+    def __init__(self, issuer: str, *, https_only: bool) -> None:
+        self.issuer, self.https_only = issuer, https_only
+        self._keys: JwksKeys | None = None
+        self._lock = threading.Lock()
+
+    async def key_for(self, token: str) -> Any:
+        keys = await asyncio.to_thread(self._discovered)
+        return await keys.key_for(token)
+
+    def _discovered(self) -> JwksKeys:
+        with self._lock:
+            if self._keys is None:
+                try:
+                    document = httpx.get(f"{self.issuer.rstrip('/')}/.well-known/openid-configuration", timeout=5).raise_for_status().json()
+                except (httpx.HTTPError, ValueError) as error:
+                    raise TransientFault("the sign-in issuer's discovery document cannot be fetched") from error
+                jwks_uri = document.get("jwks_uri") if isinstance(document, dict) else None
+                if document.get("issuer") != self.issuer or not isinstance(jwks_uri, str):
+                    raise TransientFault("the sign-in issuer's discovery document is not its own")
+                if self.https_only and not jwks_uri.startswith("https://"):
+                    raise TransientFault("the sign-in issuer publishes its keys in the clear")
+                self._keys = JwksKeys([jwks_uri])
+            return self._keys
+
+
+@lru_cache(maxsize=4)
+def _issuer_keys(issuer: str, https_only: bool) -> IssuerKeys:
+    return IssuerKeys(issuer, https_only=https_only)
+
+
 def signing_key(settings: KringSettings) -> SigningKey:
     if settings.development:
         return _development_key(settings.dev_key_dir)
@@ -218,10 +258,20 @@ def signing_key(settings: KringSettings) -> SigningKey:
     return _production_key(settings.signing_key_file)
 
 
-async def verification_key(settings: KringSettings, token: str) -> Any:
+async def verification_key(settings: KringSettings, token: str, issuer: str) -> Any:
+    if issuer == settings.oidc_issuer:
+        return await _issuer_keys(issuer, not settings.development).key_for(token)
     if settings.development:
         return _development_key(settings.dev_key_dir).public_key
     return await _jwks(tuple(settings.jwks_urls)).key_for(token)
+
+
+def _issuer_of(settings: KringSettings, token: str) -> str:
+    """Which of the two issuers Kring trusts signed this token (the signature is checked next)."""
+    issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+    if issuer not in (settings.token_issuer, settings.oidc_issuer) or not isinstance(issuer, str):
+        raise jwt.InvalidIssuerError("the token is from an issuer this service does not trust")
+    return issuer
 
 
 def _missing_claims(role: Role, claims: dict[str, Any]) -> list[str]:
@@ -265,13 +315,16 @@ def issue_token(
 
 
 async def verify_token(settings: KringSettings, token: str) -> Principal:
-    """The principal of a valid token for this service; raises jwt.InvalidTokenError otherwise."""
+    """The principal of a valid token for this service; raises jwt.InvalidTokenError otherwise.
+    Kring's own tokens (KRING_TOKEN_ISSUER) and those of the issuer people sign in at
+    (KRING_OIDC_ISSUER) pass the same checks; a family's token only ever comes from Kring."""
+    issuer = _issuer_of(settings, token)
     claims = jwt.decode(
         token,
-        await verification_key(settings, token),
+        await verification_key(settings, token, issuer),
         algorithms=[ALGORITHM],
         audience=audience_of(settings.service_name),
-        issuer=settings.token_issuer,
+        issuer=issuer,
         leeway=LEEWAY,
         options={"require": ["iss", "aud", "sub", "role", "iat", "exp"]},
     )
@@ -279,6 +332,8 @@ async def verify_token(settings: KringSettings, token: str) -> Principal:
         role = Role(claims["role"])
     except (ValueError, TypeError) as error:
         raise jwt.InvalidTokenError("unknown role") from error
+    if role is Role.FAMILY and issuer != settings.token_issuer:
+        raise jwt.InvalidTokenError("a family's token comes from Kring's family access only")
     issued, expires = claims["iat"], claims["exp"]
     if not all(isinstance(value, int | float) for value in (issued, expires)) or expires - issued > ROLE_LIFETIME[role].total_seconds():
         raise jwt.InvalidTokenError("the token lives longer than its role allows")

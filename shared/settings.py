@@ -37,6 +37,10 @@ class ProcessSettings(BaseSettings):
     )
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     dev_key_dir: Path = Field(default=REPOSITORY / ".data" / "dev-keys", description="development only: the generated keys")
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="the OpenID Connect issuer people sign in with (the portal) and whose access tokens the services accept",
+    )
 
     @property
     def development(self) -> bool:
@@ -130,6 +134,10 @@ class KringSettings(ProcessSettings):
             return "KRING_JWKS_URLS is not set: production verifies tokens only with the issuer's published public keys"
         if any(not url.startswith("https://") for url in self.jwks_urls):
             return "KRING_JWKS_URLS must be https:// URLs: keys fetched in the clear can be swapped"
+        if self.oidc_issuer is not None and not self.oidc_issuer.startswith("https://"):
+            return "KRING_OIDC_ISSUER must be an https:// URL: its keys fetched in the clear can be swapped"
+        if self.oidc_issuer == self.token_issuer:
+            return "KRING_OIDC_ISSUER and KRING_TOKEN_ISSUER must differ: each issuer is trusted with its own keys"
         if self.service_name in SIGNING_SERVICES:
             if self.signing_key_file is None:
                 return f"KRING_SIGNING_KEY_FILE is not set: the {self.service_name} service signs tokens"

@@ -187,6 +187,9 @@ def test_production_without_keys_gives_one_reason(tmp_path: Path) -> None:
     assert "no readable file" in (production("referral", jwks_urls=[url], signing_key_file=tmp_path / "absent.pem").insecurity() or "")
     assert production("referral", jwks_urls=[url], signing_key_file=pem).insecurity() is None
     assert production("scheduling", jwks_urls=[url]).insecurity() is None  # verifies only: needs no private key
+    assert "KRING_OIDC_ISSUER must be an https://" in (production(jwks_urls=[url], oidc_issuer="http://login.example/kring").insecurity() or "")
+    assert "must differ" in (production(jwks_urls=[url], oidc_issuer="https://login.example", token_issuer="https://login.example").insecurity() or "")
+    assert production(jwks_urls=[url], oidc_issuer="https://login.example/kring").insecurity() is None
     for reason in (production().insecurity(), production("referral", jwks_urls=[url]).insecurity()):
         assert reason is not None and "\n" not in reason
 
@@ -270,3 +273,11 @@ def test_the_funder_slice_fails_closed_even_past_verification() -> None:
     assert funder_slice(Principal(subject="f", role=Role.FUNDER, organisation_id="prov-ut"), None) == "prov-ut"
     assert funder_slice(Principal(subject="o", role=Role.OPS), None) is None
     assert funder_slice(Principal(subject="o", role=Role.OPS), "prov-nh") == "prov-nh"
+
+
+async def test_a_token_of_an_issuer_this_service_does_not_trust_is_refused() -> None:
+    token = issue_token(SCHEDULING.model_copy(update={"token_issuer": "https://elsewhere.example"}), subject="o", role=Role.OPS)
+    with pytest.raises(jwt.InvalidIssuerError):
+        await verify_token(SCHEDULING, token)
+    with pytest.raises(TransientFault):  # signed with Kring's key but naming the sign-in issuer: only that issuer's keys count
+        await verify_token(SCHEDULING.model_copy(update={"oidc_issuer": "https://elsewhere.example"}), token)
