@@ -49,7 +49,8 @@ for service in referral scheduling plans followup; do
 done
 # The people's portal (services/portal) in front of them: it calls their APIs, never their databases.
 KRING_HTTP_HOST=127.0.0.1 KRING_HTTP_PORT="${port[portal]}" KRING_PORTAL_PUBLIC_URL="http://127.0.0.1:${port[portal]}" \
-    KRING_PORTAL_REFERRAL_URL="http://127.0.0.1:${port[referral]}" KRING_PORTAL_PLANS_URL="http://127.0.0.1:${port[plans]}" \
+    KRING_PORTAL_REFERRAL_URL="http://127.0.0.1:${port[referral]}" KRING_PORTAL_SCHEDULING_URL="http://127.0.0.1:${port[scheduling]}" \
+    KRING_PORTAL_PLANS_URL="http://127.0.0.1:${port[plans]}" KRING_PORTAL_FOLLOWUP_URL="http://127.0.0.1:${port[followup]}" \
     "$venv/bin/python" -m services.portal >"$logs/portal.log" 2>&1 &
 pids+=($!)
 
@@ -68,7 +69,15 @@ for service in referral scheduling plans followup portal; do
     fi
     echo "[run] $service ready on ${url%/health/$health} (log: $logs/$service.log)" >&2
 done
-echo "[run] the portal for people: http://127.0.0.1:${port[portal]} (families enter the one-time code their coordinator gives them)" >&2
+cat >&2 <<EOF
+[run] the portal for people: http://127.0.0.1:${port[portal]}  (watch the demo there while it runs; --keep leaves it up)
+[run]   staff sign in at the development issuer ${KRING_OIDC_ISSUER:-(not configured)}, choosing one of:
+[run]     coord-anna, coord-youssef, coord-elif, coord-bram   coordinators (the demo's cases are theirs)
+[run]     gezinsvoogd-ut, gezinsvoogd-nh                      professionals responsible for the statutory cases
+[run]     funder-utrecht, funder-noord-holland                funders (the province's report)
+[run]     ops-demo                                            operations
+[run]   families enter the one-time code their coordinator makes on the case page
+EOF
 
 [ "${1:-}" = "--check" ] && exit 0
 keep=false

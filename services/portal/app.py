@@ -13,9 +13,9 @@ from shared.auth import write_once
 from shared.errors import Forbidden, InsecureConfiguration, InvalidInput, NotFound, TransientFault
 from shared.http import SecurityHeaders
 
-from . import family
+from . import coordinator, family, funder, operations, professional, signin
 from .settings import PortalSettings
-from .web import HERE, Services, render
+from .web import HERE, Services, SignInNeeded, render
 
 SESSION_HOURS = 8
 
@@ -33,7 +33,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     settings = settings or PortalSettings()
     if reason := settings.insecurity():
         raise InsecureConfiguration(f"refusing to start the portal: {reason}")
-    services = Services({"referral": settings.portal_referral_url, "plans": settings.portal_plans_url})
+    services = Services(settings.service_urls)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -41,14 +41,15 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         await services.close()
 
     app = FastAPI(title="Kring portal", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.settings, app.state.services = settings, services
+    app.state.settings, app.state.services, app.state.issuer = settings, services, signin.issuer_client(settings)
     app.add_middleware(
         SessionMiddleware, secret_key=session_key(settings), session_cookie="kring_session", max_age=SESSION_HOURS * 3600,
         same_site="lax", https_only=not settings.development,
     )  # fmt: skip
     app.add_middleware(SecurityHeaders, production=not settings.development)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(family.router)
+    for pages in (family, signin, coordinator, professional, funder, operations):
+        app.include_router(pages.router)
 
     @app.get("/health/live", include_in_schema=False)
     async def live() -> dict[str, str]:
@@ -65,4 +66,11 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
             return render(request, "problem.html", status_code, kind=kind)
 
         app.add_exception_handler(error_type, problem)
+
+    async def sign_in_first(request: Request, _: Exception) -> Response:
+        if request.url.path.startswith("/gezin"):  # a family's access ended: only a new code opens it again
+            return render(request, "problem.html", 403, kind="refused")
+        return signin.sign_in_page(request)
+
+    app.add_exception_handler(SignInNeeded, sign_in_first)
     return app

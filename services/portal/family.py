@@ -58,9 +58,3 @@ async def withdraw(request: Request, case_id: str) -> Response:
     request.session.clear()
     return render(request, "family/withdrawn.html")
 
-
-@router.post("/afmelden")
-async def sign_out(request: Request) -> Response:
-    await checked_form(request)
-    request.session.clear()
-    return RedirectResponse("/", status_code=303)

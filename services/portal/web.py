@@ -2,6 +2,7 @@
 session, the CSRF token of every form, rendering, and calls to the services as the person."""
 
 import hmac
+import re
 import io
 import secrets
 from datetime import date
@@ -24,6 +25,11 @@ from shared.http import page
 HERE = Path(__file__).parent
 LANGUAGES = ("nl", "en")  # Dutch first; msgids are English
 LANGUAGE_COOKIE = "kring_lang"
+SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+class SignInNeeded(Forbidden):
+    """Nobody is signed in (or the sign-in expired): the page sends the browser to sign in."""
 
 
 def catalogue(language: str) -> NullTranslations:
@@ -81,7 +87,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     language = language_of(request)
     html = templates(language).get_template(template).render(
         request=request, language=language, other_language="en" if language == "nl" else "nl",
-        csrf=csrf_token(request), **context,
+        csrf=csrf_token(request), person=request.session.get("staff"), notice=request.session.pop("notice", None), **context,
     )  # fmt: skip
     response = page(html, status_code)
     if request.query_params.get("lang") in LANGUAGES:
@@ -97,12 +103,16 @@ class Services:
         self.http = httpx.AsyncClient(timeout=10)
 
     async def call(self, service: str, method: str, path: str, token: str | None = None, **kwargs: Any) -> Any:
+        if not all(SEGMENT.fullmatch(segment) for segment in path.split("/")[1:]):
+            raise NotFound("no such page")  # an id from a URL never walks to another route of the service
         headers = {"authorization": f"Bearer {token}"} if token else {}
         try:
             response = await self.http.request(method, self.urls[service] + path, headers=headers, **kwargs)
         except httpx.TransportError as error:
             raise TransientFault(f"{service} cannot be reached") from error
-        if response.status_code in (401, 403):
+        if response.status_code == 401:
+            raise SignInNeeded(f"{service} does not accept the token (any more)")
+        if response.status_code == 403:
             raise Forbidden(f"{service} refused")
         if response.status_code == 404:
             raise NotFound(f"{service} knows no such case")
@@ -114,3 +124,16 @@ class Services:
 
     async def close(self) -> None:
         await self.http.aclose()
+
+
+async def call(request: Request, person: Any, service: str, method: str, path: str, **kwargs: Any) -> Any:
+    """`service`'s answer to the signed-in person (their own token: the service decides)."""
+    return await request.app.state.services.call(service, method, path, person.token, **kwargs)
+
+
+async def optional(request: Request, person: Any, service: str, path: str) -> Any:
+    """What `service` has of a case, or None while the case has not reached it yet."""
+    try:
+        return await call(request, person, service, "GET", path)
+    except NotFound:
+        return None

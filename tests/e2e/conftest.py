@@ -26,3 +26,10 @@ def running(system: System) -> Iterator[System]:
 def system(rabbitmq_url: str, mongodb_url: str, tmp_path: Path) -> Iterator[System]:
     with running(System(rabbitmq_url, mongodb_url, tmp_path)) as started:
         yield started
+
+
+@pytest.fixture
+def staff_system(rabbitmq_url: str, mongodb_url: str, oidc_issuer: str, tmp_path: Path) -> Iterator[System]:
+    """The four services trusting the development OpenID Connect issuer staff sign in at."""
+    with running(System(rabbitmq_url, mongodb_url, tmp_path, oidc_issuer)) as started:
+        yield started

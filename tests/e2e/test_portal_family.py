@@ -12,7 +12,7 @@ import pytest
 from shared.auth import Role
 from tests.support.browser import checked, chromium
 from tests.support.referrals import submit_referral
-from tests.support.system import System, load_demo
+from tests.support.system import System, load_demo, watching_driver
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 BUREAU = "bjz-utrecht"
@@ -46,11 +46,9 @@ async def case_with_a_plan(demo: Any, driver: Any, number: int) -> tuple[str, st
 def test_a_family_reads_its_plan_in_dutch_and_withdraws(system: System, rabbitmq_url: str) -> None:
     portal = system.start_portal()
     demo = load_demo()
-    driver = demo.Driver(system.urls, rabbitmq_url, 120, system.prefix)
 
     async def scenario() -> None:
-        await driver.watch()
-        try:
+        async with watching_driver(demo, system, rabbitmq_url) as driver:
             ops = demo.token(Role.OPS, "ops-e2e")
             profile = {"provinces": ["UT"], "languages": ["nl"], "gender": "female", "max_cases": 4, "professional_care_provider": False}
             (await driver.call("scheduling", "PUT", "/coordinators/coord-portal", ops, json=profile)).raise_for_status()
@@ -60,9 +58,6 @@ def test_a_family_reads_its_plan_in_dutch_and_withdraws(system: System, rabbitmq
             await in_the_browser(portal, ours, theirs, code)
             withdrawn = await driver.call("referral", "GET", f"/cases/{ours}", ops)
             assert withdrawn.json()["withdrawal_reason"] == "consent_withdrawn" and not withdrawn.json()["active"], withdrawn.text
-        finally:
-            await driver.stop_watching()
-            await driver.http.aclose()
 
     asyncio.run(scenario())
 

@@ -10,7 +10,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import httpx
@@ -31,6 +34,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@asynccontextmanager
+async def watching_driver(demo: Any, system: "System", rabbitmq_url: str) -> AsyncIterator[Any]:
+    """The demo's driver of `system`'s services, watching the bus (what the bureaus hear back) until done."""
+    driver = demo.Driver(system.urls, rabbitmq_url, 120, system.prefix)
+    await driver.watch()
+    try:
+        yield driver
+    finally:
+        await driver.stop_watching()
+        await driver.http.aclose()
+
+
 def load_demo():  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location("kring_demo", REPO / "scripts" / "demo.py")
     assert spec and spec.loader
@@ -42,7 +57,7 @@ def load_demo():  # type: ignore[no-untyped-def]
 class System:
     """The four services as OS processes, in a namespace of their own."""
 
-    def __init__(self, rabbitmq_url: str, mongodb_url: str, logs: Path) -> None:
+    def __init__(self, rabbitmq_url: str, mongodb_url: str, logs: Path, oidc_issuer: str | None = None) -> None:
         self.prefix = f"e2e{uuid.uuid4().hex[:8]}"
         self.rabbitmq_url, self.mongodb_url = rabbitmq_url, mongodb_url
         self.logs = logs
@@ -53,6 +68,8 @@ class System:
             "KRING_RELAY_SWEEP_SECONDS": "1", "KRING_RELAY_LEASE_SECONDS": "5",
             # the limit is per client address, and every simulated family writes from 127.0.0.1
             "KRING_PUBLIC_RATE_LIMIT": "1000/minute", "KRING_DATABASE_TIME_SECONDS": "20",
+            # staff sign in there (the portal) and the services accept its tokens
+            **({"KRING_OIDC_ISSUER": oidc_issuer} if oidc_issuer else {}),
         }  # fmt: skip
         self.ports = {service: free_port() for service in SERVICES}
         self.urls = {service: f"http://127.0.0.1:{port}" for service, port in self.ports.items()}
@@ -84,7 +101,7 @@ class System:
         self.processes["portal"] = subprocess.Popen(
             [sys.executable, "-m", "services.portal"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
             env={**self.environment, "KRING_HTTP_PORT": str(port), "KRING_PORTAL_PUBLIC_URL": f"http://127.0.0.1:{port}",
-                 "KRING_PORTAL_REFERRAL_URL": self.urls["referral"], "KRING_PORTAL_PLANS_URL": self.urls["plans"]},
+                 **{f"KRING_PORTAL_{service.upper()}_URL": url for service, url in self.urls.items()}},
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         self._wait_until_answering(f"{url}/health/live", "portal")
