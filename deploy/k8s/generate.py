@@ -9,6 +9,8 @@ verified with the public keys at KRING_JWKS_URLS, and the services that sign (re
 family tokens) get their private key from the `kring-signing-key` Secret as a file, and the
 service that publishes to funders (followup) the key of their pseudonyms from the
 `kring-pseudonym-key` Secret.
+The portal (people's pages) calls the four services' Services; its session key and its client
+secret at the issuer come from the `kring-portal` Secret as files.
 Prometheus metrics on port 9464 of every pod, reachable from the monitoring namespace only
 (monitoring.yaml: a NetworkPolicy).
 """
@@ -34,9 +36,13 @@ MONITORING_NAMESPACE = "monitoring"
 SIGNING_SERVICES = {"referral"}  # as shared/settings.py SIGNING_SERVICES
 SIGNING_KEY_DIR = "/var/run/secrets/kring"
 PSEUDONYMISING_SERVICES = {"followup"}  # as shared/settings.py PSEUDONYMISING_SERVICES
-# The identity provider's keys (people and systems sign in there) and the JWKS of Kring's
-# own signing key (python -m shared.auth --jwks-of signing-key.pem), both over https.
-JWKS_URLS = "https://login.kring.example/.well-known/jwks.json,https://keys.kring.example/kring-referral/jwks.json"
+# The JWKS of Kring's own signing key (python -m shared.auth --jwks-of signing-key.pem), over
+# https: the family tokens referral signs. People and systems sign in at the OpenID Connect
+# issuer; the services find its keys through its discovery document.
+JWKS_URLS = "https://keys.kring.example/kring-referral/jwks.json"
+OIDC_ISSUER = "https://login.kring.example/kring"
+PORTAL_PUBLIC_URL = "https://kring.example"
+PORTAL_SECRET_DIR = "/var/run/secrets/kring-portal"
 
 
 def service_manifests(service: str) -> list[dict[str, Any]]:
@@ -117,6 +123,7 @@ def shared_manifests() -> list[dict[str, Any]]:
                 "KRING_ENVIRONMENT": "production",
                 "KRING_TOKEN_ISSUER": "kring",
                 "KRING_JWKS_URLS": JWKS_URLS,
+                "KRING_OIDC_ISSUER": OIDC_ISSUER,
                 "KRING_AMQP_PREFIX": "kring",
                 "KRING_LOG_LEVEL": "INFO",
                 "KRING_PREFETCH": "32",
@@ -131,6 +138,55 @@ def shared_manifests() -> list[dict[str, Any]]:
             "spec": {"secretTargetRef": [{"parameter": "host", "name": "kring", "key": "rabbitmq-url-ops"}]},
         },
     ]
+
+
+def portal_manifests() -> list[dict[str, Any]]:
+    """The people's portal: no broker, no database; it calls the services with the person's token."""
+    labels = {"app.kubernetes.io/name": "kring-portal", "app.kubernetes.io/part-of": "kring"}
+    probe = {"periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3}
+    env = [
+        {"name": "KRING_PORTAL_PUBLIC_URL", "value": PORTAL_PUBLIC_URL},
+        *({"name": f"KRING_PORTAL_{service.upper()}_URL", "value": f"http://kring-{service}"} for service in SCALE_ON),
+        {"name": "KRING_PORTAL_SESSION_KEY_FILE", "value": f"{PORTAL_SECRET_DIR}/session.key"},
+        {"name": "KRING_PORTAL_OIDC_CLIENT_SECRET_FILE", "value": f"{PORTAL_SECRET_DIR}/client-secret"},
+    ]
+    container = {
+        "name": "portal",
+        "image": IMAGE.format(version="1.0.0"),
+        "args": ["python", "-m", "services.portal"],
+        "ports": [{"containerPort": 8080, "name": "http"}],
+        "envFrom": [{"configMapRef": {"name": "kring"}}],
+        "env": env,
+        "volumeMounts": [{"name": "portal-secrets", "mountPath": PORTAL_SECRET_DIR, "readOnly": True}],
+        "readinessProbe": {**probe, "httpGet": {"path": "/health/ready", "port": 8080}},
+        "livenessProbe": {**probe, "httpGet": {"path": "/health/live", "port": 8080}, "initialDelaySeconds": 10},
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": {"runAsNonRoot": True, "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "kring-portal", "namespace": NAMESPACE, "labels": labels},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "terminationGracePeriodSeconds": 30, "containers": [container], "securityContext": {"fsGroup": 10001},
+                    "volumes": [{"name": "portal-secrets", "secret": {"secretName": "kring-portal", "defaultMode": 0o440}}],
+                },
+            },
+        },
+    }  # fmt: skip
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "kring-portal", "namespace": NAMESPACE, "labels": labels},
+        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": "http", "name": "http"}]},
+    }
+    return [deployment, service]
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -170,6 +226,7 @@ def files() -> dict[str, str]:
     out = {"kring.yaml": render(shared_manifests()), "monitoring.yaml": render(monitoring_manifests())}
     for service in SCALE_ON:
         out[f"{service}.yaml"] = render(service_manifests(service))
+    out["portal.yaml"] = render(portal_manifests())
     return out
 
 

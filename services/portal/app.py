@@ -55,6 +55,10 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     async def live() -> dict[str, str]:
         return {"status": "live"}
 
+    @app.get("/health/ready", include_in_schema=False)
+    async def ready() -> dict[str, str]:  # nothing of its own to wait for: the services answer for themselves
+        return {"status": "ready"}
+
     @app.get("/")
     async def home(request: Request) -> Response:
         return render(request, "home.html")

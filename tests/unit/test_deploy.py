@@ -82,6 +82,25 @@ def test_every_kubernetes_service_is_configured_to_start_in_production(tmp_path:
         monkeypatch.delenv("KRING_PSEUDONYM_KEY_FILE", raising=False)
 
 
+def test_the_kubernetes_portal_is_configured_to_start_in_production(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from services.portal.settings import PortalSettings
+
+    _, config_map, _ = yaml.safe_load_all((DEPLOY / "k8s" / "kring.yaml").read_text())
+    deployment, _ = yaml.safe_load_all((DEPLOY / "k8s" / "portal.yaml").read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    values = config_map["data"] | {env["name"]: env["value"] for env in container["env"]}
+    (mounted,) = [mount["mountPath"] for mount in container["volumeMounts"]]
+    for name in ("KRING_PORTAL_SESSION_KEY_FILE", "KRING_PORTAL_OIDC_CLIENT_SECRET_FILE"):  # from the Secret there; stand-ins here
+        assert values[name].startswith(f"{mounted}/")
+        (tmp_path / name).write_bytes(os.urandom(32).hex().encode())
+        values[name] = str(tmp_path / name)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    settings = PortalSettings()
+    assert settings.environment == "production" and settings.insecurity() is None, settings.insecurity()
+    assert set(settings.service_urls.values()) == {f"http://kring-{service}" for service in SERVICES}
+
+
 def test_each_service_may_publish_exactly_the_events_it_produces() -> None:
     generator = load(DEPLOY / "rabbitmq" / "definitions.py")
     users = generator.permissions("kring")
