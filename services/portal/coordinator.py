@@ -54,7 +54,8 @@ async def my_cases(request: Request) -> Response:
          "deadlines": deadlines.get(case["case_id"], [])}
         for case in sorted(cases, key=lambda c: c["referral"]["received_at"], reverse=True)
     ]  # fmt: skip
-    return render(request, "coordinator/cases.html", rows=rows)
+    waiting = await call(request, person, "scheduling", "GET", "/cases/waiting")  # in the provinces I work in
+    return render(request, "coordinator/cases.html", rows=rows, waiting=waiting)
 
 
 @router.get("/zaak/{case_id}")

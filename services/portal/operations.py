@@ -8,6 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from shared.auth import Role
 
+from . import forms
 from .signin import signed_in
 from .web import call, checked_form, render
 
@@ -42,6 +43,7 @@ async def register_coordinator(request: Request) -> Response:
         "provinces": words(form.get("provinces", "").upper()), "languages": words(form.get("languages", "").lower()),
         "max_cases": int(form["max_cases"]) if form.get("max_cases", "").isdigit() else 0,
         "tied_organisations": words(form.get("tied_organisations", "")), "professional_care_provider": False,
+        "unavailable": [{"starts": forms.day(form, "away_from"), "ends": forms.day(form, "away_until")}] if form.get("away_from") else [],
     }  # fmt: skip
     await call(request, person, "scheduling", "PUT", f"/coordinators/{form.get('coordinator_id', '').strip()}", json=profile)
     request.session["notice"] = "saved"

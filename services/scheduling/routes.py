@@ -4,7 +4,8 @@
   reason), sees the 60-day figures and the cases at risk of breaching them;
 - coordinator (token subject = coordinator id): sees and works on their own cases only,
   records the first contact with the family, sees which service standards of their cases
-  are due soon (/cases/deadlines);
+  are due soon (/cases/deadlines) and the waiting list of the provinces they work in (ids
+  and why they wait, nothing of the family);
 - funder (token organisation = funder id): the 60-day figures of its own cases.
 """
 
@@ -14,7 +15,7 @@ from datetime import date, datetime
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.access import ANY_CASE, FUNDER_SLICE, OWN_CASES, change_owned, funder_slice, ownership, read_owned
+from shared.access import ANY_CASE, FUNDER_SLICE, OWN_CASES, Scope, change_owned, funder_slice, ownership, read_owned
 from shared.auth import Principal, Role, authorised
 from shared.contract.vocabulary import CancellationReason, Identifier, Province
 from shared.domain import Change
@@ -64,8 +65,12 @@ class DueSoon(BaseModel):
 
 class WaitingCase(BaseModel):
     case_id: str
+    province: Province
     reason: str | None
     days_waiting: int
+
+
+IN_MY_PROVINCES = Scope({Role.COORDINATOR: "the cases waiting in the provinces they work in", Role.OPS: "every waiting case"})
 
 
 class AtRisk(BaseModel):
@@ -110,12 +115,20 @@ def router(assignments: Assignments, clock: Callable[[], datetime], standards: S
         return [case for _, case in await cases.find(where)]
 
     @api.get("/cases/waiting", response_model=list[WaitingCase], tags=["cases"])
-    async def waiting_list(caller: Principal = Depends(ops)) -> list[WaitingCase]:
-        """Cases with consent that no coordinator could take yet, and why."""
+    async def waiting_list(caller: Principal = Depends(authorised(Role.OPS, Role.COORDINATOR, owned=IN_MY_PROVINCES))) -> list[WaitingCase]:
+        """Cases with consent that no coordinator could take yet, and why (a coordinator: in their provinces)."""
         today = clock().date()
+        waiting = await assignments.waiting()
+        if caller.role is Role.COORDINATOR:
+            me = await coordinators.get(caller.subject)
+            provinces = set(me.profile.provinces) if me else set()
+            waiting = [case for case in waiting if case.referral.region.province in provinces]
         return [
-            WaitingCase(case_id=case.case_id, reason=case.waiting_reason, days_waiting=max(0, (today - case.waiting_since.date()).days))
-            for case in await assignments.waiting()
+            WaitingCase(
+                case_id=case.case_id, province=case.referral.region.province, reason=case.waiting_reason,
+                days_waiting=max(0, (today - case.waiting_since.date()).days),
+            )  # fmt: skip
+            for case in waiting
         ]
 
     @api.get("/cases/at-risk", response_model=list[AtRisk], tags=["sixty days"])

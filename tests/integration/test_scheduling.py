@@ -132,6 +132,17 @@ async def test_nobody_eligible_the_case_waits_visibly_and_is_assigned_when_a_pla
     await eventually(waiting, what="the waiting list")
     [entry] = await waiting()
     assert entry["case_id"] == second.case_id and entry["reason"].endswith("the region's only coordinator has a full caseload")
+    assert entry["province"] == "UT"
+    await scheduling.register("elsewhere", profile(["NH"], ["nl"], max_cases=1))
+
+    async def waiting_for(coordinator: str) -> list[str]:  # the waiting list as a coordinator sees it: their provinces only
+        async with kring.http(scheduling.app, kring.token(Role.COORDINATOR, subject=coordinator)) as http:
+            response = await http.get("/cases/waiting")
+            assert response.status_code == 200, response.text
+            return [line["case_id"] for line in response.json()]
+
+    assert await waiting_for("only") == [second.case_id]
+    assert await waiting_for("elsewhere") == [] and await waiting_for("not-registered") == []
 
     await scheduling.publish(ReferralWithdrawn(case_id=first.case_id, withdrawn_at=first.received_at, reason=WithdrawalReason.CONSENT_WITHDRAWN))
     await eventually(lambda: scheduling.assigned_to(second.case_id), what="second assigned once the place freed")

@@ -23,7 +23,7 @@ POLICY: dict[tuple[str, str, str], set[Role] | None] = {
     ("scheduling", "PUT", "/coordinators/{coordinator_id}"): {O},
     ("scheduling", "GET", "/coordinators"): {O},
     ("scheduling", "GET", "/cases"): {C, O},
-    ("scheduling", "GET", "/cases/waiting"): {O},
+    ("scheduling", "GET", "/cases/waiting"): {C, O},  # a coordinator: the provinces they work in
     ("scheduling", "GET", "/cases/at-risk"): {O},
     ("scheduling", "GET", "/cases/deadlines"): {C, O},
     ("scheduling", "GET", "/sixty-days"): {O, F},

@@ -14,7 +14,7 @@ from playwright.async_api import Browser, Page, async_playwright
 CHROMIUM = Path(os.environ.get("KRING_CHROMIUM", "/usr/bin/chromium"))
 ARTEFACTS = Path(os.environ.get("KRING_ARTEFACTS_DIR", Path(__file__).resolve().parents[2] / ".data" / "artefacts" / "portal"))
 # Without the background-networking flags Chromium keeps trying the closed network.
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--lang=nl-NL",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 SERIOUS = {"serious", "critical"}
 
