@@ -187,19 +187,29 @@ start_oidc_local() {
     config="$(sed "s|\"./login.html\"|\"$repo/deploy/oidc-local/login.html\"|" "$repo/deploy/oidc-local/config.json")"
     SERVER_HOSTNAME=127.0.0.1 SERVER_PORT="$oidc_port" JSON_CONFIG="$config" \
         nohup setsid java -Xms64m -Xmx256m -XX:+ExitOnOutOfMemoryError -jar "$oidc_jar" >>"$logs/oidc-local.log" 2>&1 9>&- &
-    local _
-    for _ in $(seq 150); do
+    local i
+    for i in $(seq 150); do
         curl -fsS "$oidc_issuer/.well-known/openid-configuration" >/dev/null 2>&1 && return 0
+        # it died (port taken, a bad config): say so at once, not after 30 s
+        [ "$i" -gt 5 ] && ! oidc_local_pid >/dev/null && break
         sleep 0.2
     done
     fail_with_log "$logs/oidc-local.log" "the development OpenID Connect issuer did not come up on $oidc_port"
 }
 
+# The issuer of this data directory's jar: not another checkout's (each runs its own jar).
+oidc_local_pid() { pgrep -f -- "-jar $oidc_jar\$" | head -1; }
+
 stop_oidc_local() {
-    local pid
-    pid="$(pgrep -f -- "oidc-local\.jar" | head -1)"
+    local pid _
+    pid="$(oidc_local_pid)"
     [ -n "$pid" ] || return 0
     kill -TERM "$pid"
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
     say "development OpenID Connect issuer stopped"
 }
 
