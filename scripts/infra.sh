@@ -173,8 +173,9 @@ stop_mongo_local() {
     say "local MongoDB-protocol server stopped"
 }
 
-# The development issuer: a new signing key at every start (the services fetch it again when
-# they meet a key they do not know). Its login page and settings: deploy/oidc-local.
+# The development issuer: a new signing key at every start, under the same kid ("kring"): the
+# services fetch its keys again when the cached one does not verify a signature (shared/auth.py).
+# Its login page and settings: deploy/oidc-local.
 start_oidc_local() {
     if port_open "$oidc_port"; then
         say "OpenID Connect issuer already listening on $oidc_port (left as it is)"

@@ -45,6 +45,15 @@ def test_what_the_development_issuer_leaves_to_its_client(oidc_issuer: str) -> N
     sends its verifier (authlib, S256), not because this issuer insists. Pinned: a version that
     enforces more is noticed, and docs/SECURITY.md says what to ask of a production issuer."""
     assert sign_in(oidc_issuer, "coord-anna", verify=False)["access_token"]
+    anyone = {"response_type": "code", "client_id": "not-registered", "redirect_uri": "http://elsewhere.example/cb", "scope": "openid"}
+    redirect = httpx.post(f"{oidc_issuer}/authorize", params=anyone, data={"username": "ops-demo", "claims": '{"role": "ops"}'})
+    assert redirect.headers["location"].startswith("http://elsewhere.example/cb?")  # no registered redirect URIs
+    code = httpx.URL(redirect.headers["location"]).params["code"]
+    exchange = {"grant_type": "authorization_code", "code": code, "redirect_uri": "http://other.example/"}
+    for _ in range(2):  # nor single-use codes, nor client authentication; the Kring audience all the same
+        token = httpx.post(f"{oidc_issuer}/token", auth=("not-registered", "any secret"), data=exchange)
+        assert token.status_code == 200
+        assert "kring-scheduling" in jwt.decode(token.json()["access_token"], options={"verify_signature": False})["aud"]
 
 
 def test_the_issuer_signs_what_the_services_verify(oidc_issuer: str) -> None:
