@@ -173,8 +173,9 @@ stop_mongo_local() {
     say "local MongoDB-protocol server stopped"
 }
 
-# The development issuer: a new signing key at every start (the services fetch it again when
-# they meet a key they do not know). Its login page and settings: deploy/oidc-local.
+# The development issuer: a new signing key at every start, under the same kid ("kring"): the
+# services fetch its keys again when the cached one does not verify a signature (shared/auth.py).
+# Its login page and settings: deploy/oidc-local.
 start_oidc_local() {
     if port_open "$oidc_port"; then
         say "OpenID Connect issuer already listening on $oidc_port (left as it is)"
@@ -187,19 +188,29 @@ start_oidc_local() {
     config="$(sed "s|\"./login.html\"|\"$repo/deploy/oidc-local/login.html\"|" "$repo/deploy/oidc-local/config.json")"
     SERVER_HOSTNAME=127.0.0.1 SERVER_PORT="$oidc_port" JSON_CONFIG="$config" \
         nohup setsid java -Xms64m -Xmx256m -XX:+ExitOnOutOfMemoryError -jar "$oidc_jar" >>"$logs/oidc-local.log" 2>&1 9>&- &
-    local _
-    for _ in $(seq 150); do
+    local i
+    for i in $(seq 150); do
         curl -fsS "$oidc_issuer/.well-known/openid-configuration" >/dev/null 2>&1 && return 0
+        # it died (port taken, a bad config): say so at once, not after 30 s
+        [ "$i" -gt 5 ] && ! oidc_local_pid >/dev/null && break
         sleep 0.2
     done
     fail_with_log "$logs/oidc-local.log" "the development OpenID Connect issuer did not come up on $oidc_port"
 }
 
+# The issuer of this data directory's jar: not another checkout's (each runs its own jar).
+oidc_local_pid() { pgrep -f -- "-jar $oidc_jar\$" | head -1; }
+
 stop_oidc_local() {
-    local pid
-    pid="$(pgrep -f -- "oidc-local\.jar" | head -1)"
+    local pid _
+    pid="$(oidc_local_pid)"
     [ -n "$pid" ] || return 0
     kill -TERM "$pid"
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
     say "development OpenID Connect issuer stopped"
 }
 

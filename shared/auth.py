@@ -37,6 +37,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -186,18 +187,41 @@ def _production_key(path: Path) -> SigningKey:
 
 class JwksKeys:
     """The published public keys at `urls`, fetched (and cached for five minutes) in a
-    worker thread so that a slow key server never blocks the event loop."""
+    worker thread so that a slow key server never blocks the event loop.
+
+    A key is looked up in the JWKS again when the cached ones do not name its `kid`, and when
+    the caller asks for a `fresh` key because the cached one did not verify the signature: an
+    issuer that restarts with a new key may keep the kid (the development issuer names its key
+    after itself). Either refetch happens at most once every REFETCH_SECONDS, so tokens signed
+    by no published key cannot make every request a fetch."""
+
+    REFETCH_SECONDS = 10.0
 
     def __init__(self, urls: Sequence[str]) -> None:
-        self.clients = [jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5) for url in urls]
+        # no per-kid cache (PyJWKClient's cache_keys never expires): the five-minute JWKS cache only
+        self.clients = [jwt.PyJWKClient(url, lifespan=300, timeout=5, cooldown_duration=self.REFETCH_SECONDS) for url in urls]
+        self._refetched_at: float | None = None
+        self._lock = threading.Lock()
 
-    async def key_for(self, token: str) -> Any:
+    async def key_for(self, token: str, *, fresh: bool = False) -> Any:
         kid = jwt.get_unverified_header(token).get("kid")
         if not isinstance(kid, str) or not kid:
             raise jwt.InvalidTokenError("the token names no key")
-        return await asyncio.to_thread(self._find, kid)
+        return await asyncio.to_thread(self._find, kid, fresh)
 
-    def _find(self, kid: str) -> Any:
+    def _refetch(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if self._refetched_at is not None and now - self._refetched_at < self.REFETCH_SECONDS:
+                return
+            self._refetched_at = now
+        for client in self.clients:
+            with contextlib.suppress(jwt.PyJWKClientError):  # unreachable: the lookup below says so
+                client.get_jwk_set(refresh=True)
+
+    def _find(self, kid: str, fresh: bool) -> Any:
+        if fresh:
+            self._refetch()
         unreachable = False
         for client in self.clients:
             try:
@@ -225,9 +249,9 @@ class IssuerKeys:
         self._keys: JwksKeys | None = None
         self._lock = threading.Lock()
 
-    async def key_for(self, token: str) -> Any:
+    async def key_for(self, token: str, *, fresh: bool = False) -> Any:
         keys = await asyncio.to_thread(self._discovered)
-        return await keys.key_for(token)
+        return await keys.key_for(token, fresh=fresh)
 
     def _discovered(self) -> JwksKeys:
         with self._lock:
@@ -236,7 +260,9 @@ class IssuerKeys:
                     document = httpx.get(f"{self.issuer.rstrip('/')}/.well-known/openid-configuration", timeout=5).raise_for_status().json()
                 except (httpx.HTTPError, ValueError) as error:
                     raise TransientFault("the sign-in issuer's discovery document cannot be fetched") from error
-                jwks_uri = document.get("jwks_uri") if isinstance(document, dict) else None
+                if not isinstance(document, dict):
+                    raise TransientFault("the sign-in issuer's discovery document is not a JSON object")
+                jwks_uri = document.get("jwks_uri")
                 if document.get("issuer") != self.issuer or not isinstance(jwks_uri, str):
                     raise TransientFault("the sign-in issuer's discovery document is not its own")
                 if self.https_only and not jwks_uri.startswith("https://"):
@@ -258,12 +284,20 @@ def signing_key(settings: KringSettings) -> SigningKey:
     return _production_key(settings.signing_key_file)
 
 
-async def verification_key(settings: KringSettings, token: str, issuer: str) -> Any:
+def _published_keys(settings: KringSettings, issuer: str) -> JwksKeys | IssuerKeys | None:
+    """Where the keys of `issuer` are published (None: the development key pair, held here)."""
     if issuer == settings.oidc_issuer:
-        return await _issuer_keys(issuer, not settings.development).key_for(token)
+        return _issuer_keys(issuer, not settings.development)
     if settings.development:
+        return None
+    return _jwks(tuple(settings.jwks_urls))
+
+
+async def verification_key(settings: KringSettings, token: str, issuer: str, *, fresh: bool = False) -> Any:
+    published = _published_keys(settings, issuer)
+    if published is None:
         return _development_key(settings.dev_key_dir).public_key
-    return await _jwks(tuple(settings.jwks_urls)).key_for(token)
+    return await published.key_for(token, fresh=fresh)
 
 
 def _issuer_of(settings: KringSettings, token: str) -> str:
@@ -319,15 +353,25 @@ async def verify_token(settings: KringSettings, token: str) -> Principal:
     Kring's own tokens (KRING_TOKEN_ISSUER) and those of the issuer people sign in at
     (KRING_OIDC_ISSUER) pass the same checks; a family's token only ever comes from Kring."""
     issuer = _issuer_of(settings, token)
-    claims = jwt.decode(
-        token,
-        await verification_key(settings, token, issuer),
-        algorithms=[ALGORITHM],
-        audience=audience_of(settings.service_name),
-        issuer=issuer,
-        leeway=LEEWAY,
-        options={"require": ["iss", "aud", "sub", "role", "iat", "exp"]},
-    )
+
+    def decoded(key: Any) -> dict[str, Any]:
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=audience_of(settings.service_name),
+            issuer=issuer,
+            leeway=LEEWAY,
+            options={"require": ["iss", "aud", "sub", "role", "iat", "exp"]},
+        )
+
+    try:
+        claims = decoded(await verification_key(settings, token, issuer))
+    except jwt.InvalidSignatureError:
+        if _published_keys(settings, issuer) is None:
+            raise
+        # the issuer may have a new key under the kid the cached one had (a restart): once more, fresh
+        claims = decoded(await verification_key(settings, token, issuer, fresh=True))
     try:
         role = Role(claims["role"])
     except (ValueError, TypeError) as error:

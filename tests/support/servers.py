@@ -98,4 +98,6 @@ def oidc_issuer() -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
+        else:
+            raise RuntimeError(f"the issuer container did not answer at {url} in 60 s")
         yield url
