@@ -14,7 +14,7 @@ from shared.errors import InvalidInput
 
 from . import forms
 from .signin import Staff, signed_in
-from .web import call, checked_form, optional, render
+from .web import call, checked_form, current_meeting, optional, render
 
 router = APIRouter(prefix="/coordinator")
 EMPTY_ROWS = 2  # room for more agreements on the plan form (no JavaScript needed)
@@ -24,9 +24,9 @@ def coordinator(request: Request) -> Staff:
     return signed_in(request, Role.COORDINATOR)
 
 
-def next_step(case: dict[str, Any], plan: dict[str, Any] | None) -> str:
-    """What the coordinator does next, as a key the page names in words."""
-    status = (plan or {}).get("meetings", [{}])[-1].get("status") if (plan or {}).get("meetings") else None
+def next_step(case: dict[str, Any], status: str | None) -> str:
+    """What the coordinator does next, as a key the page names in words; `status` is the plan's
+    current meeting's (None: plans has no meeting of the case yet)."""
     match case["stage"]:
         case "preparing":
             return "first_contact" if case.get("first_contact_at") is None else "prepare"
@@ -50,8 +50,7 @@ async def my_cases(request: Request) -> Response:
     for due in await call(request, person, "scheduling", "GET", "/cases/deadlines", params={"within_days": 30}):
         deadlines.setdefault(due["case_id"], []).append(due)
     rows = [
-        {"case": case, "next": next_step(case, {"meetings": [plans[case["case_id"]]]} if case["case_id"] in plans else None),
-         "deadlines": deadlines.get(case["case_id"], [])}
+        {"case": case, "next": next_step(case, plans.get(case["case_id"], {}).get("status")), "deadlines": deadlines.get(case["case_id"], [])}
         for case in sorted(cases, key=lambda c: c["referral"]["received_at"], reverse=True)
     ]  # fmt: skip
     waiting = await call(request, person, "scheduling", "GET", "/cases/waiting")  # in the provinces I work in
@@ -65,11 +64,11 @@ async def case_page(request: Request, case_id: str) -> Response:
     plan = await optional(request, person, "plans", f"/cases/{case_id}/plan")
     followup = await optional(request, person, "followup", f"/cases/{case_id}") if case["stage"] == "closed" else None
     deadlines = [d for d in await call(request, person, "scheduling", "GET", "/cases/deadlines", params={"within_days": 365}) if d["case_id"] == case_id]
-    meeting = (plan or {}).get("meetings", [None])[-1] if (plan or {}).get("meetings") else None
+    meeting = current_meeting(plan)
     agreements = ((meeting or {}).get("plan") or {}).get("agreements", [])
     return render(
         request, "coordinator/case.html", case=case, plan=plan, meeting=meeting, followup=followup, deadlines=deadlines,
-        next=next_step(case, plan), agreements=agreements, rows=len(agreements) + EMPTY_ROWS, today=datetime.now(UTC).date().isoformat(),
+        next=next_step(case, (meeting or {}).get("status")), agreements=agreements, rows=len(agreements) + EMPTY_ROWS,
     )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from shared.auth import Role
 from shared.errors import InvalidInput
 
 from .signin import Staff, signed_in
-from .web import call, checked_form, render
+from .web import call, checked_form, current_meeting, render
 
 router = APIRouter(prefix="/professional")
 
@@ -22,10 +22,9 @@ def professional(request: Request) -> Staff:
     return signed_in(request, Role.PROFESSIONAL)
 
 
-def answered_by(plan: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Per requirement, the agreements of the current plan that answer it."""
-    meeting = plan["meetings"][-1] if plan.get("meetings") else {}
-    agreements = (meeting.get("plan") or {}).get("agreements", [])
+def answered_by(plan: dict[str, Any], meeting: dict[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
+    """Per requirement, the agreements of the current meeting's plan that answer it."""
+    agreements = ((meeting or {}).get("plan") or {}).get("agreements", [])
     return {r["requirement_id"]: [a for a in agreements if r["requirement_id"] in a.get("answers_requirements", [])] for r in plan.get("requirements", [])}
 
 
@@ -40,8 +39,8 @@ async def my_cases(request: Request) -> Response:
 async def case_page(request: Request, case_id: str) -> Response:
     person = professional(request)
     plan = await call(request, person, "plans", "GET", f"/cases/{case_id}/plan")
-    meeting = plan["meetings"][-1] if plan.get("meetings") else None
-    return render(request, "professional/case.html", case_id=case_id, plan=plan, meeting=meeting, answered=answered_by(plan))
+    meeting = current_meeting(plan)
+    return render(request, "professional/case.html", case_id=case_id, plan=plan, meeting=meeting, answered=answered_by(plan, meeting))
 
 
 @router.post("/zaak/{case_id}/eis")

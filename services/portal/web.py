@@ -137,3 +137,9 @@ async def optional(request: Request, person: Any, service: str, path: str) -> An
         return await call(request, person, service, "GET", path)
     except NotFound:
         return None
+
+
+def current_meeting(plan: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The plan's latest meeting (its status, its plan), or None before a conference is planned."""
+    meetings = (plan or {}).get("meetings") or []
+    return meetings[-1] if meetings else None

@@ -145,7 +145,8 @@ def test_counts_and_marks_refuse_what_is_not_a_number() -> None:
 def test_the_coordinators_next_step_follows_the_case() -> None:
     assert next_step({"stage": "preparing", "first_contact_at": None}, None) == "first_contact"
     assert next_step({"stage": "preparing", "first_contact_at": "2026-12-01T10:00:00Z"}, None) == "prepare"
-    assert next_step({"stage": "held"}, {"meetings": [{"status": "held"}]}) == "take_down_plan"
-    assert next_step({"stage": "held"}, {"meetings": [{"status": "revision_requested"}]}) == "revise"
-    assert next_step({"stage": "held"}, {"meetings": [{"status": "presented"}]}) == "await_review"
+    assert next_step({"stage": "held"}, "held") == "take_down_plan"
+    assert next_step({"stage": "held"}, None) == "take_down_plan"  # plans has not heard of the conference yet
+    assert next_step({"stage": "held"}, "revision_requested") == "revise"
+    assert next_step({"stage": "held"}, "presented") == "await_review"
     assert next_step({"stage": "closed", "followup_due_at": "2027-03-01T00:00:00Z"}, None) == "followup_check"
