@@ -49,6 +49,8 @@ class ProcessSettings(BaseSettings):
 
     def insecurity(self) -> str | None:
         """Why this configuration may not run in production (None: it may, or it is development)."""
+        if not self.development and self.oidc_issuer is not None and not self.oidc_issuer.startswith("https://"):
+            return "KRING_OIDC_ISSUER is not https://: sign-ins and the keys of its tokens would travel in the clear"
         return None
 
 
@@ -134,8 +136,8 @@ class KringSettings(ProcessSettings):
             return "KRING_JWKS_URLS is not set: production verifies tokens only with the issuer's published public keys"
         if any(not url.startswith("https://") for url in self.jwks_urls):
             return "KRING_JWKS_URLS must be https:// URLs: keys fetched in the clear can be swapped"
-        if self.oidc_issuer is not None and not self.oidc_issuer.startswith("https://"):
-            return "KRING_OIDC_ISSUER must be an https:// URL: its keys fetched in the clear can be swapped"
+        if reason := super().insecurity():
+            return reason
         if self.oidc_issuer == self.token_issuer:
             return "KRING_OIDC_ISSUER and KRING_TOKEN_ISSUER must differ: each issuer is trusted with its own keys"
         if self.service_name in SIGNING_SERVICES:

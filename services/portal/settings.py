@@ -29,8 +29,8 @@ class PortalSettings(ProcessSettings):
             return "KRING_PORTAL_SESSION_KEY_FILE is not a file: sessions need a secret key"
         if len(self.portal_session_key_file.read_bytes().strip()) < 32:
             return "KRING_PORTAL_SESSION_KEY_FILE holds fewer than 32 bytes"
-        if self.oidc_issuer is not None and not self.oidc_issuer.startswith("https://"):
-            return "KRING_OIDC_ISSUER is not https://: sign-in and its keys would travel in the clear"
+        if reason := super().insecurity():
+            return reason
         if self.oidc_issuer is not None and (self.portal_oidc_client_secret_file is None or not self.portal_oidc_client_secret_file.is_file()):
             return "KRING_PORTAL_OIDC_CLIENT_SECRET_FILE is not a file: the portal proves itself to the issuer with its secret"
         return None

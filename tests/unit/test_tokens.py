@@ -187,7 +187,7 @@ def test_production_without_keys_gives_one_reason(tmp_path: Path) -> None:
     assert "no readable file" in (production("referral", jwks_urls=[url], signing_key_file=tmp_path / "absent.pem").insecurity() or "")
     assert production("referral", jwks_urls=[url], signing_key_file=pem).insecurity() is None
     assert production("scheduling", jwks_urls=[url]).insecurity() is None  # verifies only: needs no private key
-    assert "KRING_OIDC_ISSUER must be an https://" in (production(jwks_urls=[url], oidc_issuer="http://login.example/kring").insecurity() or "")
+    assert "KRING_OIDC_ISSUER is not https://" in (production(jwks_urls=[url], oidc_issuer="http://login.example/kring").insecurity() or "")
     assert "must differ" in (production(jwks_urls=[url], oidc_issuer="https://login.example", token_issuer="https://login.example").insecurity() or "")
     assert production(jwks_urls=[url], oidc_issuer="https://login.example/kring").insecurity() is None
     for reason in (production().insecurity(), production("referral", jwks_urls=[url]).insecurity()):
