@@ -45,22 +45,60 @@ PORTAL_PUBLIC_URL = "https://kring.example"
 PORTAL_SECRET_DIR = "/var/run/secrets/kring-portal"
 
 
-def service_manifests(service: str) -> list[dict[str, Any]]:
-    labels = {"app.kubernetes.io/name": f"kring-{service}", "app.kubernetes.io/part-of": "kring"}
+def _container(name: str, ports: list[dict[str, Any]], env_from: list[dict[str, Any]], env: list[dict[str, Any]], resources: dict[str, Any]) -> dict[str, Any]:
+    """A Kring process's container: the one image, `python -m services.<name>`, the health probes, no root."""
     probe = {"httpGet": {"port": 8080}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3}
-    container = {
-        "name": service,
+    return {
+        "name": name,
         "image": IMAGE.format(version="1.0.0"),
-        "args": ["python", "-m", f"services.{service}"],
-        # metrics on a port of their own, in no Service: only Prometheus (monitoring.yaml) reaches it
-        "ports": [{"containerPort": 8080, "name": "http"}, {"containerPort": METRICS_PORT, "name": "metrics"}],
-        "envFrom": [{"configMapRef": {"name": "kring"}}, {"secretRef": {"name": "kring"}}],
-        "env": [{"name": "RABBITMQ_URL", "valueFrom": {"secretKeyRef": {"name": "kring", "key": f"rabbitmq-url-{service}"}}}],
+        "args": ["python", "-m", f"services.{name}"],
+        "ports": [{"containerPort": 8080, "name": "http"}, *ports],
+        "envFrom": env_from,
+        "env": env,
         "readinessProbe": {**probe, "httpGet": {"path": "/health/ready", "port": 8080}},
         "livenessProbe": {**probe, "httpGet": {"path": "/health/live", "port": 8080}, "initialDelaySeconds": 10},
-        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+        "resources": resources,
         "securityContext": {"runAsNonRoot": True, "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
     }
+
+
+def _workload(name: str, container: dict[str, Any], volumes: list[dict[str, Any]], grace_seconds: int) -> list[dict[str, Any]]:
+    """The Deployment (2 replicas, rolling without a gap) and the Service of `container`."""
+    labels = {"app.kubernetes.io/name": f"kring-{name}", "app.kubernetes.io/part-of": "kring"}
+    # A mounted key file is root's; its group (fsGroup, added to the service user's groups) may read it.
+    pod_security = {"securityContext": {"fsGroup": 10001}} if volumes else {}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": f"kring-{name}", "namespace": NAMESPACE, "labels": labels},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"terminationGracePeriodSeconds": grace_seconds, "containers": [container], **({"volumes": volumes} if volumes else {}), **pod_security},
+            },
+        },
+    }
+    http_service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": f"kring-{name}", "namespace": NAMESPACE, "labels": labels},
+        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": "http", "name": "http"}]},
+    }
+    return [deployment, http_service]
+
+
+def service_manifests(service: str) -> list[dict[str, Any]]:
+    container = _container(
+        service,
+        # metrics on a port of their own, in no Service: only Prometheus (monitoring.yaml) reaches it
+        ports=[{"containerPort": METRICS_PORT, "name": "metrics"}],
+        env_from=[{"configMapRef": {"name": "kring"}}, {"secretRef": {"name": "kring"}}],
+        env=[{"name": "RABBITMQ_URL", "valueFrom": {"secretKeyRef": {"name": "kring", "key": f"rabbitmq-url-{service}"}}}],
+        resources={"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+    )
     volumes: list[dict[str, Any]] = []
     if service in SIGNING_SERVICES:
         container["env"].append({"name": "KRING_SIGNING_KEY_FILE", "value": f"{SIGNING_KEY_DIR}/signing-key.pem"})
@@ -70,28 +108,7 @@ def service_manifests(service: str) -> list[dict[str, Any]]:
         container["env"].append({"name": "KRING_PSEUDONYM_KEY_FILE", "value": f"{SIGNING_KEY_DIR}/pseudonym.key"})
         container["volumeMounts"] = [{"name": "pseudonym-key", "mountPath": SIGNING_KEY_DIR, "readOnly": True}]
         volumes.append({"name": "pseudonym-key", "secret": {"secretName": "kring-pseudonym-key", "defaultMode": 0o440}})
-    # The key file is root's; its group (fsGroup, added to the service user's groups) may read it.
-    pod_security = {"securityContext": {"fsGroup": 10001}} if volumes else {}
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": f"kring-{service}", "namespace": NAMESPACE, "labels": labels},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": labels},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"terminationGracePeriodSeconds": 60, "containers": [container], **({"volumes": volumes} if volumes else {}), **pod_security},
-            },
-        },
-    }
-    http_service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": f"kring-{service}", "namespace": NAMESPACE, "labels": labels},
-        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": "http", "name": "http"}]},
-    }
+    deployment, http_service = _workload(service, container, volumes, grace_seconds=60)
     scaler = {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
@@ -142,51 +159,19 @@ def shared_manifests() -> list[dict[str, Any]]:
 
 def portal_manifests() -> list[dict[str, Any]]:
     """The people's portal: no broker, no database; it calls the services with the person's token."""
-    labels = {"app.kubernetes.io/name": "kring-portal", "app.kubernetes.io/part-of": "kring"}
-    probe = {"periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3}
     env = [
         {"name": "KRING_PORTAL_PUBLIC_URL", "value": PORTAL_PUBLIC_URL},
         *({"name": f"KRING_PORTAL_{service.upper()}_URL", "value": f"http://kring-{service}"} for service in SCALE_ON),
         {"name": "KRING_PORTAL_SESSION_KEY_FILE", "value": f"{PORTAL_SECRET_DIR}/session.key"},
         {"name": "KRING_PORTAL_OIDC_CLIENT_SECRET_FILE", "value": f"{PORTAL_SECRET_DIR}/client-secret"},
     ]
-    container = {
-        "name": "portal",
-        "image": IMAGE.format(version="1.0.0"),
-        "args": ["python", "-m", "services.portal"],
-        "ports": [{"containerPort": 8080, "name": "http"}],
-        "envFrom": [{"configMapRef": {"name": "kring"}}],
-        "env": env,
-        "volumeMounts": [{"name": "portal-secrets", "mountPath": PORTAL_SECRET_DIR, "readOnly": True}],
-        "readinessProbe": {**probe, "httpGet": {"path": "/health/ready", "port": 8080}},
-        "livenessProbe": {**probe, "httpGet": {"path": "/health/live", "port": 8080}, "initialDelaySeconds": 10},
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
-        "securityContext": {"runAsNonRoot": True, "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
-    }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "kring-portal", "namespace": NAMESPACE, "labels": labels},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": labels},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "terminationGracePeriodSeconds": 30, "containers": [container], "securityContext": {"fsGroup": 10001},
-                    "volumes": [{"name": "portal-secrets", "secret": {"secretName": "kring-portal", "defaultMode": 0o440}}],
-                },
-            },
-        },
-    }  # fmt: skip
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "kring-portal", "namespace": NAMESPACE, "labels": labels},
-        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": "http", "name": "http"}]},
-    }
-    return [deployment, service]
+    container = _container(
+        "portal", ports=[], env_from=[{"configMapRef": {"name": "kring"}}], env=env,
+        resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+    )  # fmt: skip
+    container["volumeMounts"] = [{"name": "portal-secrets", "mountPath": PORTAL_SECRET_DIR, "readOnly": True}]
+    volumes = [{"name": "portal-secrets", "secret": {"secretName": "kring-portal", "defaultMode": 0o440}}]
+    return _workload("portal", container, volumes, grace_seconds=30)
 
 
 class _PlainDumper(yaml.SafeDumper):
