@@ -99,6 +99,34 @@ load_definitions() {
         || fail_with_log "$logs/rabbitmq-start.log" "could not import $definitions"
 }
 
+# wait_until_up PID LOG WHAT COMMAND...: COMMAND succeeds within 30 s, or the script stops with
+# the end of LOG, at once when the server (PID) died (a port taken, a bad configuration).
+wait_until_up() {
+    local pid="$1" log="$2" what="$3" _
+    shift 3
+    for _ in $(seq 150); do
+        "$@" && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    fail_with_log "$log" "$what did not come up"
+}
+
+# stop_pid PID SECONDS WHAT: SIGTERM, and SIGKILL if it is still there after SECONDS.
+stop_pid() {
+    local pid="$1" seconds="$2" what="$3" _
+    kill -TERM "$pid"
+    for _ in $(seq "$((seconds * 5))"); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        say "$what did not stop in $seconds s: killing it"
+        kill -KILL "$pid"
+    fi
+    say "$what stopped"
+}
+
 wait_port() {
     local port="$1" seconds="$2" _
     for _ in $(seq "$((seconds * 5))"); do
@@ -144,33 +172,18 @@ start_mongo_local() {
     nohup setsid java "-Xms256m" "-Xmx$mongo_heap" -XX:+ExitOnOutOfMemoryError \
         -jar "$jar" --host 127.0.0.1 --port "$mongo_port" --file "$data/mongo/kring.mv" "${fsync[@]}" \
         >>"$logs/mongo-local.log" 2>&1 9>&- &
-    local pid=$! _
-    for _ in $(seq 150); do
-        port_open "$mongo_port" && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    fail_with_log "$logs/mongo-local.log" "the local MongoDB-protocol server did not come up on $mongo_port"
+    wait_until_up "$!" "$logs/mongo-local.log" "the local MongoDB-protocol server on $mongo_port" port_open "$mongo_port"
 }
 
 # The server on our port, whoever started it (a fault run restarts it with the same command).
-mongo_local_pid() { pgrep -f -- "mongo-local\.jar .*--port $mongo_port( |$)" | head -1; }
+mongo_local_pid() { pgrep -f -- "mongo-local\.jar .*--port $mongo_port( |$)" | head -1 || true; }
 
 stop_mongo_local() {
-    local pid _
+    local pid
     pid="$(mongo_local_pid)"
     [ -n "$pid" ] || return 0
-    kill -TERM "$pid"
     # SIGTERM closes the data file cleanly; give it the time it needs
-    for _ in $(seq 150); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        say "the local MongoDB-protocol server did not stop in 30 s: killing it"
-        kill -KILL "$pid"
-    fi
-    say "local MongoDB-protocol server stopped"
+    stop_pid "$pid" 30 "the local MongoDB-protocol server"
 }
 
 # The development issuer: a new signing key at every start, under the same kid ("kring"): the
@@ -188,30 +201,19 @@ start_oidc_local() {
     config="$(sed "s|\"./login.html\"|\"$repo/deploy/oidc-local/login.html\"|" "$repo/deploy/oidc-local/config.json")"
     SERVER_HOSTNAME=127.0.0.1 SERVER_PORT="$oidc_port" JSON_CONFIG="$config" \
         nohup setsid java -Xms64m -Xmx256m -XX:+ExitOnOutOfMemoryError -jar "$oidc_jar" >>"$logs/oidc-local.log" 2>&1 9>&- &
-    local i
-    for i in $(seq 150); do
-        curl -fsS "$oidc_issuer/.well-known/openid-configuration" >/dev/null 2>&1 && return 0
-        # it died (port taken, a bad config): say so at once, not after 30 s
-        [ "$i" -gt 5 ] && ! oidc_local_pid >/dev/null && break
-        sleep 0.2
-    done
-    fail_with_log "$logs/oidc-local.log" "the development OpenID Connect issuer did not come up on $oidc_port"
+    wait_until_up "$!" "$logs/oidc-local.log" "the development OpenID Connect issuer on $oidc_port" issuer_answers
 }
 
+issuer_answers() { curl -fsS "$oidc_issuer/.well-known/openid-configuration" >/dev/null 2>&1; }
+
 # The issuer of this data directory's jar: not another checkout's (each runs its own jar).
-oidc_local_pid() { pgrep -f -- "-jar $oidc_jar\$" | head -1; }
+oidc_local_pid() { pgrep -f -- "-jar $oidc_jar\$" | head -1 || true; }
 
 stop_oidc_local() {
-    local pid _
+    local pid
     pid="$(oidc_local_pid)"
     [ -n "$pid" ] || return 0
-    kill -TERM "$pid"
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-    say "development OpenID Connect issuer stopped"
+    stop_pid "$pid" 10 "the development OpenID Connect issuer"
 }
 
 stop_all() {
