@@ -6,14 +6,13 @@ portal reaches the services' HTTP APIs only, never the broker or a database."""
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from shared.auth import Role
+from shared.auth import SERVICES, Role
 
 from . import forms
 from .signin import signed_in
 from .web import call, checked_form, render
 
 router = APIRouter(prefix="/beheer")
-AUDITED = ("referral", "scheduling", "plans", "followup")
 
 
 def words(text: str) -> list[str]:
@@ -29,7 +28,7 @@ async def overview(request: Request, zaak: str | None = None) -> Response:
     late = await call(request, person, "followup", "GET", "/checks/late")
     audit = []
     if zaak := (zaak or "").strip():
-        for service in AUDITED:
+        for service in SERVICES:  # each keeps the audit of what went through it
             audit += await call(request, person, service, "GET", "/audit", params={"case_id": zaak, "limit": 200})
         audit.sort(key=lambda entry: entry["at"])
     return render(request, "operations/overview.html", coordinators=coordinators, waiting=waiting, at_risk=at_risk, late=late, audit=audit, case_id=zaak)
